@@ -1,0 +1,1 @@
+"""motion_sim: MotionLM-style sim agents with RL fine-tuning (Peng et al. 2024)."""
