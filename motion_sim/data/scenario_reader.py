@@ -1,0 +1,128 @@
+"""Waymo `scenario_pb2.Scenario` protos (WOMD "scenario" format) -> `RawScenario`."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from waymo_open_dataset.protos import scenario_pb2
+
+from motion_sim.data import map_types
+from motion_sim.data.datatypes import NUM_STEPS, RawScenario, ScenarioError
+from motion_sim.data.tfrecord_io import expand_pattern, iter_records
+
+# Per-state fields, in the column order of the array we build (one Python pass per track).
+_STATE_FIELDS = ("center_x", "center_y", "center_z", "velocity_x", "velocity_y", "heading",
+                 "length", "width", "height")
+
+
+def _track_states(track: scenario_pb2.Track) -> tuple[np.ndarray, np.ndarray]:
+    values = np.array([[getattr(s, f) for f in _STATE_FIELDS] for s in track.states],
+                      dtype=np.float64).reshape(-1, len(_STATE_FIELDS))
+    valid = np.array([s.valid for s in track.states], dtype=bool)
+    return values, valid
+
+
+def _polyline(points) -> np.ndarray:
+    return np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64).reshape(-1, 3)
+
+
+def _map_polylines(scenario: scenario_pb2.Scenario) -> list:
+    polylines = []
+    for feature in scenario.map_features:
+        map_type = map_types.from_proto_feature(feature)
+        if map_type is None:
+            continue
+        kind = feature.WhichOneof("feature_data")
+        data = getattr(feature, kind)
+        if kind == "stop_sign":
+            points = _polyline([data.position])
+        elif map_type in map_types.POLYGON_TYPES:
+            points = _polyline(data.polygon)
+            if len(points) > 1:
+                points = np.concatenate([points, points[:1]])
+        else:
+            points = _polyline(data.polyline)
+        if len(points):
+            polylines.append((map_type, points))
+    return polylines
+
+
+def _traffic_lights(scenario: scenario_pb2.Scenario, num_steps: int):
+    num_lanes = max([len(d.lane_states) for d in scenario.dynamic_map_states] + [0])
+    lane_id = np.full((num_steps, num_lanes), -1, np.int64)
+    state = np.zeros((num_steps, num_lanes), np.int32)
+    xyz = np.zeros((num_steps, num_lanes, 3), np.float64)
+    valid = np.zeros((num_steps, num_lanes), bool)
+    for t, dynamic in enumerate(scenario.dynamic_map_states[:num_steps]):
+        for j, lane_state in enumerate(dynamic.lane_states):
+            lane_id[t, j] = lane_state.lane
+            state[t, j] = lane_state.state
+            p = lane_state.stop_point
+            xyz[t, j] = (p.x, p.y, p.z)
+            valid[t, j] = True
+    return lane_id, state, xyz, valid
+
+
+def read_scenario_proto(scenario: scenario_pb2.Scenario, source: str) -> RawScenario:
+    """Converts one Scenario proto; raises `ScenarioError` if its shape is not WOMD's 91 steps."""
+    num_steps = len(scenario.timestamps_seconds)
+    if num_steps != NUM_STEPS:
+        raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has {num_steps} "
+                                    f"timestamps, expected {NUM_STEPS}", reason="bad_length")
+    if not scenario.tracks:
+        raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has no tracks",
+                            reason="no_valid_agents")
+    n = len(scenario.tracks)
+    states = np.zeros((n, NUM_STEPS, len(_STATE_FIELDS)), np.float64)
+    valid = np.zeros((n, NUM_STEPS), bool)
+    for i, track in enumerate(scenario.tracks):
+        values, track_valid = _track_states(track)
+        if len(values) != NUM_STEPS:
+            raise ScenarioError(source, f"track {track.id} has {len(values)} states, expected "
+                                        f"{NUM_STEPS}", reason="bad_length")
+        states[i], valid[i] = values, track_valid
+    if not 0 <= scenario.sdc_track_index < n:
+        raise ScenarioError(source, f"sdc_track_index {scenario.sdc_track_index} outside "
+                                    f"[0, {n})", reason="sdc_invalid")
+    tl_lane_id, tl_state, tl_xyz, tl_valid = _traffic_lights(scenario, NUM_STEPS)
+    return RawScenario(
+        scenario_id=scenario.scenario_id,
+        source=source,
+        track_id=np.array([t.id for t in scenario.tracks], np.int64),
+        track_type=np.array([t.object_type for t in scenario.tracks], np.int32),
+        xyz=states[..., 0:3],
+        velocity=states[..., 3:5],
+        heading=states[..., 5],
+        size=states[..., 6:9],
+        valid=valid,
+        sdc_index=int(scenario.sdc_track_index),
+        tracks_to_predict=np.array([p.track_index for p in scenario.tracks_to_predict], np.int32),
+        map_polylines=_map_polylines(scenario),
+        tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz, tl_valid=tl_valid)
+
+
+def parse_scenario_bytes(serialized: bytes, source: str) -> scenario_pb2.Scenario:
+    """Decodes a serialized Scenario; a decode failure is a `bad_record` ScenarioError."""
+    try:
+        return scenario_pb2.Scenario.FromString(serialized)
+    except DecodeError as e:
+        raise ScenarioError(source, f"record is not a Scenario proto: {e}",
+                            reason="bad_record") from None
+
+
+def iter_scenario_records(path: str) -> Iterator[tuple[str, bytes]]:
+    """(source "file:record", serialized bytes) for every record of one TFRecord file."""
+    for index, serialized in iter_records(path):
+        yield f"{path}:{index}", serialized
+
+
+def read_scenario_files(pattern: str) -> Iterator[RawScenario]:
+    """Every scenario of every TFRecord file matching `pattern` (local or gs://), in order.
+
+    Raises `ScenarioError` on the first bad scenario; batch jobs that should skip bad records
+    use `iter_scenario_records` + `read_scenario_proto` and catch it themselves.
+    """
+    for path in expand_pattern(pattern):
+        for source, serialized in iter_scenario_records(path):
+            yield read_scenario_proto(parse_scenario_bytes(serialized, source), source)
