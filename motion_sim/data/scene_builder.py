@@ -1,0 +1,191 @@
+"""`RawScenario` (world frame, any size) -> `Scene` (scene frame, fixed shapes), and back.
+
+Frame: origin at the SDC's position at CURRENT_INDEX, x axis along its heading then.
+    world_xy = R(frame_yaw) @ scene_xy + frame_origin[:2]
+The frame is kept in float64 so `to_world(to_scene(p)) == p` to ~1e-9 m; what limits the
+world round trip is the float32 scene-frame storage (~3e-5 m at 500 m from the SDC).
+
+Agents: only tracks valid at CURRENT_INDEX (the set WOSAC simulates), ordered SDC, then
+tracks_to_predict, then by distance to the SDC. Beyond MAX_AGENTS the farthest are dropped --
+not an error: their ids are returned so the submission step can still roll them out.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from motion_sim.data.datatypes import (CURRENT_INDEX, MAX_AGENTS, MAX_TRAFFIC_LIGHTS, NUM_STEPS,
+                                       RawScenario, Scene, ScenarioError)
+from motion_sim.data.polyline import select_map
+
+
+def wrap_angle(angle):
+    """Wraps radians to [-pi, pi)."""
+    return (np.asarray(angle) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def _frame(scene_or_frame):
+    """(origin_xy [..., 2], yaw [...]) float64 from a Scene/dict with frame_origin, frame_yaw."""
+    if isinstance(scene_or_frame, dict):
+        origin, yaw = scene_or_frame["frame_origin"], scene_or_frame["frame_yaw"]
+    else:
+        origin, yaw = scene_or_frame.frame_origin, scene_or_frame.frame_yaw
+    return np.asarray(origin, np.float64)[..., :2], np.asarray(yaw, np.float64)
+
+
+def _expand(frame_value: np.ndarray, ndim: int) -> np.ndarray:
+    """Appends singleton axes so a frame value with the scene's leading (batch) axes broadcasts
+    against an array with `ndim` dims whose leading axes are those same batch axes."""
+    return frame_value.reshape(frame_value.shape + (1,) * (ndim - frame_value.ndim))
+
+
+def to_scene(xy, heading, scene):
+    """World (xy [..., 2], heading [...]) -> scene frame, float64.
+
+    `scene` is a Scene (or a dict of its fields), batched or not; its batch axes must lead
+    `heading`'s axes (e.g. xy [B, A, S, 2] with a scene batch of B).
+    """
+    xy = np.asarray(xy, np.float64)
+    heading = np.asarray(heading, np.float64)
+    origin, yaw = _frame(scene)
+    yaw_h = _expand(yaw, heading.ndim)
+    cos, sin = np.cos(yaw_h), np.sin(yaw_h)
+    origin = origin.reshape(origin.shape[:-1] + (1,) * (heading.ndim - yaw.ndim) + (2,))
+    d = xy - origin
+    x = cos * d[..., 0] + sin * d[..., 1]
+    y = -sin * d[..., 0] + cos * d[..., 1]
+    return np.stack([x, y], axis=-1), wrap_angle(heading - yaw_h)
+
+
+def to_world(xy, heading, scene):
+    """Scene-frame (xy [..., 2], heading [...]) -> world frame, float64 (inverse of to_scene)."""
+    xy = np.asarray(xy, np.float64)
+    heading = np.asarray(heading, np.float64)
+    origin, yaw = _frame(scene)
+    yaw_h = _expand(yaw, heading.ndim)
+    cos, sin = np.cos(yaw_h), np.sin(yaw_h)
+    origin = origin.reshape(origin.shape[:-1] + (1,) * (heading.ndim - yaw.ndim) + (2,))
+    x = cos * xy[..., 0] - sin * xy[..., 1]
+    y = sin * xy[..., 0] + cos * xy[..., 1]
+    return np.stack([x, y], axis=-1) + origin, wrap_angle(heading + yaw_h)
+
+
+def _validate(raw: RawScenario) -> None:
+    src = raw.source
+    current_valid = raw.valid[:, CURRENT_INDEX]
+    if not current_valid.any():
+        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: no track is valid at the current "
+                                 f"step {CURRENT_INDEX}", reason="no_valid_agents")
+    if not current_valid[raw.sdc_index]:
+        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: SDC (track "
+                                 f"{raw.track_id[raw.sdc_index]}) is invalid at the current step",
+                            reason="sdc_invalid")
+    for name in ("xyz", "velocity", "heading", "size"):
+        values = getattr(raw, name)
+        bad = ~np.isfinite(values).reshape(values.shape[:2] + (-1,)).all(-1) & raw.valid
+        if bad.any():
+            row, step = np.argwhere(bad)[0]
+            raise ScenarioError(src, f"scenario {raw.scenario_id!r}: non-finite {name} for track "
+                                     f"{raw.track_id[row]} at valid step {step} "
+                                     f"({int(bad.sum())} agent-steps in all)",
+                                reason="non_finite_state")
+    if not raw.map_polylines:
+        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: no map features",
+                            reason="no_map")
+    for map_type, points in raw.map_polylines:
+        if not np.isfinite(points).all():
+            raise ScenarioError(src, f"scenario {raw.scenario_id!r}: non-finite point in a "
+                                     f"{map_type.name if hasattr(map_type, 'name') else map_type} "
+                                     f"polyline", reason="non_finite_map")
+
+
+def _agent_order(raw: RawScenario) -> np.ndarray:
+    """Rows valid at CURRENT_INDEX: SDC, tracks_to_predict, then nearest to the SDC."""
+    current_valid = raw.valid[:, CURRENT_INDEX]
+    sdc = raw.sdc_index
+    first = [sdc]
+    for row in raw.tracks_to_predict:
+        row = int(row)
+        if current_valid[row] and row not in first:
+            first.append(row)
+    rest = np.flatnonzero(current_valid)
+    rest = rest[~np.isin(rest, first)]
+    d = np.linalg.norm(raw.xyz[rest, CURRENT_INDEX, :2] - raw.xyz[sdc, CURRENT_INDEX, :2], axis=-1)
+    return np.concatenate([np.array(first, np.int64), rest[np.argsort(d, kind="stable")]])
+
+
+def _traffic_lights(raw: RawScenario, frame: dict):
+    tl_xy = np.zeros((NUM_STEPS, MAX_TRAFFIC_LIGHTS, 2), np.float32)
+    tl_state = np.zeros((NUM_STEPS, MAX_TRAFFIC_LIGHTS), np.int32)
+    tl_valid = np.zeros((NUM_STEPS, MAX_TRAFFIC_LIGHTS), bool)
+    if raw.tl_valid.size == 0:
+        return tl_xy, tl_state, tl_valid
+    xy, _ = to_scene(raw.tl_xyz[..., :2], np.zeros(raw.tl_valid.shape), frame)
+    valid = raw.tl_valid & np.isfinite(xy).all(-1)
+    # More lights than slots in a step: keep the nearest (valid first, then by distance).
+    dist = np.where(valid, np.linalg.norm(np.where(valid[..., None], xy, 0.0), axis=-1), np.inf)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :MAX_TRAFFIC_LIGHTS]
+    k = order.shape[1]
+    tl_xy[:, :k] = np.take_along_axis(xy, order[..., None], axis=1)
+    tl_state[:, :k] = np.take_along_axis(raw.tl_state, order, axis=1)
+    tl_valid[:, :k] = np.take_along_axis(valid, order, axis=1)
+    tl_xy[~tl_valid] = 0.0
+    tl_state[~tl_valid] = 0
+    return tl_xy, tl_state, tl_valid
+
+
+def build_scene(raw: RawScenario) -> tuple[Scene, np.ndarray]:
+    """Builds the fixed-shape scene; returns (scene, ids of agents dropped beyond MAX_AGENTS).
+
+    Raises `ScenarioError` (naming `raw.source`) for scenes that cannot be simulated.
+    """
+    _validate(raw)
+    sdc = raw.sdc_index
+    origin = raw.xyz[sdc, CURRENT_INDEX].astype(np.float64)
+    yaw = float(wrap_angle(raw.heading[sdc, CURRENT_INDEX]))
+    frame = {"frame_origin": origin, "frame_yaw": np.float64(yaw)}
+
+    order = _agent_order(raw)
+    kept, dropped = order[:MAX_AGENTS], order[MAX_AGENTS:]
+    n = len(kept)
+    valid = raw.valid[kept]
+    xy, heading = to_scene(raw.xyz[kept, :, :2], raw.heading[kept], frame)
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    vx, vy = raw.velocity[kept, :, 0], raw.velocity[kept, :, 1]
+    vel = np.stack([cos * vx + sin * vy, -sin * vx + cos * vy], axis=-1)
+
+    def pad(values, fill, dtype):
+        out = np.full((MAX_AGENTS,) + values.shape[1:], fill, dtype)
+        # Invalid steps hold whatever the source wrote (often -1 or 0 sentinels): zero them.
+        mask = valid.reshape(valid.shape + (1,) * (values.ndim - 2)) if values.ndim >= 2 \
+            and values.shape[1] == NUM_STEPS else True
+        out[:n] = np.where(mask, values, 0)
+        return out
+
+    ttp_rows = set(int(r) for r in raw.tracks_to_predict)
+    map_polylines = []
+    for map_type, points in raw.map_polylines:
+        pts, _ = to_scene(points[:, :2], np.zeros(len(points)), frame)
+        map_polylines.append((map_type, pts))
+    map_xy, map_type, map_valid, _ = select_map(map_polylines)
+    tl_xy, tl_state, tl_valid = _traffic_lights(raw, frame)
+
+    scene = Scene(
+        scenario_id=np.array(raw.scenario_id, dtype=object),
+        agent_xy=pad(xy, 0.0, np.float32),
+        agent_z=pad(raw.xyz[kept, :, 2] - origin[2], 0.0, np.float32),
+        agent_vel=pad(vel, 0.0, np.float32),
+        agent_heading=pad(heading, 0.0, np.float32),
+        agent_size=pad(raw.size[kept, CURRENT_INDEX], 0.0, np.float32),
+        agent_type=pad(raw.track_type[kept], 0, np.int32),
+        agent_valid=pad(valid, False, bool),
+        agent_mask=np.arange(MAX_AGENTS) < n,
+        agent_id=pad(raw.track_id[kept], -1, np.int64),
+        tracks_to_predict=pad(np.array([int(r) in ttp_rows for r in kept]), False, bool),
+        sdc_index=np.int32(0),
+        num_agents_dropped=np.int32(len(dropped)),
+        map_xy=map_xy, map_type=map_type, map_valid=map_valid,
+        tl_xy=tl_xy, tl_state=tl_state, tl_valid=tl_valid,
+        frame_origin=origin,
+        frame_yaw=np.float64(yaw),
+    )
+    return scene, raw.track_id[dropped].astype(np.int64)
