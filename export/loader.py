@@ -1,0 +1,75 @@
+"""Loads a sim-agent SavedModel with TensorFlow alone (no motion_sim import).
+
+Whatever runs a submission or an evaluation on another machine needs only this file, the
+SavedModel directory and TensorFlow: the graph carries the model, the sampler and the
+scene -> world transform (`export/signature.py` documents the contract).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+# Duplicated from export.signature on purpose: importing it would pull in motion_sim.
+SIGNATURE_NAME = "serving_default"
+SEED_KEY = "seed"
+OUTPUT_KEYS = ("trajectories", "object_ids", "agent_mask")
+
+
+class SimAgentLoadError(RuntimeError):
+    """The directory is not a loadable sim-agent SavedModel; the message names it."""
+
+
+class LoadedSimAgent:
+    """A loaded sim agent: `run(inputs, seed)` -> world-frame rollouts.
+
+    Attributes:
+      export_dir: the SavedModel directory.
+      num_rollouts: R of the exported signature.
+      input_names: names of the signature inputs (Scene fields + "seed").
+    """
+
+    def __init__(self, export_dir: str):
+        self.export_dir = export_dir
+        if not os.path.isdir(export_dir):
+            raise SimAgentLoadError(f"{export_dir}: no such SavedModel directory")
+        try:
+            self._loaded = tf.saved_model.load(export_dir)
+        except Exception as e:  # TF raises OSError, ValueError, DataLossError, ... here.
+            raise SimAgentLoadError(
+                f"{export_dir}: cannot load SavedModel ({type(e).__name__}: {e})") from e
+        signatures = getattr(self._loaded, "signatures", {})
+        if SIGNATURE_NAME not in signatures:
+            raise SimAgentLoadError(
+                f"{export_dir}: SavedModel has no '{SIGNATURE_NAME}' signature "
+                f"(has {sorted(signatures)}); export it with export.signature.export_sim_agent")
+        self._fn = signatures[SIGNATURE_NAME]
+        outputs = self._fn.structured_outputs
+        missing = [k for k in OUTPUT_KEYS if k not in outputs]
+        if missing:
+            raise SimAgentLoadError(
+                f"{export_dir}: serving signature lacks outputs {missing}; not a sim-agent model")
+        self.num_rollouts = int(outputs["trajectories"].shape[1])
+        self._input_specs = self._fn.structured_input_signature[1]
+        self.input_names = tuple(sorted(self._input_specs))
+
+    def run(self, inputs: dict, seed) -> dict[str, np.ndarray]:
+        """Batched scene inputs (numpy, Scene field names) + int64 [2] seed -> numpy outputs.
+
+        Returns trajectories float32 [B, R, A, 80, 4] (world x, y, z, heading),
+        object_ids int64 [B, A], agent_mask bool [B, A].
+        """
+        feed = {}
+        for name, spec in self._input_specs.items():
+            value = np.asarray(seed, np.int64) if name == SEED_KEY else inputs.get(name)
+            if value is None:
+                raise ValueError(f"{self.export_dir}: input '{name}' missing from the scene")
+            feed[name] = tf.convert_to_tensor(value, dtype=spec.dtype)
+        outputs = self._fn(**feed)
+        return {k: outputs[k].numpy() for k in OUTPUT_KEYS}
+
+
+def load_sim_agent(export_dir: str) -> LoadedSimAgent:
+    """Loads `export_dir`; raises `SimAgentLoadError` naming it when that is impossible."""
+    return LoadedSimAgent(export_dir)

@@ -1,0 +1,166 @@
+"""The SavedModel serving contract every sim agent (trained model or baseline) exports.
+
+A *sim agent* is anything with
+
+    simulate(scene: dict[str, tf.Tensor], seed: tf.Tensor, num_rollouts: int) -> tf.Tensor
+
+where `scene` holds the `motion_sim.data.datatypes.Scene` fields with a leading batch axis B,
+`seed` is an int64 [2] stateless-random seed, and the result is float32
+[B, num_rollouts, A, NUM_FUTURE_STEPS, 4] of (x, y, z, heading) in the *scene* frame for the
+future steps 11..90 (z relative to `frame_origin[2]`, like `Scene.agent_z`). A `tf.Module` with
+that method (its variables are saved with it) or a plain function both work.
+
+`export_sim_agent` wraps it in `SimAgentServing`, whose `serving_default` signature is the
+contract the submission generator and `evaluate.py --saved_model` rely on:
+
+  inputs (batch axis B first; see `serving_input_spec`):
+    every `Scene` field, same name, dtype and shape as `datatypes.scene_spec()` with a leading
+    None axis; `scenario_id` is tf.string [B];
+    seed: int64 [2].
+  outputs:
+    trajectories: float32 [B, R, A, 80, 4] world-frame (x, y, z, heading), R = num_rollouts
+      fixed at export time; rows with agent_mask False are zero.
+    object_ids: int64 [B, A] (`Scene.agent_id`, -1 for padding).
+    agent_mask: bool [B, A] (`Scene.agent_mask`).
+
+The scene -> world transform lives here, once, so that every agent only thinks in the scene
+frame. The exported graph needs only TensorFlow to run (`export.loader.load_sim_agent`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Callable, Union
+
+import numpy as np
+import tensorflow as tf
+
+from motion_sim.data import datatypes
+
+SIGNATURE_NAME = "serving_default"
+SEED_KEY = "seed"
+OUTPUT_KEYS = ("trajectories", "object_ids", "agent_mask")
+
+SimulateFn = Callable[[dict, tf.Tensor, int], tf.Tensor]
+
+
+def serving_input_spec() -> dict[str, tf.TensorSpec]:
+    """Name -> batched `tf.TensorSpec` of every serving input (Scene fields + seed)."""
+    specs = {}
+    for name, (shape, np_dtype) in datatypes.scene_spec().items():
+        # Scene ids are Python/NumPy objects in a `Scene`; in a graph they are tf.string.
+        dtype = tf.string if np_dtype is np.object_ else tf.as_dtype(np_dtype)
+        specs[name] = tf.TensorSpec((None,) + tuple(shape), dtype, name=name)
+    specs[SEED_KEY] = tf.TensorSpec((2,), tf.int64, name=SEED_KEY)
+    return specs
+
+
+def to_world(trajectories: tf.Tensor, frame_origin: tf.Tensor, frame_yaw: tf.Tensor) -> tf.Tensor:
+    """Scene-frame (x, y, z, heading) [B, ..., 4] -> world frame float32, computed in float64.
+
+    world_xy = R(frame_yaw) @ xy + frame_origin[:2]; z + frame_origin[2]; heading + frame_yaw,
+    wrapped to [-pi, pi). float64 because world coordinates reach 1e4 m where float32 steps
+    are ~1 mm, and the rotation must not add error on top.
+    """
+    traj = tf.cast(trajectories, tf.float64)
+    origin = tf.cast(frame_origin, tf.float64)
+    yaw = tf.cast(frame_yaw, tf.float64)
+    # Broadcast [B] / [B, 3] against [B, ...] trajectories.
+    extra_axes = traj.shape.rank - 2
+    new_shape = tf.concat([tf.shape(yaw), tf.ones([extra_axes], tf.int32)], axis=0)
+    cos = tf.reshape(tf.cos(yaw), new_shape)
+    sin = tf.reshape(tf.sin(yaw), new_shape)
+    ox, oy, oz = (tf.reshape(origin[:, i], new_shape) for i in range(3))
+    x, y, z, heading = tf.unstack(traj, axis=-1)
+    world_x = cos * x - sin * y + ox
+    world_y = sin * x + cos * y + oy
+    world_z = z + oz
+    world_heading = wrap_angle(heading + tf.reshape(yaw, new_shape))
+    return tf.cast(tf.stack([world_x, world_y, world_z, world_heading], axis=-1), tf.float32)
+
+
+def wrap_angle(angle: tf.Tensor) -> tf.Tensor:
+    """Wraps radians to [-pi, pi)."""
+    pi = tf.constant(np.pi, angle.dtype)
+    return tf.math.floormod(angle + pi, 2.0 * pi) - pi
+
+
+class SimAgentServing(tf.Module):
+    """Wraps a sim agent in the serving signature (scene-frame agent -> world-frame outputs).
+
+    Attributes:
+      agent: the wrapped sim agent (tracked, so a `tf.Module`'s variables are saved).
+      num_rollouts: R, fixed at construction (a static shape keeps one compiled program).
+      serve: the `tf.function` exported as the `serving_default` signature.
+    """
+
+    def __init__(self, agent: Union[tf.Module, SimulateFn], num_rollouts: int = 32):
+        super().__init__(name="sim_agent_serving")
+        if num_rollouts < 1:
+            raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
+        self.agent = agent
+        self.num_rollouts = int(num_rollouts)
+        self._simulate = agent.simulate if hasattr(agent, "simulate") else agent
+        if not callable(self._simulate):
+            raise TypeError(f"{agent!r} has no simulate() and is not callable")
+        self.serve = tf.function(self._serve, input_signature=[serving_input_spec()])
+
+    def _serve(self, inputs: dict) -> dict:
+        seed = inputs[SEED_KEY]
+        scene = {k: v for k, v in inputs.items() if k != SEED_KEY}
+        scene_traj = tf.convert_to_tensor(self._simulate(scene, seed, self.num_rollouts))
+        batch = tf.shape(scene["agent_mask"])[0]
+        tf.debugging.assert_equal(
+            tf.shape(scene_traj),
+            tf.stack([batch, self.num_rollouts, datatypes.MAX_AGENTS,
+                      datatypes.NUM_FUTURE_STEPS, 4]),
+            message="simulate() must return [B, R, A, 80, 4]")
+        world = to_world(scene_traj, scene["frame_origin"], scene["frame_yaw"])
+        # Padding rows would otherwise sit at the frame origin and look like real agents.
+        mask = scene["agent_mask"][:, tf.newaxis, :, tf.newaxis, tf.newaxis]
+        world = tf.where(mask, world, tf.zeros_like(world))
+        world = tf.ensure_shape(
+            world, [None, self.num_rollouts, datatypes.MAX_AGENTS, datatypes.NUM_FUTURE_STEPS, 4])
+        return {
+            "trajectories": world,
+            "object_ids": tf.identity(scene["agent_id"]),
+            "agent_mask": tf.identity(scene["agent_mask"]),
+        }
+
+    def run(self, inputs: dict, seed) -> dict[str, np.ndarray]:
+        """In-process twin of `LoadedSimAgent.run`: batched numpy inputs -> numpy outputs."""
+        feed = dict(inputs)
+        feed[SEED_KEY] = np.asarray(seed, np.int64)
+        outputs = self.serve(feed)
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing],
+                     export_dir: str, num_rollouts: int = 32) -> str:
+    """Writes a sim-agent SavedModel with the serving signature; returns `export_dir`.
+
+    Atomic: the model is written to a temporary sibling directory and renamed into place, so a
+    crash never leaves a half-written model at `export_dir`. An existing `export_dir` is
+    replaced (the old one is removed only after the new one is complete).
+    """
+    serving = (module_or_fn if isinstance(module_or_fn, SimAgentServing)
+               else SimAgentServing(module_or_fn, num_rollouts))
+    export_dir = os.path.abspath(export_dir)
+    parent = os.path.dirname(export_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
+    try:
+        tf.saved_model.save(serving, tmp_dir,
+                            signatures={SIGNATURE_NAME: serving.serve.get_concrete_function()})
+        if os.path.exists(export_dir):
+            old = tmp_dir + ".old"
+            os.rename(export_dir, old)
+            os.rename(tmp_dir, export_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp_dir, export_dir)
+    finally:
+        if os.path.exists(tmp_dir):
+            shutil.rmtree(tmp_dir)
+    return export_dir
