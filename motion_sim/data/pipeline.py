@@ -1,0 +1,84 @@
+"""tf.data input pipeline over preprocessed scene shards (see `motion_sim.data.preprocess`).
+
+Order of stages, and why:
+  list files (shuffled) -> shard files per input pipeline (each host reads disjoint files; falls
+  back to sharding records when there are fewer files than pipelines) -> interleave shard readers
+  -> parse -> [cache] -> [shuffle] -> [repeat] -> batch(drop_remainder: static batch shape for
+  XLA/TPU) -> prefetch.
+Caching after parsing means later epochs skip decompression and TensorProto parsing.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from motion_sim.data.scene_codec import parse_scene
+
+_SHUFFLE_BUFFER = 1024
+
+
+def _compression(path: str) -> str:
+    return "GZIP" if path.endswith(".gz") else ""
+
+
+def _check_not_empty(files: list[str], file_pattern: str) -> None:
+    for path in files:
+        for _ in tf.data.TFRecordDataset(path, compression_type=_compression(path)).take(1):
+            return
+    raise ValueError(f"dataset {file_pattern!r} is empty: {len(files)} files, no records")
+
+
+def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
+                 repeat: bool = True, input_context: tf.distribute.InputContext | None = None,
+                 seed: int | None = None, cache: bool = False) -> tf.data.Dataset:
+    """Batched dicts of `Scene` fields (leading batch axis; scenario_id stays tf.string).
+
+    Args:
+      file_pattern: glob(s) of scene shards, comma-separated; `.gz` files are read as GZIP.
+      batch_size: global batch size; with `input_context`, each replica gets
+        `input_context.get_per_replica_batch_size(batch_size)`.
+      shuffle, repeat: training defaults; set both False for a deterministic single pass.
+      input_context: from `strategy.distribute_datasets_from_function`.
+      seed: shuffle seed (file order and element order).
+      cache: cache parsed scenes in memory after the first epoch.
+    """
+    files = []
+    for part in file_pattern.split(","):
+        if part.strip():
+            files.extend(tf.io.gfile.glob(part.strip()))
+    files = sorted(set(f for f in files if not f.endswith(".json") and ".tmp-" not in f))
+    if not files:
+        raise FileNotFoundError(f"no scene shards match {file_pattern!r}")
+    _check_not_empty(files, file_pattern)
+    compression = _compression(files[0])
+    if any(_compression(f) != compression for f in files):
+        raise ValueError(f"{file_pattern!r} mixes GZIP and uncompressed shards")
+
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    shard_records = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if len(files) >= input_context.num_input_pipelines:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        else:
+            shard_records = True  # too few files: every pipeline reads all, keeps its 1/N
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+        cycle_length=min(len(files), 8), block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if shard_records:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    ds = ds.map(parse_scene, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
