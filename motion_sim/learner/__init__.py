@@ -1,0 +1,1 @@
+"""The learner: strategy, optimisation loop, checkpoints, summaries, periodic work (triggers)."""

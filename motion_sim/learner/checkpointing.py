@@ -1,0 +1,108 @@
+"""Checkpoints of a run: model, optimizer, step, data iterator; preemption-safe saving.
+
+Restart semantics: `restore_or_initialize` continues from the newest checkpoint in the run
+directory with the same step, optimizer slots and tf.data position (the iterator is part of the
+checkpoint); with none there it may warm-start the *model weights only* from an initial
+checkpoint (RL fine-tuning from a pre-trained policy).
+
+Preemption: on TPU and multi-worker runs `tf.distribute.experimental.PreemptionCheckpointHandler`
+watches for the platform's termination notice; everywhere SIGTERM sets a flag that the learner
+checks after every loop, saves, and exits cleanly.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import tensorflow as tf
+from absl import logging
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint to start from is missing or does not match the model."""
+
+
+class Checkpointer:
+    """Args:
+      directory: where checkpoints go (`<root_dir>/checkpoints`).
+      strategy: the run's strategy (decides whether the platform preemption handler applies).
+      max_to_keep: checkpoints kept on disk.
+      **trackables: what to save (model, optimizer, step, iterator, ...).
+    """
+
+    def __init__(self, directory: str, strategy: tf.distribute.Strategy, max_to_keep: int = 3,
+                 **trackables):
+        self.directory = directory
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep,
+                                                  step_counter=trackables.get("step"))
+        self._sigterm = False
+        self._preemption = None
+        if isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
+            try:
+                self._preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
+                    strategy.cluster_resolver, self.manager)
+            except Exception as e:  # noqa: BLE001 -- platforms without a notice service
+                logging.warning("PreemptionCheckpointHandler unavailable (%s); SIGTERM only", e)
+        try:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread (e.g. inside a test runner thread)
+            pass
+
+    def _on_sigterm(self, signum, frame):
+        logging.warning("SIGTERM: will checkpoint and stop after the current loop")
+        self._sigterm = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._sigterm
+
+    def restore_or_initialize(self, init_checkpoint: str | None = None,
+                              init_objects: dict | None = None) -> str | None:
+        """Restores the latest checkpoint of the run; else warm-starts from `init_checkpoint`.
+
+        Returns the path restored from (None for a fresh start).
+        """
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("Resumed from %s", latest)
+            return latest
+        if init_checkpoint:
+            path = resolve_checkpoint(init_checkpoint)
+            partial = tf.train.Checkpoint(**(init_objects or {}))
+            status = partial.read(path)
+            # The pre-training checkpoint also holds its optimizer, step and iterator, which a
+            # fine-tuning run deliberately does not take over; every *model* weight must match.
+            status.expect_partial()
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError as e:
+                raise CheckpointError(f"initial checkpoint {path} does not match the model: {e}") from e
+            logging.info("Initialised model weights from %s", path)
+            return path
+        return None
+
+    def save(self, step: int) -> str:
+        path = self.manager.save(checkpoint_number=step)
+        logging.info("Saved checkpoint %s", path)
+        return path
+
+    def save_if_preempted(self):
+        """Platform preemption notice (TPU / multi-worker): saves and exits inside the handler."""
+        if self._preemption is not None:
+            self._preemption.save_checkpoint_if_preempted()
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A checkpoint prefix from a prefix, a checkpoint directory or a run root directory."""
+    if tf.io.gfile.isdir(path):
+        for cand in (path, os.path.join(path, "checkpoints")):
+            latest = tf.train.latest_checkpoint(cand)
+            if latest:
+                return latest
+        raise CheckpointError(f"no checkpoint found in directory {path} (nor in {path}/checkpoints)")
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    raise CheckpointError(f"checkpoint {path} does not exist (expected {path}.index, or a directory "
+                          "holding checkpoints)")
