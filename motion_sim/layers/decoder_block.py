@@ -1,0 +1,118 @@
+"""Pre-norm transformer decoder block with a KV-cached single-step path.
+
+Sequence layout: decoding step t holds the A agents of one joint action step; the flattened
+position of (t, a) is p = t * A + a. The self-attention KV cache of a block is ONE preallocated
+tensor [B', 2, T, A, H, d] (keys, values) written at step t with `dynamic_update_slice`, so its
+shape is static across the decoding loop (one XLA program, no shape invariants).
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from motion_sim.layers.attention import Attention
+
+
+@tf.keras.utils.register_keras_serializable(package="motion_sim")
+class DecoderBlock(tf.keras.layers.Layer):
+    """x + SelfAttn(LN(x)) [block-causal]; x + CrossAttn(LN(x), scene); x + FFN(LN(x)).
+
+    Args:
+      num_heads, key_dim: attention heads and per-head width.
+      ffn_dim: FFN hidden width.
+      dropout: residual / attention dropout (full pass only; the cached step is inference).
+      activation: FFN activation.
+    """
+
+    def __init__(self, num_heads: int, key_dim: int, ffn_dim: int, dropout: float = 0.0,
+                 activation: str = "relu", **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads, self.key_dim, self.ffn_dim = num_heads, key_dim, ffn_dim
+        self.dropout, self.activation = dropout, activation
+        self.norm1 = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="norm1")
+        self.self_attn = Attention(num_heads, key_dim, dropout, name="self_attention")
+        self.norm2 = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="norm2")
+        self.cross_attn = Attention(num_heads, key_dim, dropout, name="cross_attention")
+        self.norm3 = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="norm3")
+        self.ffn_in = tf.keras.layers.Dense(ffn_dim, activation=activation, name="ffn_in")
+        self.ffn_out = None
+        self.drop = tf.keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        self.ffn_out = tf.keras.layers.Dense(input_shape[-1], name="ffn_out")
+        super().build(input_shape)
+
+    def _ffn(self, x, training=None):
+        h = self.ffn_out(self.ffn_in(self.norm3(x)))
+        return x + self.drop(h, training=training)
+
+    def call(self, x, self_bias, scene, scene_bias, training=None):
+        """Teacher-forced pass.
+
+        Args:
+          x: [B, T*A, D] decoder inputs.
+          self_bias: [B, 1, T*A, T*A] float32 block-causal + agent-padding bias.
+          scene: [B, N, D] scene embedding; scene_bias: [B, 1, 1, N] scene padding bias.
+        Returns: [B, T*A, D].
+        """
+        h = self.norm1(x)
+        x = x + self.drop(self.self_attn(h, h, self_bias, training=training), training=training)
+        h = self.cross_attn(self.norm2(x), scene, scene_bias, training=training)
+        x = x + self.drop(h, training=training)
+        return self._ffn(x, training=training)
+
+    def scene_kv(self, scene: tf.Tensor) -> tf.Tensor:
+        """[B, N, D] scene embedding -> [B, 2, N, H, d] cross-attention keys/values (once)."""
+        k, v = self.cross_attn.project_kv(scene)
+        return tf.stack([k, v], axis=1)
+
+    def step(self, x, step, self_cache, self_bias, scene_kv, scene_bias):
+        """One decoding step for all agents of all rollouts.
+
+        Args:
+          x: [B*R, A, D] inputs of step `step` (R rollouts per scene, rollout-major per scene).
+          step: scalar int32 index t.
+          self_cache: [B*R, 2, T, A, H, d] this block's KV cache; slot t is overwritten.
+          self_bias: [B*R, 1, 1, T*A] float32 (`masks.cached_step_bias`).
+          scene_kv: [B, 2, N, H, d] from `scene_kv`; scene_bias: [B, 1, 1, N].
+        Returns: ([B*R, A, D], updated self_cache).
+        """
+        batch_r, num_agents = tf.shape(x)[0], x.shape[1]
+        num_steps = self_cache.shape[2]
+        h = self.norm1(x)
+        k, v = self.self_attn.project_kv(h)  # [B*R, A, H, d]
+        new_kv = tf.cast(tf.stack([k, v], axis=1), self_cache.dtype)  # [B*R, 2, A, H, d]
+        self_cache = _write_step(self_cache, new_kv, step)
+        keys = tf.reshape(self_cache[:, 0], [batch_r, num_steps * num_agents, self.num_heads,
+                                             self.key_dim])
+        values = tf.reshape(self_cache[:, 1], tf.shape(keys))
+        q = self.self_attn.project_query(h)
+        x = x + self.self_attn.attend(q, keys, values, self_bias)
+
+        # Cross-attention: all R rollouts of a scene share its keys, so fold R into the query
+        # axis ([B, R*A]) instead of tiling the scene keys R times.
+        batch = tf.shape(scene_kv)[0]
+        q = self.cross_attn.project_query(self.norm2(x))  # [B*R, A, H, d]
+        q = tf.reshape(q, [batch, -1, self.num_heads, self.key_dim])
+        h = self.cross_attn.attend(q, scene_kv[:, 0], scene_kv[:, 1], scene_bias)
+        x = x + tf.reshape(h, tf.shape(x))
+        return self._ffn(x), self_cache
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, key_dim=self.key_dim, ffn_dim=self.ffn_dim,
+                      dropout=self.dropout, activation=self.activation)
+        return config
+
+
+def _write_step(cache: tf.Tensor, update: tf.Tensor, step) -> tf.Tensor:
+    """Writes update [B', 2, A, H, d] into cache [B', 2, T, A, H, d] at time slot `step`.
+
+    A `tensor_scatter_nd_update` of B'*2 contiguous [A, H, d] slabs: it runs eagerly as well as
+    under XLA, where it becomes an in-place scatter inside the decoding while loop.
+    """
+    batch_r = tf.shape(cache)[0]
+    b = tf.repeat(tf.range(batch_r), 2)
+    kv = tf.tile(tf.range(2), [batch_r])
+    t = tf.fill([batch_r * 2], tf.cast(step, tf.int32))
+    indices = tf.reshape(tf.stack([b, kv, t], axis=-1), [batch_r, 2, 3])
+    return tf.tensor_scatter_nd_update(cache, indices, update)

@@ -1,0 +1,60 @@
+"""Attention masks as additive biases.
+
+Masked scores get a large *finite* negative number instead of -inf: a row whose keys are all
+masked (a padded query, or a scene with no agents) then gives a uniform softmax, not NaN, and the
+padded outputs are simply ignored downstream. Biases are float32 because the softmax always runs
+in float32 (see `attention.Attention`), also under `mixed_bfloat16`.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+# exp(-1e9 - max) underflows to exactly 0 in float32, so masked keys contribute nothing and the
+# cached and teacher-forced passes agree to rounding.
+MASK_VALUE = -1e9
+
+
+def mask_to_bias(mask: tf.Tensor) -> tf.Tensor:
+    """bool mask (True = attend) -> float32 additive bias (0 or MASK_VALUE), same shape."""
+    return tf.where(mask, tf.constant(0.0, tf.float32), tf.constant(MASK_VALUE, tf.float32))
+
+
+def key_padding_bias(key_mask: tf.Tensor) -> tf.Tensor:
+    """[B, K] bool key mask -> [B, 1, 1, K] bias broadcast over heads and queries."""
+    return mask_to_bias(key_mask)[:, None, None, :]
+
+
+def block_causal_mask(num_steps: int, num_agents: int) -> tf.Tensor:
+    """[T*A, T*A] bool; sequence position p = t * A + a.
+
+    Query (t, a) may attend to key (t', a') iff t' <= t: the agents of one step see each other
+    (joint, simultaneous actions within a step) and every earlier step, never a later one.
+    """
+    steps = tf.repeat(tf.range(num_steps), num_agents)
+    return steps[None, :] <= steps[:, None]
+
+
+def block_causal_bias(agent_mask: tf.Tensor, num_steps: int) -> tf.Tensor:
+    """Teacher-forced self-attention bias [B, 1, T*A, T*A].
+
+    Args:
+      agent_mask: [B, A] bool; padded agents are masked as keys at every step (their query rows
+        still compute something, which callers mask out).
+      num_steps: T.
+    """
+    num_agents = agent_mask.shape[-1] or tf.shape(agent_mask)[-1]
+    causal = block_causal_mask(num_steps, num_agents)  # [Q, K]
+    key_valid = tf.tile(agent_mask, [1, num_steps])  # [B, T*A], same p = t*A + a order
+    return mask_to_bias(causal[None, None, :, :] & key_valid[:, None, None, :])
+
+
+def cached_step_bias(agent_mask: tf.Tensor, num_steps: int, step) -> tf.Tensor:
+    """Self-attention bias for decoding step `step` against a [T, A] KV cache: [B, 1, 1, T*A].
+
+    Keys of steps <= `step` from valid agents are visible; later cache slots (still zero, or
+    stale) and padded agents are masked. Same visibility as row `step` of `block_causal_bias`.
+    """
+    num_agents = agent_mask.shape[-1]
+    steps = tf.repeat(tf.range(num_steps), num_agents)  # [T*A]
+    visible = (steps <= step)[None, :] & tf.tile(agent_mask, [1, num_steps])
+    return mask_to_bias(visible)[:, None, None, :]

@@ -1,0 +1,28 @@
+"""State of cached autoregressive decoding (a `tf.nest` structure for `tf.while_loop`)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+
+class DecodeCache(NamedTuple):
+    """Everything `SimAgentModel.next` needs besides the previous tokens.
+
+    B scenes, R rollouts per scene (rows b * R + r), A agents, T token steps, N scene tokens,
+    L decoder layers, H heads of width d, D model width. Shapes never change while decoding.
+
+    Attributes:
+      self_kv: L-tuple of [B*R, 2, T, A, H, d] compute-dtype self-attention keys/values; step
+        t's slot is written by step t (later slots are masked until then).
+      scene_kv: L-tuple of [B, 2, N, H, d] cross-attention keys/values, computed once per scene
+        and shared by its R rollouts.
+      scene_bias: [B, 1, 1, N] float32 scene padding bias.
+      agent_embedding: [B*R, A, D] agent identity embeddings.
+      agent_mask: [B*R, A] bool, real agents (padded agents are masked as keys).
+    """
+    self_kv: tuple
+    scene_kv: tuple
+    scene_bias: tf.Tensor
+    agent_embedding: tf.Tensor
+    agent_mask: tf.Tensor

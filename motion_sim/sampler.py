@@ -1,0 +1,207 @@
+"""Compiled, KV-cached autoregressive rollouts of `SimAgentModel` (all agents jointly).
+
+The whole rollout -- scene encoding, R rollouts per scene, the `tf.while_loop` over token steps
+and the decoding of tokens to 10 Hz trajectories -- is ONE `tf.function(jit_compile=True)`,
+built once per `Sampler` and reused (shapes fixed by the scene batch, so a second call with the
+same shapes does not retrace). R rollouts of a scene share one scene encoding: the decoder
+carries them as a B*R batch and folds R into the cross-attention query axis.
+
+Sampling is stateless: step t draws with seed fold_in(seed, t), so a rollout is a pure function
+of (weights, scene, seed, forced tokens) -- reproducible across calls and machines.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gin
+import tensorflow as tf
+
+from motion_sim.data import datatypes
+from motion_sim.layers.masks import MASK_VALUE
+from motion_sim.models import inputs
+from motion_sim.tokenizer import ActionTokenizer
+
+_CUR = datatypes.CURRENT_INDEX
+
+
+class RolloutOutput(NamedTuple):
+    """Sampled joint rollouts. B scenes, R rollouts, A agents, T token steps, 80 10 Hz steps.
+
+    Attributes:
+      tokens: [B, R, A, T] int32 chosen action tokens (forced ones where forced; the zero-
+        acceleration token for padded agents).
+      log_probs: [B, R, A, T] float32 log pi(token) under the temperature-1 policy (also for
+        forced tokens); 0 for padded agents.
+      xy: [B, R, A, 80, 2] float32 scene-frame positions of steps 11..90 (0 for padded agents).
+      heading: [B, R, A, 80] float32 scene-frame yaw.
+      world_xy: [B, R, A, 80, 2] float32 world positions (computed in float64, then cast).
+      world_heading: [B, R, A, 80] float32 world yaw, wrapped to [-pi, pi).
+    """
+    tokens: tf.Tensor
+    log_probs: tf.Tensor
+    xy: tf.Tensor
+    heading: tf.Tensor
+    world_xy: tf.Tensor
+    world_heading: tf.Tensor
+
+
+def filter_logits(logits: tf.Tensor, top_k: int = 0, top_p: float = 1.0) -> tf.Tensor:
+    """Masks logits [..., V] (float32) outside the top-k / nucleus (top-p) set with MASK_VALUE.
+
+    top_k = 0 and top_p = 1 keep everything. The most likely token always survives.
+    """
+    if top_k:
+        kth = tf.math.top_k(logits, k=top_k).values[..., -1:]
+        logits = tf.where(logits < kth, tf.constant(MASK_VALUE, logits.dtype), logits)
+    if top_p < 1.0:
+        sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+        probs = tf.nn.softmax(sorted_logits, axis=-1)
+        # Mass strictly before each sorted token; keep tokens that start inside the top_p mass.
+        before = tf.cumsum(probs, axis=-1, exclusive=True)
+        keep = before < top_p
+        num_keep = tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1, keepdims=True)
+        cutoff = tf.gather(sorted_logits, num_keep - 1, axis=-1, batch_dims=len(logits.shape) - 1)
+        logits = tf.where(logits < cutoff, tf.constant(MASK_VALUE, logits.dtype), logits)
+    return logits
+
+
+def to_world(xy, heading, frame_origin, frame_yaw):
+    """Scene frame -> world: R(yaw) xy + origin[:2], heading + yaw (float64 maths).
+
+    xy [B, ..., 2], heading [B, ...]; frame_origin [B, 3], frame_yaw [B] (float64).
+    Returns float32 world xy and heading wrapped to [-pi, pi).
+    """
+    yaw = tf.cast(frame_yaw, tf.float64)
+    origin = tf.cast(frame_origin, tf.float64)[:, :2]
+    extra = len(xy.shape) - 2  # axes between batch and the xy pair
+    yaw = tf.reshape(yaw, [-1] + [1] * extra)
+    origin = tf.reshape(origin, [-1] + [1] * extra + [2])
+    x, y = tf.unstack(tf.cast(xy, tf.float64), axis=-1)
+    c, s = tf.cos(yaw), tf.sin(yaw)
+    world = tf.stack([c * x - s * y, s * x + c * y], axis=-1) + origin
+    h = tf.cast(heading, tf.float64) + yaw
+    h = tf.math.floormod(h + 3.141592653589793, 2 * 3.141592653589793) - 3.141592653589793
+    return tf.cast(world, tf.float32), tf.cast(h, tf.float32)
+
+
+@gin.configurable
+class Sampler:
+    """Samples R joint rollouts per scene from a `SimAgentModel`.
+
+    Args:
+      model: the policy.
+      tokenizer: `ActionTokenizer` (its num_tokens T and dynamics); default 2 Hz.
+      num_rollouts: R per scene (32 for WOSAC).
+      temperature: > 0, divides the logits before filtering / sampling.
+      top_k: keep the k most likely tokens (0 = all). top_p: nucleus mass (1 = all).
+    """
+
+    def __init__(self, model, tokenizer: ActionTokenizer | None = None, num_rollouts: int = 32,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
+        tokenizer = tokenizer or ActionTokenizer()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0 <= top_k <= tokenizer.vocab_size:
+            raise ValueError(f"top_k must be in [0, {tokenizer.vocab_size}], got {top_k}")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if tokenizer.vocab_size != model.vocab_size:
+            raise ValueError(f"tokenizer vocab {tokenizer.vocab_size} != model vocab "
+                             f"{model.vocab_size}")
+        if tokenizer.num_tokens > model.max_steps:
+            raise ValueError(f"tokenizer needs {tokenizer.num_tokens} steps > model max_steps "
+                             f"{model.max_steps}")
+        self.model, self.tokenizer = model, tokenizer
+        self.num_rollouts, self.temperature = int(num_rollouts), float(temperature)
+        self.top_k, self.top_p = int(top_k), float(top_p)
+        self.trace_count = 0  # incremented each time the rollout is (re)traced
+        self._rollout_fn = tf.function(self._rollout, jit_compile=True)
+
+    def __call__(self, scene, seed, forced_tokens=None, forced_mask=None) -> RolloutOutput:
+        """Samples rollouts.
+
+        Args:
+          scene: batched `Scene` or dict (leading axis B); must include frame_origin/frame_yaw.
+          seed: int or [2] int32 seed.
+          forced_tokens: optional [B, A, T] int tokens that replace the sampled ones where
+            forced_mask [B, A, T] is True (replaying logged agents, or an external planner's
+            executed motion for the AV while the others react). Both or neither.
+        Returns: `RolloutOutput`.
+        """
+        if hasattr(scene, "_asdict"):
+            scene = scene._asdict()
+        model_inputs = inputs.scene_inputs(scene)
+        batch, num_agents = model_inputs["agent_mask"].shape[:2]
+        shape = [batch, num_agents, self.tokenizer.num_tokens]
+        if (forced_tokens is None) != (forced_mask is None):
+            raise ValueError("pass forced_tokens and forced_mask together")
+        if forced_tokens is None:  # same signature either way: one compiled program
+            forced_tokens = tf.zeros(shape, tf.int32)
+            forced_mask = tf.zeros(shape, tf.bool)
+        forced_tokens = tf.cast(forced_tokens, tf.int32)
+        forced_mask = tf.cast(forced_mask, tf.bool)
+        if forced_tokens.shape != shape or forced_mask.shape != shape:
+            raise ValueError(f"forced_tokens/forced_mask must be {shape}, got "
+                             f"{forced_tokens.shape} / {forced_mask.shape}")
+        seed = tf.cast(seed, tf.int32)
+        if seed.shape.rank == 0:
+            seed = tf.stack([seed, tf.constant(0, tf.int32)])
+        frame = (tf.convert_to_tensor(scene["frame_origin"], tf.float64),
+                 tf.convert_to_tensor(scene["frame_yaw"], tf.float64))
+        return self._rollout_fn(model_inputs, frame, seed, forced_tokens, forced_mask)
+
+    # ---------------------------------------------------------------- compiled
+    def _rollout(self, scene, frame, seed, forced_tokens, forced_mask) -> RolloutOutput:
+        self.trace_count += 1  # Python side effect: runs only while tracing
+        model, tok = self.model, self.tokenizer
+        R, T = self.num_rollouts, tok.num_tokens
+        batch, num_agents = scene["agent_mask"].shape[:2]
+        batch_r = batch * R
+
+        def tile(x):  # [B, ...] -> [B*R, ...], rows b * R + r (the cache's order)
+            return tf.repeat(x, R, axis=0)
+
+        cache = model.init_cache(scene, R, T, encoding=model.encode(scene))
+        agent_mask = cache.agent_mask  # [B*R, A]
+        forced_t = tf.transpose(tile(forced_tokens), [2, 0, 1])  # [T, B*R, A]
+        forced_m = tf.transpose(tile(forced_mask), [2, 0, 1])
+        zero = tf.fill([batch_r, num_agents], tok.zero_token)
+
+        def body(t, prev, tokens, log_probs, cache):
+            logits, cache = model.next(prev, cache, t)  # [B*R, A, V] float32
+            logp = tf.nn.log_softmax(logits, axis=-1)  # temperature-1 policy (for RL)
+            sample_logits = filter_logits(logits / self.temperature, self.top_k, self.top_p)
+            step_seed = tf.random.experimental.stateless_fold_in(seed, t)
+            sampled = tf.random.stateless_categorical(
+                tf.reshape(sample_logits, [batch_r * num_agents, -1]), 1, step_seed,
+                dtype=tf.int32)
+            choice = tf.reshape(sampled, [batch_r, num_agents])
+            choice = tf.where(forced_m[t], forced_t[t], choice)
+            # Padded agents coast (zero acceleration) and carry no probability mass.
+            choice = tf.where(agent_mask, choice, zero)
+            lp = tf.gather(logp, choice, axis=-1, batch_dims=2)
+            lp = tf.where(agent_mask, lp, tf.zeros_like(lp))
+            tokens = tf.tensor_scatter_nd_update(tokens, [[t]], choice[None])
+            log_probs = tf.tensor_scatter_nd_update(log_probs, [[t]], lp[None])
+            return t + 1, choice, tokens, log_probs, cache
+
+        loop_vars = (tf.constant(0), zero, tf.zeros([T, batch_r, num_agents], tf.int32),
+                     tf.zeros([T, batch_r, num_agents], tf.float32), cache)
+        _, _, tokens, log_probs, _ = tf.while_loop(lambda t, *_: t < T, body, loop_vars,
+                                                   maximum_iterations=T)
+        tokens = tf.transpose(tokens, [1, 2, 0])  # [B*R, A, T]
+        log_probs = tf.transpose(log_probs, [1, 2, 0])
+
+        pos, vel = tok.initial_state(scene["agent_xy"], scene["agent_valid"])  # [B, A, 2]
+        heading0 = tf.cast(scene["agent_heading"][:, :, _CUR], tf.float32)
+        xy, heading = tok.decode(tokens, tile(pos), tile(vel), tile(heading0))
+        real = agent_mask[:, :, None]
+        xy = tf.where(real[..., None], xy, tf.zeros_like(xy))
+        heading = tf.where(real, heading, tf.zeros_like(heading))
+
+        def unfold(x):  # [B*R, ...] -> [B, R, ...]
+            return tf.reshape(x, [batch, R] + x.shape[1:].as_list())
+
+        tokens, log_probs, xy, heading = map(unfold, (tokens, log_probs, xy, heading))
+        world_xy, world_heading = to_world(xy, heading, frame[0], frame[1])
+        return RolloutOutput(tokens, log_probs, xy, heading, world_xy, world_heading)
