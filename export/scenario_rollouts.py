@@ -48,6 +48,8 @@ def fallback_trajectories(scenario: scenario_pb2.Scenario,
     traj = constant_velocity_trajectory(
         tf.constant(rows[:, 0:2]), tf.constant(rows[:, 2]), tf.constant(rows[:, 3:5]),
         tf.constant(rows[:, 5])).numpy()
+    # Same heading range as the model's outputs (logs hold a few values just outside it).
+    traj[..., 3] = (traj[..., 3] + np.pi) % (2.0 * np.pi) - np.pi
     return dict(zip(ids, traj))
 
 

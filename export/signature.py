@@ -110,6 +110,10 @@ class SimAgentServing(tf.Module):
         seed = inputs[SEED_KEY]
         scene = {k: v for k, v in inputs.items() if k != SEED_KEY}
         scene_traj = tf.convert_to_tensor(self._simulate(scene, seed, self.num_rollouts))
+        want = [self.num_rollouts, datatypes.MAX_AGENTS, datatypes.NUM_FUTURE_STEPS, 4]
+        if not scene_traj.shape[1:].is_compatible_with(want):
+            raise ValueError(f"{self.agent!r}: simulate() returned shape {scene_traj.shape}, "
+                             f"the contract is [B, R, A, 80, 4] = [B] + {want}")
         batch = tf.shape(scene["agent_mask"])[0]
         tf.debugging.assert_equal(
             tf.shape(scene_traj),
