@@ -33,6 +33,9 @@ class AgentHistoryEncoder(tf.keras.layers.Layer):
 
     def __init__(self, hidden: int, mlp_width: int, mlp_layers: int = 2,
                  activation: str = "relu", **kwargs):
+        # Raw scene inputs stay float32: autocasting positions of ~100 m to bfloat16 under
+        # mixed precision would round them to ~0.5 m. The MLPs cast normalised features.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.hidden, self.mlp_width, self.mlp_layers = hidden, mlp_width, mlp_layers
         self.activation = activation

@@ -23,7 +23,8 @@ def agent_step_features(xy, heading, vel, valid) -> tf.Tensor:
     valid_f = tf.cast(valid, tf.float32)[..., None]
     feats = tf.concat([
         tf.cast(xy, tf.float32) / POSITION_SCALE,
-        tf.cos(heading)[..., None], tf.sin(heading)[..., None],
+        tf.cos(tf.cast(heading, tf.float32))[..., None],
+        tf.sin(tf.cast(heading, tf.float32))[..., None],
         tf.cast(vel, tf.float32) / SPEED_SCALE,
     ], axis=-1)
     return tf.concat([feats * valid_f, valid_f], axis=-1)

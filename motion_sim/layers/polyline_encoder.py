@@ -26,6 +26,9 @@ class PolylineEncoder(tf.keras.layers.Layer):
     """
 
     def __init__(self, hidden: int, mlp_width: int, activation: str = "relu", **kwargs):
+        # Raw scene inputs stay float32: autocasting positions of ~100 m to bfloat16 under
+        # mixed precision would round them to ~0.5 m. The MLPs cast normalised features.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.hidden, self.mlp_width, self.activation = hidden, mlp_width, activation
         self.point_mlp = MLP([mlp_width, mlp_width], activation, name="point_mlp")

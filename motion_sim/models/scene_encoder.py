@@ -25,6 +25,9 @@ class SceneEncoder(tf.keras.layers.Layer):
 
     def __init__(self, hidden: int, num_layers: int, num_heads: int, ffn_dim: int,
                  mlp_width: int, dropout: float = 0.0, activation: str = "relu", **kwargs):
+        # Raw scene inputs stay float32: autocasting positions of ~100 m to bfloat16 under
+        # mixed precision would round them to ~0.5 m. The MLPs cast normalised features.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.hidden, self.num_layers, self.num_heads = hidden, num_layers, num_heads
         self.ffn_dim, self.mlp_width = ffn_dim, mlp_width

@@ -34,6 +34,7 @@ class SimAgentModel(tf.keras.Model):
                  hidden: int = 256, num_heads: int = 4, ffn_dim: int = 1024,
                  dropout: float = 0.1, activation: str = "relu", encoder_mlp_width: int = 256,
                  vocab_size: int = 169, max_steps: int = 80, **kwargs):
+        kwargs.setdefault("autocast", False)  # scene positions must reach the encoders in float32
         super().__init__(**kwargs)
         if hidden % num_heads:
             raise ValueError(f"hidden={hidden} must be divisible by num_heads={num_heads}")

@@ -1,0 +1,40 @@
+import numpy as np
+import tensorflow as tf
+
+from motion_sim.layers import masks
+from tests.test_case import TestCase
+
+
+class MasksTest(TestCase):
+
+    def test_block_causal_structure(self):
+        T, A = 3, 2
+        m = masks.block_causal_mask(T, A).numpy()
+        for q in range(T * A):
+            for k in range(T * A):
+                # p = t * A + a: visible iff key step <= query step (same step included).
+                self.assertEqual(m[q, k], k // A <= q // A, (q, k))
+
+    def test_padded_agents_masked_as_keys_at_every_step(self):
+        agent_mask = tf.constant([[True, False, True]])
+        bias = masks.block_causal_bias(agent_mask, 2).numpy()[0, 0]  # [6, 6]
+        self.assertTrue(np.all(bias[:, [1, 4]] == masks.MASK_VALUE))
+        self.assertEqual(bias[5, 0], 0.0)   # step 1 agent 2 sees step 0 agent 0
+        self.assertEqual(bias[0, 3], masks.MASK_VALUE)  # step 0 never sees step 1
+
+    def test_cached_step_bias_equals_row_of_teacher_forced_bias(self):
+        agent_mask = tf.constant([[True, True, False], [False, True, True]])
+        full = masks.block_causal_bias(agent_mask, 4).numpy()
+        for t in range(4):
+            step = masks.cached_step_bias(agent_mask, 4, t).numpy()
+            for a in range(3):
+                np.testing.assert_array_equal(step[:, 0, 0], full[:, 0, t * 3 + a])
+
+    def test_all_masked_row_is_finite(self):
+        bias = masks.key_padding_bias(tf.zeros([1, 4], tf.bool))
+        probs = tf.nn.softmax(tf.random.normal([1, 1, 2, 4]) + bias)
+        self.assertTrue(np.all(np.isfinite(probs.numpy())))
+
+
+if __name__ == "__main__":
+    tf.test.main()
