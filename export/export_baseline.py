@@ -23,9 +23,13 @@ BASELINES = {
     "logged_oracle": LoggedOracleAgent,
 }
 
-_KIND = flags.DEFINE_enum("kind", None, sorted(BASELINES), "Which baseline to export.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "SavedModel directory to write.")
-_NUM_ROLLOUTS = flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scenario (WOSAC: 32).")
+
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_enum("kind", None, sorted(BASELINES), "Which baseline to export.")
+    flags.DEFINE_string("output_dir", None, "SavedModel directory to write.")
+    flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scenario (WOSAC: 32).")
+    flags.mark_flags_as_required(["kind", "output_dir"])
 
 
 def make_baseline(kind: str) -> tf.Module:
@@ -37,11 +41,12 @@ def make_baseline(kind: str) -> tf.Module:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    path = signature.export_sim_agent(make_baseline(_KIND.value), _OUTPUT_DIR.value,
-                                      _NUM_ROLLOUTS.value)
+    FLAGS = flags.FLAGS
+    path = signature.export_sim_agent(make_baseline(FLAGS.kind), FLAGS.output_dir,
+                                      FLAGS.num_rollouts)
     print(path)
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["kind", "output_dir"])
+    define_flags()
     app.run(main)

@@ -36,64 +36,73 @@ from export import submission_shards
 from motion_sim.data import scenario_reader
 from motion_sim.data.datatypes import ScenarioError
 
-_SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Sim-agent SavedModel directory.")
-_SCENARIOS = flags.DEFINE_string("scenarios", None,
-                                 "Glob(s), comma-separated, of Scenario-proto TFRecord files.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for shards and the tarball.")
-_SHARD_SIZE = flags.DEFINE_integer("shard_size", 16, "Scenarios per shard (~4 MB each).")
-_SEED = flags.DEFINE_integer("seed", 0, "Base seed; each scenario derives its own from it.")
-_MAX_SKIPPED = flags.DEFINE_integer("max_skipped", 0,
-                                    "Skipped scenarios tolerated before the run fails.")
-# Submission metadata: the fields of SimAgentsChallengeSubmission the challenge requires.
-_ACCOUNT = flags.DEFINE_string("account_name", None, "Waymo Open Dataset account e-mail.")
-_METHOD = flags.DEFINE_string("method_name", None, "Unique method name on the leaderboard.")
-_AUTHORS = flags.DEFINE_list("authors", None, "Comma-separated author names.")
-_AFFILIATION = flags.DEFINE_string("affiliation", None, "Authors' affiliation.")
-_DESCRIPTION = flags.DEFINE_string("description", None, "Short method description.")
-_METHOD_LINK = flags.DEFINE_string("method_link", None, "Paper or code link.")
-_NUM_PARAMS = flags.DEFINE_string("num_model_parameters", None,
-                                  "Model size as shown on the leaderboard, e.g. 1.2M.")
-_LIDAR = flags.DEFINE_bool("uses_lidar_data", None, "Whether the method uses lidar.")
-_CAMERA = flags.DEFINE_bool("uses_camera_data", None, "Whether the method uses cameras.")
-_PRETRAINING = flags.DEFINE_bool("uses_public_model_pretraining", None,
-                                 "Whether public pretrained models were used.")
-_PUBLIC_MODELS = flags.DEFINE_list("public_model_names", [],
-                                   "Names of the public pretrained models, if used.")
-_CLOSED_LOOP = flags.DEFINE_bool(
-    "acknowledge_complies_with_closed_loop_requirement", None,
-    "Must be true: the rollouts were produced closed-loop (the challenge's rule).")
-
 _REQUIRED = ("saved_model", "scenarios", "output_dir", "account_name", "method_name", "authors",
              "affiliation", "description", "method_link", "num_model_parameters",
              "uses_lidar_data", "uses_camera_data", "uses_public_model_pretraining",
              "acknowledge_complies_with_closed_loop_requirement")
 
 
-def submission_metadata() -> dict:
-    """The metadata fields from the flags, checked against the challenge's rules."""
-    if not _CLOSED_LOOP.value:
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_string("saved_model", None, "Sim-agent SavedModel directory.")
+    flags.DEFINE_string("scenarios", None,
+                        "Glob(s), comma-separated, of Scenario-proto TFRecord files.")
+    flags.DEFINE_string("output_dir", None, "Directory for shards and the tarball.")
+    flags.DEFINE_integer("shard_size", 16, "Scenarios per shard (~4 MB each).")
+    flags.DEFINE_integer("seed", 0, "Base seed; each scenario derives its own from it.")
+    flags.DEFINE_integer("max_skipped", 0, "Skipped scenarios tolerated before the run fails.")
+    # Submission metadata: the fields of SimAgentsChallengeSubmission the challenge requires.
+    flags.DEFINE_string("account_name", None, "Waymo Open Dataset account e-mail.")
+    flags.DEFINE_string("method_name", None, "Unique method name on the leaderboard.")
+    flags.DEFINE_list("authors", None, "Comma-separated author names.")
+    flags.DEFINE_string("affiliation", None, "Authors' affiliation.")
+    flags.DEFINE_string("description", None, "Short method description.")
+    flags.DEFINE_string("method_link", None, "Paper or code link.")
+    flags.DEFINE_string("num_model_parameters", None,
+                        "Model size as shown on the leaderboard, e.g. 1.2M.")
+    flags.DEFINE_bool("uses_lidar_data", None, "Whether the method uses lidar.")
+    flags.DEFINE_bool("uses_camera_data", None, "Whether the method uses cameras.")
+    flags.DEFINE_bool("uses_public_model_pretraining", None,
+                      "Whether public pretrained models were used.")
+    flags.DEFINE_list("public_model_names", [], "Names of the public pretrained models, if used.")
+    flags.DEFINE_bool("acknowledge_complies_with_closed_loop_requirement", None,
+                      "Must be true: the rollouts were produced closed-loop (the challenge's rule).")
+    flags.mark_flags_as_required(_REQUIRED)
+
+
+def submission_metadata(values: dict) -> dict:
+    """`SimAgentsChallengeSubmission` metadata from flag values, checked against the rules.
+
+    Args:
+      values: flag name -> value (the flags defined in `define_flags`).
+
+    Raises:
+      app.UsageError: a required field is empty or a rule is broken.
+    """
+    if not values["acknowledge_complies_with_closed_loop_requirement"]:
         raise app.UsageError("--acknowledge_complies_with_closed_loop_requirement must be true: "
                              "WOSAC only accepts closed-loop simulations")
-    if _PRETRAINING.value and not _PUBLIC_MODELS.value:
+    if values["uses_public_model_pretraining"] and not values["public_model_names"]:
         raise app.UsageError("--uses_public_model_pretraining=true needs --public_model_names")
     for name in ("account_name", "method_name", "affiliation", "description", "method_link",
                  "num_model_parameters"):
-        if not flags.FLAGS[name].value.strip():
+        if not str(values[name]).strip():
             raise app.UsageError(f"--{name} must not be empty")
-    if not [a for a in _AUTHORS.value if a.strip()]:
+    authors = [a.strip() for a in values["authors"] if a.strip()]
+    if not authors:
         raise app.UsageError("--authors must name at least one author")
     return {
-        "account_name": _ACCOUNT.value,
-        "unique_method_name": _METHOD.value,
-        "authors": [a.strip() for a in _AUTHORS.value if a.strip()],
-        "affiliation": _AFFILIATION.value,
-        "description": _DESCRIPTION.value,
-        "method_link": _METHOD_LINK.value,
-        "num_model_parameters": _NUM_PARAMS.value,
-        "uses_lidar_data": _LIDAR.value,
-        "uses_camera_data": _CAMERA.value,
-        "uses_public_model_pretraining": _PRETRAINING.value,
-        "public_model_names": list(_PUBLIC_MODELS.value),
+        "account_name": values["account_name"],
+        "unique_method_name": values["method_name"],
+        "authors": authors,
+        "affiliation": values["affiliation"],
+        "description": values["description"],
+        "method_link": values["method_link"],
+        "num_model_parameters": values["num_model_parameters"],
+        "uses_lidar_data": bool(values["uses_lidar_data"]),
+        "uses_camera_data": bool(values["uses_camera_data"]),
+        "uses_public_model_pretraining": bool(values["uses_public_model_pretraining"]),
+        "public_model_names": list(values["public_model_names"]),
         "acknowledge_complies_with_closed_loop_requirement": True,
     }
 
@@ -208,10 +217,12 @@ def _aggregate(output_dir: str, plan: submission_shards.ShardPlan) -> dict:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    metadata = submission_metadata()
+    values = flags.FLAGS.flag_values_dict()
+    metadata = submission_metadata(values)
     try:
-        totals = write_submission(_SAVED_MODEL.value, _SCENARIOS.value, _OUTPUT_DIR.value,
-                                  metadata, _SHARD_SIZE.value, _SEED.value, _MAX_SKIPPED.value)
+        totals = write_submission(values["saved_model"], values["scenarios"],
+                                  values["output_dir"], metadata, values["shard_size"],
+                                  values["seed"], values["max_skipped"])
     except (loader.SimAgentLoadError, ScenarioError, FileNotFoundError, ValueError,
             RuntimeError) as e:
         logging.error("%s", e)
@@ -221,5 +232,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(_REQUIRED)
+    define_flags()
     app.run(main)
