@@ -35,11 +35,11 @@ def _read_scenes(output_dir):
     return scenes
 
 
-def test_cli_end_to_end_and_resume(tmp_path):
+def _end_to_end_and_resume(tmp_path, num_workers):
     out = str(tmp_path / "scenes")
     pattern = os.path.join(SAMPLE_DIR, "*scenario*.tfrecord")
     first = _cli(f"--input={pattern}", f"--output_dir={out}", "--format=scenario",
-                 "--num_workers=2", "--shard_size=1")
+                 f"--num_workers={num_workers}", "--shard_size=1")
     assert first.returncode == 0, first.stderr
     assert "preprocess" in first.stderr and "unit" in first.stderr  # tqdm progress bar
     with open(os.path.join(out, "stats.json")) as f:
@@ -64,6 +64,16 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert resumed["units_processed"] == 0 and resumed["units_skipped_as_done"] == 2
     assert {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in shards} == mtimes
     assert {k: resumed[k] for k in STATS_KEYS} == {k: stats[k] for k in STATS_KEYS}
+
+
+def test_cli_end_to_end_and_resume(tmp_path):
+    _end_to_end_and_resume(tmp_path, num_workers=1)
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_spawned_workers(tmp_path):
+    # Same run through the spawn pool (each worker imports TensorFlow: ~10-40 s on a busy box).
+    _end_to_end_and_resume(tmp_path, num_workers=2)
 
 
 def test_cli_unknown_format(tmp_path):
