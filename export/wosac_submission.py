@@ -24,6 +24,7 @@ import os
 import sys
 import time
 
+import tensorflow as tf
 from absl import app
 from absl import flags
 from absl import logging
@@ -166,6 +167,10 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
             scenario_rollouts, counts = (
                 saved_model_rollouts.generate_scenario_rollouts_with_stats(
                     saved_model, scenario, seed, source))
+        except tf.errors.OpError as e:
+            # The model itself failed (not the data): every later scenario would fail too.
+            raise RuntimeError(f"{source}: the sim agent failed on this scenario: "
+                               f"{type(e).__name__}: {e.message}") from e
         except (ScenarioError, ValueError) as e:
             reason = getattr(e, "reason", "invalid_rollouts")
             logging.warning("skipping %s: %s", source, e)

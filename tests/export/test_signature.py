@@ -97,3 +97,22 @@ def test_export_is_atomic_and_replaces(tmp_path):
     with pytest.raises(RuntimeError, match="agent bug"):
         signature.export_sim_agent(broken, str(tmp_path / "other"))
     assert sorted(os.listdir(tmp_path)) == ["model"]  # a failed export leaves nothing
+
+
+def test_plain_function_agent_exports_and_keeps_its_variables(scenarios, tmp_path):
+    speed_up = tf.Variable(2.0)  # a trained weight stand-in: must be saved with the model
+
+    def faster_cv(scene, seed, num_rollouts):
+        scaled = dict(scene, agent_vel=scene["agent_vel"] * speed_up)
+        return ConstantVelocityAgent().simulate(scaled, seed, num_rollouts)
+
+    serving = signature.SimAgentServing(faster_cv, num_rollouts=2)
+    serving.speed_up = speed_up  # tracked through the serving module
+    path = signature.export_sim_agent(serving, str(tmp_path / "fn"))
+    inputs = _scene_batch(scenarios, slice(0, 1))
+    from export import loader
+    got = loader.load_sim_agent(path).run(inputs, [0, 0])["trajectories"]
+    want = serving.run(inputs, [0, 0])["trajectories"]
+    np.testing.assert_array_equal(got, want)
+    plain = signature.SimAgentServing(ConstantVelocityAgent(), 2).run(inputs, [0, 0])
+    assert np.abs(got - plain["trajectories"]).max() > 1.0  # the variable took effect

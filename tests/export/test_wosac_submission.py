@@ -193,3 +193,17 @@ def test_metadata_rules():
         wosac_submission.submission_metadata(dict(values, description="  "))
     with pytest.raises(app.UsageError, match="at least one author"):
         wosac_submission.submission_metadata(dict(values, authors=[""]))
+
+
+def test_failing_model_stops_the_run_naming_the_scenario(tmp_path):
+    from export import signature
+    from motion_sim.data import datatypes
+
+    def wrong_batch(scene, seed, num_rollouts):  # passes the static check, fails at run time
+        batch = tf.shape(scene["agent_mask"])[0] * 2
+        return tf.zeros(tf.stack([batch, num_rollouts, datatypes.MAX_AGENTS, 80, 4]))
+
+    model = signature.export_sim_agent(wrong_batch, str(tmp_path / "broken"))
+    with pytest.raises(RuntimeError, match=f"(?s){SCENARIO_FILES[0]}:0: the sim agent failed.*"
+                                           r"\[B, R, A, 80, 4\]"):
+        wosac_submission.write_submission(model, SCENARIOS_GLOB, str(tmp_path / "o"), METADATA)
