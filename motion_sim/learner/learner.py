@@ -151,7 +151,7 @@ class Learner:
             # Skipped steps' metrics are NaN and must not poison the loop's averages.
             sums = {k: sums[k] + tf.where(ok0, reduced[k], 0.0) for k in names}
             applied += done
-            self.nonfinite_total.assign_add(tf.where(ok0, 0, 1))
+            self.nonfinite_total.assign_add(tf.where(ok0, tf.constant(0, tf.int64), 1))
             self.nonfinite_run.assign(tf.where(ok0, tf.zeros_like(self.nonfinite_run),
                                                self.nonfinite_run + 1))
             self.step.assign_add(1)

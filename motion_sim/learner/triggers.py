@@ -53,7 +53,7 @@ class StepRateLogger:
         if self._t0 is None:
             self.reset(step)
             return
-        if not force and step - self._last_log < self.interval:
+        if step == self._last_log or (not force and step - self._last_log < self.interval):
             return
         now = time.time()
         rate = (step - self._s0) / max(now - self._t0, 1e-9)

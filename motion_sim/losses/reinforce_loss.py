@@ -12,6 +12,7 @@ from __future__ import annotations
 import gin
 import tensorflow as tf
 
+from motion_sim.models import inputs
 from motion_sim.losses.loss_output import LossOutput, replica_share, scene_get
 from motion_sim.rl import returns as returns_lib
 from motion_sim.rl import rewards as rewards_lib
@@ -19,9 +20,10 @@ from motion_sim.rl import rewards as rewards_lib
 NORMALIZATIONS = ("global", "group", "none")
 
 
-def tile_scene(scene, num_rollouts: int):
-    """Repeats every field of a batched scene R times: [B, ...] -> [B * R, ...] (b-major)."""
-    return tf.nest.map_structure(lambda x: tf.repeat(x, num_rollouts, axis=0), scene)
+def tile_scene(scene, num_rollouts: int) -> dict:
+    """The model's fields of a batched scene, each repeated R times: [B, ...] -> [B * R, ...],
+    rows b * R + r (the sampler's order)."""
+    return {k: tf.repeat(v, num_rollouts, axis=0) for k, v in inputs.scene_inputs(scene).items()}
 
 
 @gin.configurable

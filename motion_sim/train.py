@@ -1,0 +1,173 @@
+r"""Trains a sim-agent policy: BC pre-training or REINFORCE fine-tuning (paper Sec. 3-4).
+
+    python -m motion_sim.train --root_dir=runs/pre10m --gin_file=gin/pretrain_10m.gin \
+        --gin_bindings="train.train_data='/data/scenes/train/*.tfrecord.gz'"
+    python -m motion_sim.train --root_dir=runs/ft10m --gin_file=gin/finetune_10m.gin \
+        --gin_bindings="PRETRAINED_CHECKPOINT='runs/pre10m'" --gin_bindings="train.train_data=..."
+
+Flags choose the run (where, which hardware, seed); gin chooses every hyperparameter. Running the
+same command again continues from the run's latest checkpoint. The operative gin config is written
+to `<root_dir>/operative_config.gin` and to TensorBoard (`<root_dir>/train`).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import gin
+import tensorflow as tf
+from absl import app, flags, logging
+
+from motion_sim import sampler as sampler_lib
+from motion_sim import tokenizer as tokenizer_lib
+from motion_sim.data import pipeline
+from motion_sim.learner import checkpointing, optimization, strategy as strategy_lib
+from motion_sim.learner.learner import Learner, NonFiniteLossError
+from motion_sim.losses.bc_loss import BCLoss
+from motion_sim.losses.reinforce_loss import ReinforceLoss
+from motion_sim.models.sim_agent_model import SimAgentModel
+from motion_sim.rl import rewards  # noqa: F401 -- registers RewardFunction with gin
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = ("bc", "rl")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("root_dir", None, "Run directory: checkpoints, summaries, operative config.")
+flags.DEFINE_multi_string("gin_file", [], "Gin config files (later ones override earlier).")
+flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. \"train.max_steps=10\".")
+flags.DEFINE_string("tpu", None, "TPU name or address ('local' on a TPU VM): TPUStrategy.")
+flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and rollout sampling.")
+
+
+class ConfigError(ValueError):
+    """The gin configuration or the paths it names cannot run."""
+
+
+@gin.configurable(denylist=["root_dir", "tpu", "seed"])
+def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQUIRED,
+          batch_size: int = 128, max_steps: int = gin.REQUIRED, steps_per_loop: int = 10,
+          checkpoint_interval: int = 5000, summary_interval: int = 100, log_interval: int = 100,
+          grad_clip_norm: float | None = 1.0, max_consecutive_nonfinite: int = 10,
+          init_checkpoint: str | None = None, cache_data: bool = False, shuffle_data: bool = True,
+          tpu: str | None = None, seed: int = 0, use_gpu: bool = True) -> dict:
+    """Builds strategy, data, model, loss and learner from gin, then trains.
+
+    Args:
+      root_dir: run directory.
+      mode: "bc" (pre-training, paper Eq. 1) or "rl" (REINFORCE fine-tuning, Alg. 1).
+      train_data: glob(s) of preprocessed scene shards (`motion_sim.data.preprocess`).
+      batch_size: GLOBAL batch of scenarios (split over replicas).
+      max_steps: total optimizer steps of this run.
+      init_checkpoint: RL: the pre-trained policy (checkpoint prefix, checkpoint dir or run dir);
+        used when root_dir has no checkpoint yet. Required for "rl".
+      cache_data: keep parsed scenes in memory (small data sets).
+    Returns: the last metrics.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"train.mode must be one of {MODES}, got {mode!r}")
+    if mode == "rl" and not init_checkpoint:
+        raise ConfigError("RL fine-tuning needs the pre-trained policy: set PRETRAINED_CHECKPOINT "
+                          "(a checkpoint prefix, a checkpoint directory or a pre-training run dir)")
+    if init_checkpoint and not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints")):
+        init_checkpoint = checkpointing.resolve_checkpoint(init_checkpoint)  # fails clearly now
+    files = [f for p in train_data.split(",") if p.strip() for f in tf.io.gfile.glob(p.strip())]
+    if not files:
+        raise ConfigError(f"train.train_data={train_data!r} matches no files (run "
+                          "`python -m motion_sim.data.preprocess` first)")
+
+    strategy = strategy_lib.get_strategy(tpu=tpu, use_gpu=use_gpu)
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
+                          f"{replicas} replicas")
+    tf.keras.utils.set_random_seed(seed)
+
+    def dataset_fn(ctx: tf.distribute.InputContext):
+        return pipeline.make_dataset(train_data, batch_size, shuffle=shuffle_data, repeat=True,
+                                     input_context=ctx, seed=seed, cache=cache_data)
+
+    # Fail on an empty / unreadable data set before any model is built.
+    pipeline.make_dataset(train_data, batch_size, shuffle=False, repeat=False)
+
+    tokenizer = tokenizer_lib.ActionTokenizer()
+    with strategy.scope():
+        model = SimAgentModel()
+        optimizer = optimization.make_optimizer()
+    rollout_fn = None
+    if mode == "bc":
+        loss_fn = BCLoss(tokenizer=tokenizer)
+    else:
+        sampler = sampler_lib.Sampler(model, tokenizer=tokenizer)
+        loss_fn = ReinforceLoss(steps_per_token=tokenizer.steps_per_token)
+        rollout_fn = lambda scene, s: sampler(scene, s)  # noqa: E731
+    logging.info("%s: %d parameters, %d replica(s), global batch %d", mode,
+                 model.count_params(), replicas, batch_size)
+
+    learner = Learner(
+        root_dir, strategy, model, optimizer, loss_fn, dataset_fn, build_fn=lambda m, spec: None,
+        rollout_fn=rollout_fn, max_steps=max_steps, steps_per_loop=steps_per_loop,
+        checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
+        log_interval=log_interval, grad_clip_norm=grad_clip_norm,
+        max_consecutive_nonfinite=max_consecutive_nonfinite, seed=seed,
+        init_checkpoint=init_checkpoint, is_chief=strategy_lib.is_chief(strategy))
+    if learner.is_chief:
+        write_operative_config(root_dir, learner.writer, int(learner.step.numpy()))
+    return learner.run()
+
+
+def write_operative_config(root_dir: str, writer, step: int):
+    """Operative config (what the run actually used) -> root_dir file (atomic) + TensorBoard."""
+    text = gin.operative_config_str()
+    tf.io.gfile.makedirs(root_dir)
+    path = os.path.join(root_dir, "operative_config.gin")
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    with writer.as_default(step=step):
+        # Markdown code block keeps the indentation readable in TensorBoard's text tab.
+        tf.summary.text("gin/operative_config", "\n".join("    " + l for l in text.splitlines()))
+    writer.flush()
+
+
+def parse_gin(gin_files, gin_bindings):
+    """Parses configs with the repo root and each file's directory as include search paths."""
+    for d in [_REPO_ROOT] + [os.path.dirname(os.path.abspath(f)) for f in gin_files]:
+        gin.add_config_file_search_path(d)
+    for f in gin_files:
+        if not os.path.exists(f) and not os.path.exists(os.path.join(_REPO_ROOT, f)):
+            raise ConfigError(f"--gin_file {f} does not exist")
+    files = [f if os.path.exists(f) else os.path.join(_REPO_ROOT, f) for f in gin_files]
+    try:
+        gin.parse_config_files_and_bindings(files, gin_bindings)
+    except (ValueError, KeyError, IOError, SyntaxError) as e:
+        raise ConfigError(f"bad gin configuration: {e}") from e
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.root_dir:
+        raise app.UsageError("--root_dir is required")
+    if not FLAGS.gin_file:
+        raise app.UsageError("at least one --gin_file is required (e.g. gin/demo_pretrain.gin)")
+    try:
+        parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+        train(FLAGS.root_dir, tpu=FLAGS.tpu, seed=FLAGS.seed)
+    except (ConfigError, checkpointing.CheckpointError, FileNotFoundError,
+            NonFiniteLossError) as e:
+        _fail(e)
+    except ValueError as e:
+        # gin reports missing %gin.REQUIRED values and unknown configurables at call time.
+        if "gin" in str(e).lower() or "Required bindings" in str(e) or "dataset" in str(e):
+            _fail(e)
+        raise
+
+
+def _fail(e: Exception):
+    print(f"motion_sim.train: error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)
