@@ -145,12 +145,17 @@ def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing]
     """Writes a sim-agent SavedModel with the serving signature; returns `export_dir`.
 
     Atomic: the model is written to a temporary sibling directory and renamed into place, so a
-    crash never leaves a half-written model at `export_dir`. An existing `export_dir` is
-    replaced (the old one is removed only after the new one is complete).
+    crash never leaves a half-written model at `export_dir`. An existing SavedModel at
+    `export_dir` is replaced (the old one is removed only after the new one is complete); a
+    non-empty directory that is not a SavedModel is refused.
     """
     serving = (module_or_fn if isinstance(module_or_fn, SimAgentServing)
                else SimAgentServing(module_or_fn, num_rollouts))
     export_dir = os.path.abspath(export_dir)
+    if (os.path.isdir(export_dir) and os.listdir(export_dir)
+            and not os.path.exists(os.path.join(export_dir, "saved_model.pb"))):
+        # Replacing is meant for re-exports; never delete a directory that holds anything else.
+        raise FileExistsError(f"{export_dir} exists and is not a SavedModel; refusing to replace it")
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)

@@ -97,6 +97,12 @@ def test_export_is_atomic_and_replaces(tmp_path):
     with pytest.raises(RuntimeError, match="agent bug"):
         signature.export_sim_agent(broken, str(tmp_path / "other"))
     assert sorted(os.listdir(tmp_path)) == ["model"]  # a failed export leaves nothing
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("not a model")
+    with pytest.raises(FileExistsError, match="not a SavedModel"):
+        signature.export_sim_agent(ConstantVelocityAgent(), str(precious))
+    assert (precious / "notes.txt").read_text() == "not a model"
 
 
 def test_plain_function_agent_exports_and_keeps_its_variables(scenarios, tmp_path):
