@@ -132,6 +132,8 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
     settings = {"saved_model": os.path.abspath(saved_model), "seed": int(seed),
                 "metadata": metadata}
     plan = submission_shards.make_plan(scenarios, shard_size, settings)
+    if plan.num_scenarios == 0:
+        raise ValueError(f"{scenarios}: the matching files hold no records")
     resumed = submission_shards.check_or_write_plan(output_dir, plan)
     finished = {k for k in range(plan.num_shards)
                 if os.path.exists(os.path.join(output_dir, plan.shard_name(k)))}
@@ -191,7 +193,6 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
     totals = _aggregate(output_dir, plan)
     totals.update(seconds=round(time.time() - start, 1), resumed=resumed,
                   shards_written_this_run=plan.num_shards - len(finished))
-    tarball = None
     if totals["scenarios_skipped"] > max_skipped:
         submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
         sources = ", ".join(s["source"] for s in totals["skipped"][:10])
@@ -199,9 +200,8 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
             f"{totals['scenarios_skipped']} scenarios skipped (> --max_skipped={max_skipped}): "
             f"{sources}; no tarball written (see {output_dir}/stats.json). Fix the inputs and "
             "delete the affected shards to redo them.")
-    tarball = submission_shards.write_tarball(
+    totals["tarball"] = submission_shards.write_tarball(
         output_dir, [plan.shard_name(k) for k in range(plan.num_shards)])
-    totals["tarball"] = tarball
     submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
     return totals
 

@@ -157,6 +157,11 @@ def test_corrupt_scenario_file_is_a_clear_error(tmp_path, cv_saved_model):
     with pytest.raises(ScenarioError, match=f"{bad}:0.*corrupt or truncated"):
         wosac_submission.write_submission(cv_saved_model, str(bad), str(tmp_path / "o"),
                                           METADATA)
+    empty = tmp_path / "empty.tfrecord"
+    _write_records(empty, [])
+    with pytest.raises(ValueError, match=f"{empty}: the matching files hold no records"):
+        wosac_submission.write_submission(cv_saved_model, str(empty), str(tmp_path / "o"),
+                                          METADATA)
     with pytest.raises(FileNotFoundError, match="no files match"):
         wosac_submission.write_submission(cv_saved_model, str(tmp_path / "none*.tfrecord"),
                                           str(tmp_path / "o"), METADATA)
