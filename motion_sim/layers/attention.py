@@ -42,16 +42,22 @@ class Attention(tf.keras.layers.Layer):
         return q * tf.cast(self.key_dim ** -0.5, q.dtype)
 
     def project_kv(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """[B, K, D] -> keys, values [B, K, H, d]."""
-        return self.key_dense(x), self.value_dense(x)
+        """[B, K, D] -> keys, values [B, H, K, d] (heads first, the layout caches keep)."""
+        k = tf.transpose(self.key_dense(x), [0, 2, 1, 3])
+        v = tf.transpose(self.value_dense(x), [0, 2, 1, 3])
+        return k, v
 
     def attend(self, q, k, v, bias, training=None) -> tf.Tensor:
-        """q [B, Q, H, d], k/v [B, K, H, d], bias broadcastable to [B, H, Q, K] (float32,
-        0 = visible, MASK_VALUE = masked) -> [B, Q, D]."""
-        scores = tf.einsum("bqhd,bkhd->bhqk", q, k)
+        """q [B, Q, H, d], k/v [B, H, K, d], bias broadcastable to [B, H, Q, K] (float32,
+        0 = visible, MASK_VALUE = masked) -> [B, Q, D].
+
+        Keys/values are heads-first so the two batched matmuls need no transpose of the
+        (large) cached keys/values at every decoding step.
+        """
+        scores = tf.einsum("bqhd,bhkd->bhqk", q, k)
         probs = tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1)
         probs = self.dropout_layer(probs, training=training)
-        out = tf.einsum("bhqk,bkhd->bqhd", tf.cast(probs, v.dtype), v)
+        out = tf.einsum("bhqk,bhkd->bqhd", tf.cast(probs, v.dtype), v)
         return self._output_dense(out)
 
     def call(self, query, context, bias, training=None):

@@ -2,7 +2,7 @@
 
 Sequence layout: decoding step t holds the A agents of one joint action step; the flattened
 position of (t, a) is p = t * A + a. The self-attention KV cache of a block is ONE preallocated
-tensor [B', 2, T, A, H, d] (keys, values) written at step t with `dynamic_update_slice`, so its
+tensor [B', 2, H, T, A, d] (keys, values; heads first, see `Attention.attend`) written at step t with `dynamic_update_slice`, so its
 shape is static across the decoding loop (one XLA program, no shape invariants).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ class DecoderBlock(tf.keras.layers.Layer):
         return self._ffn(x, training=training)
 
     def scene_kv(self, scene: tf.Tensor) -> tf.Tensor:
-        """[B, N, D] scene embedding -> [B, 2, N, H, d] cross-attention keys/values (once)."""
+        """[B, N, D] scene embedding -> [B, 2, H, N, d] cross-attention keys/values (once)."""
         k, v = self.cross_attn.project_kv(scene)
         return tf.stack([k, v], axis=1)
 
@@ -71,18 +71,19 @@ class DecoderBlock(tf.keras.layers.Layer):
         Args:
           x: [B*R, A, D] inputs of step `step` (R rollouts per scene, rollout-major per scene).
           step: scalar int32 index t.
-          self_cache: [B*R, 2, T, A, H, d] this block's KV cache; slot t is overwritten.
+          self_cache: [B*R, 2, H, T, A, d] this block's KV cache; slot t is overwritten.
           self_bias: [B*R, 1, 1, T*A] float32 (`masks.cached_step_bias`).
-          scene_kv: [B, 2, N, H, d] from `scene_kv`; scene_bias: [B, 1, 1, N].
+          scene_kv: [B, 2, H, N, d] from `scene_kv`; scene_bias: [B, 1, 1, N].
         Returns: ([B*R, A, D], updated self_cache).
         """
         batch_r, num_agents = tf.shape(x)[0], x.shape[1]
-        num_steps = self_cache.shape[2]
+        num_steps = self_cache.shape[3]
         h = self.norm1(x)
-        k, v = self.self_attn.project_kv(h)  # [B*R, A, H, d]
-        new_kv = tf.cast(tf.stack([k, v], axis=1), self_cache.dtype)  # [B*R, 2, A, H, d]
+        k, v = self.self_attn.project_kv(h)  # [B*R, H, A, d]
+        new_kv = tf.cast(tf.stack([k, v], axis=1), self_cache.dtype)  # [B*R, 2, H, A, d]
         self_cache = _write_step(self_cache, new_kv, step)
-        keys = tf.reshape(self_cache[:, 0], [batch_r, num_steps * num_agents, self.num_heads,
+        # [B*R, H, T, A, d] -> [B*R, H, T*A, d]: a free reshape, key p = t * A + a.
+        keys = tf.reshape(self_cache[:, 0], [batch_r, self.num_heads, num_steps * num_agents,
                                              self.key_dim])
         values = tf.reshape(self_cache[:, 1], tf.shape(keys))
         q = self.self_attn.project_query(h)
@@ -105,14 +106,13 @@ class DecoderBlock(tf.keras.layers.Layer):
 
 
 def _write_step(cache: tf.Tensor, update: tf.Tensor, step) -> tf.Tensor:
-    """Writes update [B', 2, A, H, d] into cache [B', 2, T, A, H, d] at time slot `step`.
+    """Writes update [B', 2, H, A, d] into cache [B', 2, H, T, A, d] at time slot `step`.
 
-    A `tensor_scatter_nd_update` of B'*2 contiguous [A, H, d] slabs: it runs eagerly as well as
+    A `tensor_scatter_nd_update` of B'*2*H contiguous [A, d] slabs: it runs eagerly as well as
     under XLA, where it becomes an in-place scatter inside the decoding while loop.
     """
-    batch_r = tf.shape(cache)[0]
-    b = tf.repeat(tf.range(batch_r), 2)
-    kv = tf.tile(tf.range(2), [batch_r])
-    t = tf.fill([batch_r * 2], tf.cast(step, tf.int32))
-    indices = tf.reshape(tf.stack([b, kv, t], axis=-1), [batch_r, 2, 3])
+    batch_r, heads = tf.shape(cache)[0], cache.shape[2]
+    grid = tf.meshgrid(tf.range(batch_r), tf.range(2), tf.range(heads), indexing="ij")
+    t = tf.fill(tf.shape(grid[0]), tf.cast(step, tf.int32))
+    indices = tf.stack(grid + [t], axis=-1)  # [B', 2, H, 4] = (b, kv, h, t)
     return tf.tensor_scatter_nd_update(cache, indices, update)

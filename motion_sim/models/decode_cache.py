@@ -13,9 +13,9 @@ class DecodeCache(NamedTuple):
     L decoder layers, H heads of width d, D model width. Shapes never change while decoding.
 
     Attributes:
-      self_kv: L-tuple of [B*R, 2, T, A, H, d] compute-dtype self-attention keys/values; step
+      self_kv: L-tuple of [B*R, 2, H, T, A, d] compute-dtype self-attention keys/values; step
         t's slot is written by step t (later slots are masked until then).
-      scene_kv: L-tuple of [B, 2, N, H, d] cross-attention keys/values, computed once per scene
+      scene_kv: L-tuple of [B, 2, H, N, d] cross-attention keys/values, computed once per scene
         and shared by its R rollouts.
       scene_bias: [B, 1, 1, N] float32 scene padding bias.
       agent_embedding: [B*R, A, D] agent identity embeddings.

@@ -14,13 +14,16 @@ MODEL_SCENE_FIELDS = (
 
 
 def scene_inputs(scene) -> dict:
-    """`Scene` NamedTuple or dict with a leading batch axis -> dict of the model's tensors."""
+    """`Scene` NamedTuple or dict with a leading batch axis -> dict of the model's tensors,
+    cast to the `datatypes.scene_spec` dtypes."""
     if hasattr(scene, "_asdict"):
         scene = scene._asdict()
     missing = [k for k in MODEL_SCENE_FIELDS if k not in scene]
     if missing:
         raise ValueError(f"scene is missing fields {missing}")
-    return {k: tf.convert_to_tensor(scene[k]) for k in MODEL_SCENE_FIELDS}
+    spec = datatypes.scene_spec()
+    # Cast to the contract's dtypes (numpy maths on a scene easily promotes float32 to float64).
+    return {k: tf.cast(scene[k], spec[k][1]) for k in MODEL_SCENE_FIELDS}
 
 
 def dummy_scene_inputs(batch: int = 1, num_agents: int = datatypes.MAX_AGENTS) -> dict:

@@ -106,8 +106,8 @@ class MotionDecoder(tf.keras.layers.Layer):
 
         scene_kv = tuple(block.scene_kv(scene_emb) for block in self.blocks)
         dtype = scene_kv[0].dtype
-        empty = tf.zeros(tf.stack([batch * num_rollouts, 2, num_steps, num_agents,
-                                   self.num_heads, self.key_dim]), dtype)
+        empty = tf.zeros(tf.stack([batch * num_rollouts, 2, self.num_heads, num_steps,
+                                   num_agents, self.key_dim]), dtype)
         return DecodeCache(
             self_kv=tuple(empty for _ in self.blocks),
             scene_kv=scene_kv,
@@ -129,7 +129,7 @@ class MotionDecoder(tf.keras.layers.Layer):
                              tokens_prev)
         x = self.token_embedding(tokens_in) + self.step_embedding(step)
         x = x + tf.cast(cache.agent_embedding, x.dtype)
-        num_steps = cache.self_kv[0].shape[2]
+        num_steps = cache.self_kv[0].shape[3]
         self_bias = masks.cached_step_bias(cache.agent_mask, num_steps, step)
         new_kv = []
         for block, kv, scene_kv in zip(self.blocks, cache.self_kv, cache.scene_kv):

@@ -29,7 +29,7 @@ class TransformerBlocksTest(TestCase):
                                    args)
         block = DecoderBlock(num_heads=H, key_dim=D // H, ffn_dim=32)
         full = block(*args)
-        cache = tf.zeros([B, 2, T, A, H, D // H])
+        cache = tf.zeros([B, 2, H, T, A, D // H])
         scene_kv = block.scene_kv(scene)
         xs = tf.reshape(x, [B, T, A, D])
         for t in range(T):
@@ -37,7 +37,7 @@ class TransformerBlocksTest(TestCase):
                                   scene_kv, masks.key_padding_bias(scene_mask))
             self.assertAllClose(y, tf.reshape(full, [B, T, A, D])[:, t], atol=1e-5)
         # The cache holds this step's keys at slot t and nothing was written past T.
-        self.assertTrue(np.all(np.abs(cache.numpy()).sum(axis=(0, 1, 3, 4, 5)) > 0))
+        self.assertTrue(np.all(np.abs(cache.numpy()).sum(axis=(0, 1, 2, 4, 5)) > 0))
 
 
 if __name__ == "__main__":

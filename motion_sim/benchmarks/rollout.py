@@ -1,0 +1,205 @@
+"""Rollout throughput of the compiled, KV-cached sampler vs an uncached decoder and a matmul
+roofline, on this machine. Prints ONE JSON object.
+
+    python -m motion_sim.benchmarks.rollout --gin_file=gin/model_10m.gin \
+        [--agents=128 --rollouts=32 --repeats=3]
+
+Workload: one WOMD scene (the bundled sample; agent slots beyond its real agents are filled
+with shifted copies so all `--agents` are valid), `--rollouts` joint rollouts of all agents,
+16 token steps (2 Hz x 8 s), decoded to 10 Hz.
+
+Figures:
+  seconds_per_scenario: best of `--repeats` timed calls of the compiled sampler (compile
+    excluded), encoding + decoding + 10 Hz trajectories included.
+  achieved_gflops: FLOPs the cached rollout executes, counted analytically (matmuls and
+    attention products, 2 FLOPs per multiply-add; self-attention is counted over the whole
+    static-shaped [T*A] cache every step, as executed), / seconds_per_scenario.
+  matmul_gflops: an XLA dense [R*A, D] x [D, FFN] matmul, timed in this process: the
+    roofline of a compute-bound matmul of the rollout's typical size.
+  speedup_vs_uncached: the same model sampling the same way but re-running the full decoder
+    over the growing token prefix at every step (no KV cache; scene encoded once), also one
+    XLA program, / seconds_per_scenario.
+  peak_memory_gb: process peak RSS after the cached runs (before the uncached baseline runs);
+    peak_memory_gb_with_uncached: at the end.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import time
+
+import gin
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from motion_sim.data.scenario_reader import read_scenario_files
+from motion_sim.data.scene_builder import build_scene
+from motion_sim.models import inputs
+from motion_sim.models.sim_agent_model import SimAgentModel
+from motion_sim.sampler import Sampler, filter_logits
+from motion_sim.tokenizer import ActionTokenizer
+
+_SAMPLE = "motion_sim/data/sample/motion_data_one_scenario.tfrecord"
+
+flags.DEFINE_multi_string("gin_file", ["gin/model_10m.gin"], "Model gin files.")
+flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
+flags.DEFINE_integer("agents", 128, "Valid agents in the scene.")
+flags.DEFINE_integer("rollouts", 32, "Rollouts per scene.")
+flags.DEFINE_integer("token_hz", 2, "Token rate (2 Hz = 16 steps).")
+flags.DEFINE_integer("repeats", 3, "Timed calls (best is reported).")
+flags.DEFINE_bool("uncached", True, "Also time the uncached baseline.")
+flags.DEFINE_string("scenario", _SAMPLE, "Scenario proto TFRecord for the scene.")
+FLAGS = flags.FLAGS
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _scene(path: str, num_agents: int) -> dict:
+    """Batch of one scene with exactly `num_agents` valid agents."""
+    scene, _ = build_scene(next(iter(read_scenario_files(path))))
+    scene = {k: np.asarray(v)[None] for k, v in scene._asdict().items()}
+    real = int(scene["agent_mask"].sum())
+    for name in ("agent_xy", "agent_z", "agent_vel", "agent_heading", "agent_size",
+                 "agent_type", "agent_valid", "agent_mask", "agent_id", "tracks_to_predict"):
+        value = scene[name]
+        reps = -(-num_agents // real)
+        tiled = np.concatenate([value[:, :real]] * reps, axis=1)[:, :num_agents]
+        scene[name] = tiled
+    # Copies are shifted sideways by 4 m per copy so no two agents coincide.
+    copy = (np.arange(num_agents) // real)[None, :, None, None]
+    scene["agent_xy"] = (scene["agent_xy"] + copy * np.array([0.0, 4.0])).astype(np.float32)
+    return scene
+
+
+def rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,
+                  P: int, L: int, TL: int) -> float:
+    """FLOPs of one compiled rollout as executed (see module docstring)."""
+    hp = model.hparams
+    D, F, W, V = hp["hidden"], hp["ffn_dim"], hp["encoder_mlp_width"], hp["vocab_size"]
+    le, ld = hp["num_encoder_layers"], hp["num_decoder_layers"]
+    mm = lambda m, k, n: 2.0 * m * k * n
+    enc = (mm(A, 85, W) + mm(A, W, W) + mm(A, W, D)  # agent history MLP
+           + mm(P * L, 5, W) + mm(P * L, W, W) + mm(P * L, 2 * W, W) + mm(P * L, W, D)  # PointNet
+           + mm(TL, 2, W) + mm(TL, W, D))
+    enc += le * (4 * mm(N, D, D) + 2 * mm(N, N, D) + 2 * mm(N, D, F))
+    enc *= B
+    q = B * R * A  # decoder rows per step
+    per_step = ld * (4 * mm(q, D, D)  # self-attention q, k, v, o
+                     + 2 * mm(q, T * A, D)  # scores + values over the whole static cache
+                     + 2 * mm(q, D, D)  # cross-attention q, o
+                     + 2 * mm(q, N, D)  # cross-attention scores + values
+                     + 2 * mm(q, D, F))  # FFN
+    per_step += mm(q, D, V)  # logits
+    once = B * ld * 2 * mm(N, D, D) + B * (mm(A, 14, W) + mm(A, W, D))  # scene K/V, identity
+    return enc + once + T * per_step
+
+
+def matmul_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:
+    """Measured float32 GFLOP/s of an XLA [m, k] x [k, n] matmul (chained to stay honest)."""
+    a = tf.random.normal([m, k])
+    w = tf.random.normal([k, n]) / k ** 0.5
+    reps = 8
+
+    @tf.function(jit_compile=True)
+    def run(a):
+        acc = tf.zeros([m, n])
+        for _ in range(reps):
+            acc = acc + tf.matmul(a, w)
+            a = a + 1e-3 * acc[:, :k] if n >= k else a
+        return acc
+
+    run(a).numpy()
+    best, start = float("inf"), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run(a).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return reps * 2.0 * m * k * n / best / 1e9
+
+
+def uncached_rollout_fn(model: SimAgentModel, tokenizer: ActionTokenizer, R: int):
+    """Same sampling, no KV cache: step t re-runs the decoder over tokens [0, t]."""
+    T = tokenizer.num_tokens
+
+    @tf.function(jit_compile=True)
+    def run(scene, seed):
+        scene_emb, scene_mask = model.encode(scene)
+        tile = lambda x: tf.repeat(x, R, axis=0)
+        agent_emb = tile(model.decoder.agent_embedding(scene))
+        agent_mask = tile(tf.cast(scene["agent_mask"], tf.bool))
+        scene_emb, scene_mask = tile(scene_emb), tile(scene_mask)
+        batch_r, num_agents = agent_mask.shape
+        tokens = tf.zeros([batch_r, num_agents, 0], tf.int32)
+        for t in range(T):  # Python loop: every prefix length is its own static shape
+            # The decoder's input at step t is token t-1, so feed the prefix plus a dummy slot.
+            prefix = tf.concat([tokens, tf.zeros([batch_r, num_agents, 1], tf.int32)], axis=2)
+            logits = model.decoder(prefix, agent_emb, agent_mask, scene_emb, scene_mask)[:, :, -1]
+            flat = tf.reshape(filter_logits(logits), [batch_r * num_agents, -1])
+            choice = tf.random.stateless_categorical(
+                flat, 1, tf.random.experimental.stateless_fold_in(seed, t), dtype=tf.int32)
+            tokens = tf.concat([tokens, tf.reshape(choice, [batch_r, num_agents, 1])], axis=2)
+        return tokens
+
+    return run
+
+
+def _best_time(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        tf.nest.map_structure(lambda x: x.numpy(), fn())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv):
+    del argv
+    gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_param)
+    model = SimAgentModel()
+    tokenizer = ActionTokenizer(FLAGS.token_hz)
+    A, R, T = FLAGS.agents, FLAGS.rollouts, tokenizer.num_tokens
+    scene = _scene(FLAGS.scenario, A)
+    sampler = Sampler(model, tokenizer, num_rollouts=R)
+
+    t0 = time.perf_counter()
+    sampler(scene, 0).tokens.numpy()
+    compile_s = time.perf_counter() - t0
+    seconds = _best_time(lambda: sampler(scene, 1), FLAGS.repeats)
+    peak_cached = _peak_rss_gb()
+
+    spec = scene["map_xy"].shape
+    N = A + spec[1] + scene["tl_xy"].shape[2]
+    flops = rollout_flops(model, 1, R, A, T, N, spec[1], spec[2], scene["tl_xy"].shape[2])
+    hp = model.hparams
+    roof = matmul_gflops(R * A, hp["hidden"], hp["ffn_dim"])
+    achieved = flops / seconds / 1e9
+    result = {
+        "params": int(model.count_params()),
+        "agents": A, "rollouts": R, "token_steps": T,
+        "seconds_per_scenario": round(seconds, 4),
+        "tokens_per_second": round(R * A * T / seconds, 1),
+        "flops_per_scenario": flops,
+        "achieved_gflops": round(achieved, 2),
+        "matmul_gflops": round(roof, 2),
+        "roofline_ratio": round(achieved / roof, 3),
+        "compile_seconds": round(compile_s, 2),
+        "peak_memory_gb": round(peak_cached, 3),
+        "trace_count": sampler.trace_count,
+    }
+    if FLAGS.uncached:
+        run = uncached_rollout_fn(model, tokenizer, R)
+        model_scene = inputs.scene_inputs(scene)
+        seed = tf.constant([1, 2], tf.int32)
+        run(model_scene, seed).numpy()  # compile
+        uncached = _best_time(lambda: run(model_scene, seed), FLAGS.repeats)
+        result["uncached_seconds_per_scenario"] = round(uncached, 4)
+        result["speedup_vs_uncached"] = round(uncached / seconds, 2)
+        result["peak_memory_gb_with_uncached"] = round(_peak_rss_gb(), 3)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
