@@ -42,6 +42,47 @@ def chunk_polyline(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xy, np.ones((num_chunks, n_points), bool)
 
 
+def _chunk_all(polylines: list):
+    """Vectorised `chunk_polyline` over many polylines at once (one np.interp call).
+
+    Returns xy [C, L, 2], valid [C, L], chunk types [C].
+    """
+    n_points = POINTS_PER_POLYLINE
+    lengths = np.array([len(p) for _, p in polylines])
+    pts = np.concatenate([p[:, :2] for _, p in polylines]).astype(np.float64)
+    poly = np.repeat(np.arange(len(polylines)), lengths)
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=-1)
+    same = poly[1:] == poly[:-1]
+    # Repeated points (zero-length segments) would break np.interp's increasing abscissae.
+    keep = np.r_[True, ~same | (seg > 0)]
+    pts, poly = pts[keep], poly[keep]
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=-1)
+    seg[poly[1:] != poly[:-1]] = 0.0
+    cum = np.r_[0.0, np.cumsum(seg)]
+    first = np.r_[0, np.flatnonzero(poly[1:] != poly[:-1]) + 1]
+    last = np.r_[first[1:] - 1, len(poly) - 1]
+    total = cum[last] - cum[first]
+    # Global abscissa: each polyline's arc length shifted past the previous one (+1 m gap), so
+    # one np.interp serves all polylines without mixing them.
+    offset = np.r_[0.0, np.cumsum(total + 1.0)[:-1]]
+    abscissa = cum - np.repeat(cum[first], last - first + 1) + np.repeat(offset, last - first + 1)
+    degenerate = total <= 0.0
+    num_chunks = np.where(degenerate, 1,
+                          np.maximum(1, np.ceil(total / MAX_CHUNK_LENGTH_M - 1e-9))).astype(int)
+    chunk_poly = np.repeat(np.arange(len(total)), num_chunks)
+    chunk_index = np.arange(len(chunk_poly)) - np.repeat(np.cumsum(num_chunks) - num_chunks,
+                                                         num_chunks)
+    chunk_len = (total / num_chunks)[chunk_poly]
+    local = (chunk_index[:, None] + np.linspace(0.0, 1.0, n_points)[None, :]) * chunk_len[:, None]
+    local = np.minimum(local, total[chunk_poly, None])
+    s = local + offset[chunk_poly, None]
+    xy = np.stack([np.interp(s, abscissa, pts[:, 0]), np.interp(s, abscissa, pts[:, 1])], -1)
+    valid = np.ones(s.shape, bool)
+    valid[degenerate[chunk_poly], 1:] = False
+    types = np.array([int(t) for t, _ in polylines], np.int32)
+    return xy, valid, types[chunk_poly]
+
+
 def select_map(polylines: list, max_polylines: int = MAX_POLYLINES):
     """Chunks every (MapType, [P, 2] scene-frame xy) polyline and keeps the chunks nearest the
     scene origin (distance of a chunk = its closest point), nearest first.
@@ -49,20 +90,13 @@ def select_map(polylines: list, max_polylines: int = MAX_POLYLINES):
     Returns: map_xy [max_polylines, L, 2] float32, map_type [max_polylines] int32,
       map_valid [max_polylines, L] bool, num_chunks (before the cut).
     """
-    all_xy, all_valid, all_type = [], [], []
-    for map_type, xy in polylines:
-        chunks, valid = chunk_polyline(xy)
-        all_xy.append(chunks)
-        all_valid.append(valid)
-        all_type.append(np.full(len(chunks), int(map_type), np.int32))
     map_xy = np.zeros((max_polylines, POINTS_PER_POLYLINE, 2), np.float32)
     map_type = np.zeros(max_polylines, np.int32)
     map_valid = np.zeros((max_polylines, POINTS_PER_POLYLINE), bool)
-    if not all_xy:
+    polylines = [(t, p) for t, p in polylines if len(p)]
+    if not polylines:
         return map_xy, map_type, map_valid, 0
-    xy = np.concatenate(all_xy)
-    valid = np.concatenate(all_valid)
-    types = np.concatenate(all_type)
+    xy, valid, types = _chunk_all(polylines)
     dist = np.where(valid, np.linalg.norm(xy, axis=-1), np.inf).min(axis=-1)
     order = np.argsort(dist, kind="stable")[:max_polylines]
     k = len(order)

@@ -4,16 +4,16 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
+import tensorflow as tf
 from google.protobuf.message import DecodeError
 from waymo_open_dataset.protos import scenario_pb2
 
-from motion_sim.data import map_types
+from motion_sim.data import map_types, scenario_decoder
 from motion_sim.data.datatypes import NUM_STEPS, RawScenario, ScenarioError
 from motion_sim.data.tfrecord_io import expand_pattern, iter_records
 
-# Per-state fields, in the column order of the array we build (one Python pass per track).
-_STATE_FIELDS = ("center_x", "center_y", "center_z", "velocity_x", "velocity_y", "heading",
-                 "length", "width", "height")
+# Per-state fields, in the column order of the arrays we build.
+_STATE_FIELDS = scenario_decoder.STATE_FIELDS
 
 
 def _track_states(track: scenario_pb2.Track) -> tuple[np.ndarray, np.ndarray]:
@@ -27,9 +27,10 @@ def _polyline(points) -> np.ndarray:
     return np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64).reshape(-1, 3)
 
 
-def _map_polylines(scenario: scenario_pb2.Scenario) -> list:
+def _map_polylines(scenario: scenario_pb2.Scenario, points_by_row: dict | None = None) -> list:
+    """(MapType, [P, 3] points) per feature; `points_by_row` holds pre-decoded points."""
     polylines = []
-    for feature in scenario.map_features:
+    for row, feature in enumerate(scenario.map_features):
         map_type = map_types.from_proto_feature(feature)
         if map_type is None:
             continue
@@ -37,12 +38,14 @@ def _map_polylines(scenario: scenario_pb2.Scenario) -> list:
         data = getattr(feature, kind)
         if kind == "stop_sign":
             points = _polyline([data.position])
+        elif points_by_row is not None:
+            points = points_by_row.get(row, np.zeros((0, 3)))
         elif map_type in map_types.POLYGON_TYPES:
             points = _polyline(data.polygon)
-            if len(points) > 1:
-                points = np.concatenate([points, points[:1]])
         else:
             points = _polyline(data.polyline)
+        if map_type in map_types.POLYGON_TYPES and len(points) > 1:
+            points = np.concatenate([points, points[:1]])
         if len(points):
             polylines.append((map_type, points))
     return polylines
@@ -65,7 +68,43 @@ def _traffic_lights(scenario: scenario_pb2.Scenario, num_steps: int):
 
 
 def read_scenario_proto(scenario: scenario_pb2.Scenario, source: str) -> RawScenario:
-    """Converts one Scenario proto; raises `ScenarioError` if its shape is not WOMD's 91 steps."""
+    """Converts one Scenario proto; raises `ScenarioError` if its shape is not WOMD's 91 steps.
+
+    Reads states through the Python protobuf API; `read_scenario_bytes` gives the same result
+    ~3x faster from the serialized bytes and is what batch jobs use.
+    """
+    n = len(scenario.tracks)
+    states = np.zeros((n, NUM_STEPS, len(_STATE_FIELDS)), np.float64)
+    valid = np.zeros((n, NUM_STEPS), bool)
+    num_states = np.zeros(n, np.int64)
+    for i, track in enumerate(scenario.tracks):
+        values, track_valid = _track_states(track)
+        num_states[i] = len(values)
+        if len(values) == NUM_STEPS:
+            states[i], valid[i] = values, track_valid
+    return _assemble(scenario, source, states, valid, num_states, _map_polylines(scenario))
+
+
+def read_scenario_bytes(serialized: bytes, source: str) -> RawScenario:
+    """Parses and converts one serialized Scenario (bulk-decoding states and map points)."""
+    scenario = parse_scenario_bytes(serialized, source)
+    try:
+        arrays = scenario_decoder.decode_scenario_arrays(serialized)
+    except tf.errors.InvalidArgumentError as e:
+        raise ScenarioError(source, f"record is not a Scenario proto: {e.message}",
+                            reason="bad_record") from None
+    n = len(scenario.tracks)
+    states = np.zeros((n, NUM_STEPS, len(_STATE_FIELDS)), np.float64)
+    valid = np.zeros((n, NUM_STEPS), bool)
+    num_states = arrays["num_states"].astype(np.int64)
+    if n and arrays["states"].shape[1] == NUM_STEPS:
+        states, valid = arrays["states"], arrays["valid"]
+    polylines = _map_polylines(scenario, scenario_decoder.polylines_by_feature(arrays))
+    return _assemble(scenario, source, states, valid, num_states, polylines)
+
+
+def _assemble(scenario: scenario_pb2.Scenario, source: str, states: np.ndarray,
+              valid: np.ndarray, num_states: np.ndarray, polylines: list) -> RawScenario:
     num_steps = len(scenario.timestamps_seconds)
     if num_steps != NUM_STEPS:
         raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has {num_steps} "
@@ -74,14 +113,11 @@ def read_scenario_proto(scenario: scenario_pb2.Scenario, source: str) -> RawScen
         raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has no tracks",
                             reason="no_valid_agents")
     n = len(scenario.tracks)
-    states = np.zeros((n, NUM_STEPS, len(_STATE_FIELDS)), np.float64)
-    valid = np.zeros((n, NUM_STEPS), bool)
-    for i, track in enumerate(scenario.tracks):
-        values, track_valid = _track_states(track)
-        if len(values) != NUM_STEPS:
-            raise ScenarioError(source, f"track {track.id} has {len(values)} states, expected "
-                                        f"{NUM_STEPS}", reason="bad_length")
-        states[i], valid[i] = values, track_valid
+    bad = np.flatnonzero(num_states != NUM_STEPS)
+    if len(bad):
+        raise ScenarioError(source, f"track {scenario.tracks[bad[0]].id} has "
+                                    f"{num_states[bad[0]]} states, expected {NUM_STEPS}",
+                            reason="bad_length")
     if not 0 <= scenario.sdc_track_index < n:
         raise ScenarioError(source, f"sdc_track_index {scenario.sdc_track_index} outside "
                                     f"[0, {n})", reason="sdc_invalid")
@@ -98,7 +134,7 @@ def read_scenario_proto(scenario: scenario_pb2.Scenario, source: str) -> RawScen
         valid=valid,
         sdc_index=int(scenario.sdc_track_index),
         tracks_to_predict=np.array([p.track_index for p in scenario.tracks_to_predict], np.int32),
-        map_polylines=_map_polylines(scenario),
+        map_polylines=polylines,
         tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz, tl_valid=tl_valid)
 
 
@@ -125,4 +161,4 @@ def read_scenario_files(pattern: str) -> Iterator[RawScenario]:
     """
     for path in expand_pattern(pattern):
         for source, serialized in iter_scenario_records(path):
-            yield read_scenario_proto(parse_scenario_bytes(serialized, source), source)
+            yield read_scenario_bytes(serialized, source)

@@ -162,10 +162,12 @@ def build_scene(raw: RawScenario) -> tuple[Scene, np.ndarray]:
         return out
 
     ttp_rows = set(int(r) for r in raw.tracks_to_predict)
-    map_polylines = []
-    for map_type, points in raw.map_polylines:
-        pts, _ = to_scene(points[:, :2], np.zeros(len(points)), frame)
-        map_polylines.append((map_type, pts))
+    # One frame transform for all map points, then split back into polylines.
+    all_points = np.concatenate([p[:, :2] for _, p in raw.map_polylines])
+    all_points, _ = to_scene(all_points, np.zeros(len(all_points)), frame)
+    splits = np.cumsum([len(p) for _, p in raw.map_polylines])[:-1]
+    map_polylines = [(t, pts) for (t, _), pts in zip(raw.map_polylines,
+                                                     np.split(all_points, splits))]
     map_xy, map_type, map_valid, _ = select_map(map_polylines)
     tl_xy, tl_state, tl_valid = _traffic_lights(raw, frame)
 

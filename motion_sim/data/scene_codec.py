@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from motion_sim.data.datatypes import Scene, scene_spec
 
@@ -17,6 +18,23 @@ DROPPED_IDS_KEY = "dropped_agent_ids"
 
 def _tf_dtype(np_dtype) -> tf.DType:
     return tf.string if np_dtype is np.object_ else tf.as_dtype(np_dtype)
+
+
+def _tensor_proto_bytes(value: np.ndarray, dtype) -> bytes:
+    """The bytes `tf.io.serialize_tensor` writes, built on the host: a TensorProto with the raw
+    little-endian buffer (strings as string_val), without one eager op (or make_tensor_proto's
+    checks, ~0.7 ms) per field."""
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in value.shape])
+    if dtype is np.object_:
+        strings = [v.encode() if isinstance(v, str) else bytes(v) for v in value.reshape(-1)]
+        proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape,
+                                       string_val=strings)
+    else:
+        proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(dtype).as_datatype_enum,
+                                       tensor_shape=shape,
+                                       tensor_content=np.ascontiguousarray(value).tobytes())
+    return proto.SerializeToString()
 
 
 def serialize_scene(scene: Scene, dropped_agent_ids: np.ndarray) -> bytes:
@@ -28,11 +46,8 @@ def serialize_scene(scene: Scene, dropped_agent_ids: np.ndarray) -> bytes:
             raise ValueError(f"Scene.{name} has shape {value.shape}, expected {shape}")
         if dtype is not np.object_:
             value = value.astype(dtype, copy=False)
-        # make_tensor_proto is the host-side equivalent of tf.io.serialize_tensor (same
-        # TensorProto bytes) without one eager op per field.
-        proto = tf.make_tensor_proto(value, dtype=_tf_dtype(dtype))
         feature[name] = tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[proto.SerializeToString()]))
+            bytes_list=tf.train.BytesList(value=[_tensor_proto_bytes(value, dtype)]))
     feature[DROPPED_IDS_KEY] = tf.train.Feature(
         int64_list=tf.train.Int64List(value=np.asarray(dropped_agent_ids, np.int64).tolist()))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
