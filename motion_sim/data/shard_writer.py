@@ -66,8 +66,7 @@ def _sources(unit: Unit, fmt: str) -> Iterator[tuple[str, object]]:
 
 def _read(fmt: str, source: str, payload) -> RawScenario:
     if fmt == "scenario":
-        return scenario_reader.read_scenario_proto(
-            scenario_reader.parse_scenario_bytes(payload, source), source)
+        return scenario_reader.read_scenario_bytes(payload, source)
     if fmt == "example":
         return example_reader.read_motion_example(
             example_reader.parse_example_bytes(payload, source), source)

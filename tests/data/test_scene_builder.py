@@ -189,3 +189,17 @@ def test_no_map_features(small_raw):
     with pytest.raises(ScenarioError, match="no map features") as e:
         build_scene(_proto_round_trip(small_raw._replace(map_polylines=[])))
     assert e.value.reason == "no_map"
+
+
+def test_vectorised_chunking_matches_reference(womd_raw):
+    polylines = [(t, p[:, :2]) for t, p in womd_raw.map_polylines]
+    polylines += [(MapType.STOP_SIGN, np.array([[1.0, 2.0]])),
+                  (MapType.ROAD_LINE_SOLID, np.array([[1.0, 2.0], [1.0, 2.0]]))]
+    xy, valid, types = polyline._chunk_all(polylines)
+    reference = [polyline.chunk_polyline(p) for _, p in polylines]
+    ref_valid = np.concatenate([v for _, v in reference])
+    np.testing.assert_array_equal(valid, ref_valid)
+    np.testing.assert_allclose(np.where(valid[..., None], xy, 0),
+                               np.concatenate([x for x, _ in reference]), atol=1e-6)
+    assert types.tolist() == [int(t) for (t, _), (x, _) in zip(polylines, reference)
+                              for _ in range(len(x))]

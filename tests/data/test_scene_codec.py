@@ -40,3 +40,15 @@ def test_wrong_shape_is_rejected(womd_raw):
         np.zeros(3, np.int32)).SerializeToString()
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
         parse_scene(tf.constant(example.SerializeToString()))
+
+
+def test_field_bytes_equal_serialize_tensor(example_raw):
+    """Host-built TensorProto bytes are exactly what tf.io.serialize_tensor writes."""
+    from motion_sim.data.scene_codec import _tensor_proto_bytes
+    from motion_sim.data.datatypes import scene_spec
+    scene, _ = build_scene(example_raw)
+    for name, (_, dtype) in scene_spec().items():
+        value = np.asarray(getattr(scene, name))
+        expected = tf.io.serialize_tensor(
+            tf.constant(value.item() if dtype is np.object_ else value)).numpy()
+        assert _tensor_proto_bytes(value, dtype) == expected, name
