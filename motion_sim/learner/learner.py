@@ -83,10 +83,17 @@ class Learner:
             build_fn(model, self.iterator.element_spec)
             optimizer.build(model.trainable_variables)
 
+        state = dict(model=model, optimizer=optimizer, step=self.step,
+                     nonfinite_total=self.nonfinite_total, nonfinite_run=self.nonfinite_run)
+        if isinstance(self.iterator, tf.__internal__.tracking.Trackable):
+            state["iterator"] = self.iterator  # restart resumes the exact data position
+        else:
+            # TF 2.13's multi-replica DistributedIterator cannot be checkpointed; a restart then
+            # re-opens the data stream (same seed) instead of continuing it.
+            logging.warning("%s: data iterator position is not checkpointed under %s",
+                            root_dir, type(strategy).__name__)
         self.checkpointer = checkpointing.Checkpointer(
-            os.path.join(root_dir, "checkpoints"), strategy, max_to_keep=max_to_keep,
-            model=model, optimizer=optimizer, step=self.step, iterator=self.iterator,
-            nonfinite_total=self.nonfinite_total, nonfinite_run=self.nonfinite_run)
+            os.path.join(root_dir, "checkpoints"), strategy, max_to_keep=max_to_keep, **state)
         self.restored_from = self.checkpointer.restore_or_initialize(
             init_checkpoint, init_objects={"model": model})
 

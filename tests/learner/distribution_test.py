@@ -1,0 +1,44 @@
+"""MirroredStrategy on 2 virtual CPUs makes the same update as one device (BC and RL steps).
+
+Both losses divide local sums by the *global* count and the return normalisation all-reduces its
+statistics, so splitting a batch of 2 scenes over 2 replicas must not change the update. The
+scenes differ in agent count (50 vs 84), so a per-replica mean would change it visibly.
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.learner import fixtures
+
+
+@pytest.fixture(scope="module")
+def result():
+    proc = subprocess.run(
+        [fixtures.PYTHON, os.path.join(os.path.dirname(__file__), "distribution_check.py")],
+        cwd=fixtures.REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-4000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_two_replicas(result):
+    assert result["replicas"] == 2
+
+
+@pytest.mark.parametrize("mode", ["bc", "rl"])
+def test_same_update_as_single_device(result, mode):
+    r = result[mode]
+    assert r["max_abs_update"] > 1e-3, r        # the step really moved the weights
+    assert r["max_abs_diff"] <= 1e-5, r
+    assert abs(r["loss_single"] - r["loss_multi"]) <= 1e-5 * max(1.0, abs(r["loss_single"])), r
+
+
+def test_return_statistics_all_reduced(result):
+    # Replica values {1, 2} and {3, (10 masked)} -> global mean 2, std sqrt(2/3), count 3 on both.
+    for mean, std, count in result["stats"]:
+        assert mean == pytest.approx(2.0)
+        assert std == pytest.approx((2.0 / 3.0) ** 0.5, rel=1e-5)
+        assert count == 3.0

@@ -1,0 +1,69 @@
+"""Bad configuration and bad data fail clearly, before any training step."""
+import os
+
+import gin
+import pytest
+import tensorflow as tf
+
+from motion_sim import train as train_lib
+from motion_sim.learner import checkpointing
+from tests.learner import fixtures
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def _train(tmp_path, files, bindings):
+    train_lib.parse_gin(files, bindings)
+    return train_lib.train(str(tmp_path / "run"))
+
+
+def test_unknown_binding(tmp_path):
+    with pytest.raises(train_lib.ConfigError, match="No configurable matching 'NoSuchThing'"):
+        train_lib.parse_gin(["gin/demo_pretrain.gin"], ["NoSuchThing.x = 1"])
+
+
+def test_missing_gin_file():
+    with pytest.raises(train_lib.ConfigError, match="gin/nope.gin does not exist"):
+        train_lib.parse_gin(["gin/nope.gin"], [])
+
+
+def test_missing_required_value(tmp_path):
+    # demo.gin leaves DEMO_DATA = %gin.REQUIRED.
+    with pytest.raises(train_lib.ConfigError, match="DEMO_DATA.*REQUIRED.*not subsequently overridden"):
+        _train(tmp_path, ["gin/demo_pretrain.gin"], [])
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_missing_data_path(tmp_path):
+    with pytest.raises(train_lib.ConfigError, match="matches no files"):
+        _train(tmp_path, ["gin/demo_pretrain.gin"], [f"DEMO_DATA = '{tmp_path}/none/*.tfrecord.gz'"])
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_empty_dataset(tmp_path):
+    empty = tmp_path / "empty.tfrecord"
+    with tf.io.TFRecordWriter(str(empty)):
+        pass
+    with pytest.raises(ValueError, match="is empty"):
+        _train(tmp_path, ["gin/demo_pretrain.gin"], [f"DEMO_DATA = '{empty}'"])
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_finetune_needs_existing_pretrained_checkpoint(tmp_path):
+    with pytest.raises(checkpointing.CheckpointError, match="no checkpoint found"):
+        _train(tmp_path, ["gin/demo_finetune.gin"],
+               [f"DEMO_DATA = '{tmp_path}/x'", f"PRETRAINED_CHECKPOINT = '{tmp_path}'"])
+
+
+def test_paper_finetune_config_fails_clearly_from_cli(tmp_path):
+    """The real entry point with the paper config and nothing else: exit 2, a one-line reason."""
+    proc = fixtures.run_cli(str(tmp_path / "run"), ["gin/finetune_10m.gin"], timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "motion_sim.train: error:" in proc.stderr
+    assert "PRETRAINED_CHECKPOINT" in proc.stderr or "init_checkpoint" in proc.stderr
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
