@@ -1,0 +1,144 @@
+r"""Scores WOSAC rollouts with the official or the fast (XLA) metrics.
+
+  python -m motion_sim.evaluate --scenarios='/data/validation/*.tfrecord*' \
+      --rollouts='/runs/x/submission.binproto-*' --config=2025 --backend=fast \
+      --output=/runs/x/wosac.json
+
+`--rollouts` takes comma-separated globs of binproto files (SimAgentsChallengeSubmission or
+ScenarioRollouts) or .tar.gz archives of them; `--saved_model=DIR` instead generates the rollouts
+with an exported model (export/saved_model_rollouts.py). Writes FILE.json (official field names)
+and FILE.md (a Table-1 row). Bad input stops the run with an error naming the file, scenario
+and cause.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import time
+from typing import Iterator
+
+from absl import app
+from absl import flags
+from absl import logging
+import tqdm
+
+from motion_sim.metrics import config as config_lib
+from motion_sim.metrics import rollout_checks
+from motion_sim.metrics import rollouts_io
+from motion_sim.metrics import results as results_lib
+
+_SCENARIOS = flags.DEFINE_string('scenarios', None, 'Comma-separated globs of Scenario TFRecords.')
+_ROLLOUTS = flags.DEFINE_string('rollouts', None, 'Comma-separated globs of rollout binprotos '
+                                'or .tar.gz archives of them.')
+_SAVED_MODEL = flags.DEFINE_string('saved_model', None, 'Exported SavedModel that generates the '
+                                   'rollouts (instead of --rollouts).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Rollout seed for --saved_model.')
+_CONFIG = flags.DEFINE_enum('config', '2025', list(config_lib.CONFIG_YEARS), 'Metric config year.')
+_BACKEND = flags.DEFINE_enum('backend', 'fast', ['official', 'fast'], 'Metric implementation.')
+_OUTPUT = flags.DEFINE_string('output', None, 'Output JSON path (FILE.md is written beside it).')
+_NUM_WORKERS = flags.DEFINE_integer('num_workers', 1, 'Worker processes (official backend).')
+_METHOD = flags.DEFINE_string('method_name', None, 'Row name in the markdown table '
+                              '(default: the output file stem).')
+
+
+def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None, seed: int
+           ) -> Iterator[tuple[str, object, object]]:
+  """Yields (source, Scenario, ScenarioRollouts), all validated."""
+  if saved_model:
+    # Imported here: the export stack (model code) is only needed for this branch.
+    from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
+    for scenario_id, (source, scenario) in scenarios.items():
+      rollouts = saved_model_rollouts.generate_scenario_rollouts(saved_model, scenario, seed)
+      rollout_checks.validate_rollouts(rollouts, scenario, f'{saved_model} on {source}')
+      yield source, scenario, rollouts
+    return
+  seen = {}
+  for source, rollouts in rollouts_io.read_rollouts(rollout_pattern):
+    scenario_id = rollouts.scenario_id
+    if scenario_id not in scenarios:
+      raise rollout_checks.RolloutError(
+          source, f'unknown id: scenario {scenario_id!r} is not in the --scenarios files '
+          f'({len(scenarios)} scenarios)', reason='unknown_id')
+    if scenario_id in seen:
+      raise rollout_checks.RolloutError(
+          source, f'scenario {scenario_id} appears twice (also in {seen[scenario_id]})',
+          reason='duplicate_scenario')
+    seen[scenario_id] = source
+    scenario = scenarios[scenario_id][1]
+    rollout_checks.validate_rollouts(rollouts, scenario, source)
+    yield source, scenario, rollouts
+  missing = sorted(set(scenarios) - set(seen))
+  if missing:
+    raise rollout_checks.RolloutError(
+        rollout_pattern, f'submission is missing {len(missing)} scenario(s) of --scenarios: '
+        f'{missing[:5]}{" ..." if len(missing) > 5 else ""}', reason='missing_scenario')
+
+
+def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
+             saved_model: str | None = None, year: str = '2025', backend: str = 'fast',
+             num_workers: int = 1, seed: int = 0) -> dict:
+  """Scores every scenario; returns the results dict (see `results.summarize`)."""
+  if (rollout_pattern is None) == (saved_model is None):
+    raise ValueError('give exactly one of rollouts / saved_model')
+  config = config_lib.load_config(year)
+  scenarios = {}
+  for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
+    scenarios.setdefault(scenario.scenario_id, (source, scenario))
+  logging.info('%d scenarios from %s', len(scenarios), scenario_pattern)
+  pairs = _pairs(scenarios, rollout_pattern, saved_model, seed)
+  start = time.time()
+  if backend == 'official':
+    from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
+    runner = official_backend.OfficialBackend(config, num_workers)
+    scored = runner.map((s, r) for _, s, r in pairs)
+  elif backend == 'fast':
+    from motion_sim.metrics import fast_metrics  # pylint: disable=import-outside-toplevel
+    from motion_sim.metrics import scenario_arrays  # pylint: disable=import-outside-toplevel
+    fast = fast_metrics.FastMetrics(config)
+
+    def run_fast():
+      for source, scenario, rollouts in pairs:
+        arrays = scenario_arrays.scenario_arrays(scenario, source)
+        yield fast.scenario_metrics(arrays, scenario_arrays.rollout_arrays(arrays, rollouts, source))
+
+    scored = run_fast()
+  else:
+    raise ValueError(f'unknown backend {backend!r}')
+  per_scenario = list(tqdm.tqdm(scored, total=len(scenarios), desc=f'WOSAC {backend}',
+                                unit='scenario', disable=None))
+  results = results_lib.summarize(config, per_scenario)
+  results.update(config=year, backend=backend, num_scenarios=len(per_scenario),
+                 seconds=time.time() - start)
+  return results
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments {argv[1:]}')
+  if not _SCENARIOS.value or not _OUTPUT.value:
+    raise app.UsageError('--scenarios and --output are required')
+  if (_ROLLOUTS.value is None) == (_SAVED_MODEL.value is None):
+    raise app.UsageError('give exactly one of --rollouts / --saved_model')
+  try:
+    results = evaluate(_SCENARIOS.value, _ROLLOUTS.value, _SAVED_MODEL.value, _CONFIG.value,
+                       _BACKEND.value, _NUM_WORKERS.value, _SEED.value)
+  except rollout_checks.RolloutError as e:
+    print(f'evaluate: bad input: {e}', file=sys.stderr)
+    return 2
+  output = pathlib.Path(_OUTPUT.value)
+  results_lib.write_json(output, results)
+  method = _METHOD.value or output.stem
+  results_lib.write_table1({method: results}, output.with_suffix('.md'))
+  buckets = results['buckets']
+  logging.info('%d scenarios: realism %.4f kinematic %.4f interactive %.4f map %.4f minADE %.3f',
+               results['num_scenarios'], buckets['realism_meta_metric'],
+               buckets['kinematic_metrics'], buckets['interactive_metrics'],
+               buckets['map_based_metrics'], buckets['min_ade'])
+  print(f'wrote {output} and {output.with_suffix(".md")}')
+  return 0
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  app.run(main)

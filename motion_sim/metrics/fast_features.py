@@ -1,0 +1,322 @@
+"""XLA-compilable WOSAC metric features for one sample (the log or one rollout) of a scenario.
+
+Same maths as the official `interaction_features`, `map_metric_features` and
+`traffic_light_features` (float32, same formulas, same tie-breaking), restructured so it compiles
+with static shapes: evaluated agents are the first E rows instead of `tf.where(mask)` gathers,
+and the nearest road-edge / lane-segment searches are pruned exactly (`_nearest_groups`) instead
+of scoring every query point against every zero-padded polyline point.
+
+Only the 80 simulated steps are computed: every feature here is per step, and the official code
+slices the 11 history steps away afterwards.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+from waymo_open_dataset.utils import box_utils
+from waymo_open_dataset.utils import geometry_utils
+from waymo_open_dataset.wdl_limited.sim_agents_metrics import interaction_features as official_ix
+from waymo_open_dataset.wdl_limited.sim_agents_metrics import map_metric_features
+from waymo_open_dataset.wdl_limited.sim_agents_metrics import trajectory_features
+
+CURRENT = 10
+STEP_SECONDS = 0.1
+BIG = 1e10  # the official EXTREMELY_LARGE_DISTANCE
+COLLISION_THRESHOLD = official_ix.COLLISION_DISTANCE_THRESHOLD
+OFFROAD_THRESHOLD = map_metric_features.OFFROAD_DISTANCE_THRESHOLD
+# Segment groups (`scenario_arrays.GROUP_SIZE` segments each) scored per query step. Exactness
+# is checked on every call (the best score found must beat the bound of every other group);
+# a miss makes the caller retry with a larger budget.
+EDGE_GROUPS = 12  # 99th percentile need on the shared scenarios: 9
+LANE_GROUPS = 16  # 99th percentile need: 10, max 12
+_Z_STRETCH = 3.0  # official map_metric_features._Z_STRETCH_FACTOR
+_PRUNE_MARGIN = 1e-3  # metres of slack for float32 rounding in the search bounds
+
+
+def _dot(a, b):
+  return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
+
+
+def _point_segment_distance_2d(p, s, e):
+  """True 2-D distance from points p [..., 2] to segments s-e [..., 2] (broadcasting)."""
+  d = e - s
+  t = tf.clip_by_value(tf.math.divide_no_nan(_dot(p - s, d), _dot(d, d)), 0.0, 1.0)
+  return tf.norm(p - s - d * t[..., tf.newaxis], axis=-1)
+
+
+def _chunk_bounds(points):
+  """Centre [..., 2] and xy radius [...] of each group of points [..., P, >=2]."""
+  centre = tf.reduce_mean(points[..., :2], axis=-2)
+  radius = tf.reduce_max(tf.norm(points[..., :2] - centre[..., tf.newaxis, :], axis=-1), axis=-1)
+  return centre, radius
+
+
+def _box_distance(centre, box):
+  """2-D distance from points [..., 1, 2] to boxes [G, 4] (xmin, ymin, xmax, ymax) -> [..., G]."""
+  dx = tf.maximum(tf.maximum(box[:, 0] - centre[..., 0], centre[..., 0] - box[:, 2]), 0.0)
+  dy = tf.maximum(tf.maximum(box[:, 1] - centre[..., 1], centre[..., 1] - box[:, 3]), 0.0)
+  return tf.sqrt(dx * dx + dy * dy)
+
+
+def _nearest_groups(points, group_box, num_groups):
+  """The `num_groups` segment groups nearest to each step's points, and the next bound.
+
+  Args:
+    points: [..., P, >=2] query points of one step.
+    group_box: [G, 4] group bounding boxes.
+    num_groups: k.
+
+  Returns:
+    ([..., k] group indices, [...] lower bound on the score of any segment of any other group
+    for any of the points).
+  """
+  centre, radius = _chunk_bounds(points)
+  lower = _box_distance(centre[..., tf.newaxis, :], group_box) - radius[..., tf.newaxis]
+  num = group_box.shape[0]
+  picked = []
+  # k+1 passes of argmin: linear in G, unlike XLA's CPU sort / top-k.
+  for _ in range(min(num_groups, num)):
+    i = tf.argmin(lower, axis=-1, output_type=tf.int32)
+    picked.append(i)
+    lower = tf.where(tf.one_hot(i, num, on_value=True, off_value=False), BIG, lower)
+  return tf.stack(picked, axis=-1), tf.reduce_min(lower, axis=-1)
+
+
+def _first_argmin(score, index):
+  """(index [...] of the minimum of score [..., K], minimum [...]); ties -> smallest index,
+  which is what the official `tf.argmin` over the full segment table returns."""
+  best = tf.reduce_min(score, axis=-1, keepdims=True)
+  winner = tf.reduce_min(tf.where(score == best, index, tf.int32.max), axis=-1)
+  return winner, best[..., 0]
+
+
+def _park_invalid(points, valid):
+  """Moves the points of invalid steps onto the first valid point of the agent.
+
+  Their results are masked out by the official code anyway, but logged invalid states hold
+  placeholder coordinates far from the map, which would defeat the group search.
+
+  Args:
+    points: [E, T, P, 3]; valid: [E, T] bool.
+  """
+  first = tf.argmax(tf.cast(valid, tf.int32), axis=-1, output_type=tf.int32)
+  anchor = tf.gather(points[:, :, 0], first, batch_dims=1)  # [E, 3]
+  return tf.where(valid[..., tf.newaxis, tf.newaxis], points, anchor[:, tf.newaxis, tf.newaxis])
+
+
+def distance_to_nearest_object(xyzh, valid, size, num_eval):
+  """Official `compute_distance_to_nearest_object` on steps 11..90.
+
+  Args:
+    xyzh: [A, T, 4] float32 x, y, z, heading (T future steps).
+    valid: [A, T] bool.
+    size: [A, 3] float32 length, width, height.
+    num_eval: E; evaluated agents are rows 0..E-1.
+
+  Returns:
+    [E, T] float32 signed distances (1e10 when nothing valid).
+  """
+  num_agents, num_steps, _ = xyzh.shape
+  size_t = tf.broadcast_to(size[:, tf.newaxis], [num_agents, num_steps, 3])
+  shrink = tf.minimum(size_t[..., 0], size_t[..., 1]) * official_ix.CORNER_ROUNDING_FACTOR / 2.
+  boxes = tf.stack([xyzh[..., 0], xyzh[..., 1], xyzh[..., 2],
+                    size_t[..., 0] - 2. * shrink, size_t[..., 1] - 2. * shrink, size_t[..., 2],
+                    xyzh[..., 3]], axis=-1)
+  corners = box_utils.get_upright_3d_box_corners(tf.reshape(boxes, [-1, 7]))[:, :4, :2]
+  corners = tf.reshape(corners, [num_agents, num_steps, 4, 2])
+  shape = [num_eval, num_agents, num_steps, 4, 2]
+  eval_c = tf.reshape(tf.broadcast_to(corners[:num_eval, tf.newaxis], shape), [-1, 4, 2])
+  all_c = tf.reshape(tf.broadcast_to(corners[tf.newaxis], shape), [-1, 4, 2])
+  mink = geometry_utils.minkowski_sum_of_box_and_box_points(eval_c, -1.0 * all_c)
+  dist = geometry_utils.signed_distance_from_point_to_convex_polygon(
+      tf.zeros_like(mink[:, 0, :]), mink)
+  dist = tf.reshape(dist, [num_eval, num_agents, num_steps])
+  dist -= shrink[:num_eval, tf.newaxis]
+  dist -= shrink[tf.newaxis]
+  dist += tf.eye(num_eval, num_agents, dtype=tf.float32)[..., tf.newaxis] * BIG
+  pair_valid = valid[:num_eval, tf.newaxis] & valid[tf.newaxis]
+  return tf.reduce_min(tf.where(pair_valid, dist, BIG), axis=1)
+
+
+def time_to_collision(xyzh_full, valid, size, num_eval):
+  """Official `compute_time_to_collision_with_object_in_front` on steps 11..90.
+
+  Args:
+    xyzh_full: [A, 91, 4] float32 (all steps: speeds are central differences).
+    valid: [A, T] bool validity of the future steps.
+    size: [A, 3] float32.
+    num_eval: E.
+
+  Returns:
+    [E, T] float32 seconds, capped at 5.
+  """
+  x, y, heading = xyzh_full[..., 0], xyzh_full[..., 1], xyzh_full[..., 3]
+  speed = trajectory_features.compute_kinematic_features(
+      x, y, tf.zeros_like(x), heading, seconds_per_step=STEP_SECONDS)[0]
+  # Time-major like the official code: [T, A, ...].
+  xy = tf.transpose(tf.stack([x, y], axis=-1)[:, CURRENT + 1:], [1, 0, 2])
+  yaw = tf.transpose(heading[:, CURRENT + 1:])[..., tf.newaxis]
+  speed = tf.transpose(speed[:, CURRENT + 1:])
+  valid = tf.transpose(valid)
+  sizes = tf.broadcast_to(size[tf.newaxis, :, :2], [xy.shape[0], size.shape[0], 2])
+  ego_xy, ego_yaw, ego_sizes, ego_speed = (xy[:, :num_eval], yaw[:, :num_eval],
+                                           sizes[:, :num_eval], speed[:, :num_eval])
+  yaw_diff = tf.abs(yaw[:, tf.newaxis] - ego_yaw[:, :, tf.newaxis])
+  cos, sin = tf.cos(yaw_diff), tf.sin(yaw_diff)
+  other_long = geometry_utils.dot_product_2d(sizes[:, tf.newaxis] / 2.0,
+                                             tf.abs(tf.concat([cos, sin], axis=-1)))
+  other_lat = geometry_utils.dot_product_2d(sizes[:, tf.newaxis] / 2.0,
+                                            tf.abs(tf.concat([sin, cos], axis=-1)))
+  rel_xy = geometry_utils.rotate_2d_points(xy[:, tf.newaxis] - ego_xy[:, :, tf.newaxis], -ego_yaw)
+  long_dist = rel_xy[..., 0] - ego_sizes[:, :, tf.newaxis, 0] / 2.0 - other_long
+  lat_overlap = tf.abs(rel_xy[..., 1]) - ego_sizes[:, :, tf.newaxis, 1] / 2.0 - other_lat
+  yaw_diff = yaw_diff[..., 0]
+  following = ((long_dist > 0.0) & (yaw_diff <= official_ix.MAX_HEADING_DIFF) & (lat_overlap < 0.0)
+               & ((lat_overlap < -official_ix.SMALL_OVERLAP_THRESHOLD)
+                  | (yaw_diff <= official_ix.MAX_HEADING_DIFF_FOR_SMALL_OVERLAP)))
+  mask = valid[:, tf.newaxis] & following
+  masked = long_dist + (1.0 - tf.cast(mask, tf.float32)) * BIG
+  ahead = tf.argmin(masked, axis=-1)
+  dist_ahead = tf.gather(masked, ahead, batch_dims=2)
+  speed_ahead = tf.gather(speed, ahead, batch_dims=1)
+  rel_speed = ego_speed - speed_ahead
+  ttc = tf.where(rel_speed > 0.0,
+                 tf.minimum(dist_ahead / rel_speed, official_ix.MAXIMUM_TIME_TO_COLLISION),
+                 official_ix.MAXIMUM_TIME_TO_COLLISION)
+  return tf.transpose(ttc)
+
+
+def _edge_scores(q, start, end):
+  """Official road-edge terms of points q [..., 3] vs segments [..., 3] (broadcasting).
+
+  Returns (z-stretched 3-D distance used for the argmin, 2-D distance, rel_t, side sign n).
+  """
+  start_to_point = q - start
+  start_to_end = end - start
+  rel_t = tf.math.divide_no_nan(
+      geometry_utils.dot_product_2d(start_to_point[..., :2], start_to_end[..., :2]),
+      geometry_utils.dot_product_2d(start_to_end[..., :2], start_to_end[..., :2]))
+  n = tf.sign(geometry_utils.cross_product_2d(start_to_point[..., :2], start_to_end[..., :2]))
+  seg_to_point = start_to_point - start_to_end * tf.clip_by_value(rel_t, 0.0, 1.0)[..., tf.newaxis]
+  d3 = tf.norm(seg_to_point * tf.constant([1.0, 1.0, _Z_STRETCH]), axis=-1)
+  return d3, tf.norm(seg_to_point[..., :2], axis=-1), rel_t, n
+
+
+def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1):
+  """Official `compute_distance_to_road_edge` on steps 11..90, searched by segment groups.
+
+  Args:
+    xyzh: [A, T, 4] float32; valid: [A, T] bool; size: [A, 3]; num_eval: E.
+    edges: dict of the `ScenarioArrays.edge_*` tensors (S segments, G groups).
+    scale: multiplies the number of groups searched.
+
+  Returns:
+    ([E, T] float32 signed distance, positive = off-road; [] bool search was exact).
+  """
+  num_steps = xyzh.shape[1]
+  e_xyzh = xyzh[:num_eval]
+  e_size = tf.broadcast_to(size[:num_eval, tf.newaxis], [num_eval, num_steps, 3])
+  boxes = tf.concat([e_xyzh[..., :3], e_size, e_xyzh[..., 3:]], axis=-1)
+  corners = box_utils.get_upright_3d_box_corners(tf.reshape(boxes, [-1, 7]))[:, :4]
+  corners = tf.reshape(corners, [num_eval, num_steps, 4, 3])
+  corners = _park_invalid(corners, valid[:num_eval])
+  start, end, seg_ok = edges['edge_start'], edges['edge_end'], edges['edge_valid']
+  groups, next_bound = _nearest_groups(corners, edges['edge_group_box'], EDGE_GROUPS * scale)
+  cand = tf.reshape(tf.gather(edges['edge_groups'], groups), [num_eval, num_steps, -1])  # [E,T,K]
+  d3, _, _, _ = _edge_scores(corners[:, :, :, tf.newaxis], tf.gather(start, cand)[:, :, tf.newaxis],
+                             tf.gather(end, cand)[:, :, tf.newaxis])
+  d3 = tf.where(tf.gather(seg_ok, cand)[:, :, tf.newaxis], d3, BIG)  # [E, T, 4, K]
+  seg, best = _first_argmin(d3, tf.broadcast_to(cand[:, :, tf.newaxis], d3.shape))  # [E, T, 4]
+  # Every segment outside the searched groups scores >= its 2-D distance >= next_bound.
+  exact = tf.reduce_all(next_bound > tf.reduce_max(best, axis=-1) + _PRUNE_MARGIN)
+  _, d2, rel_t, n = _edge_scores(corners, tf.gather(start, seg), tf.gather(end, seg))
+
+  def neighbour_sign(idx):
+    ns, ne = tf.gather(start, idx), tf.gather(end, idx)
+    return tf.sign(geometry_utils.cross_product_2d(corners[..., :2] - ns[..., :2],
+                                                   ne[..., :2] - ns[..., :2]))
+
+  n_prior = neighbour_sign(tf.gather(edges['edge_prior'], seg))
+  n_next = neighbour_sign(tf.gather(edges['edge_next'], seg))
+  before = tf.where(tf.gather(edges['edge_convex_before'], seg), tf.maximum(n, n_prior),
+                    tf.minimum(n, n_prior))
+  after = tf.where(tf.gather(edges['edge_convex_after'], seg), tf.maximum(n, n_next),
+                   tf.minimum(n, n_next))
+  sign = tf.where((rel_t < 0.0) & tf.gather(edges['edge_prior_valid'], seg), before,
+                  tf.where((rel_t > 1.0) & tf.gather(edges['edge_next_valid'], seg), after, n))
+  dist = tf.reduce_max(sign * d2, axis=-1)
+  return tf.where(valid[:num_eval], dist, -BIG), exact
+
+
+def red_light_violation(xy_full, valid, num_eval, lanes, scale=1):
+  """Official `compute_red_light_violation` on steps 11..90, searched by segment groups.
+
+  Args:
+    xy_full: [A, 91, 2] float32 centres (step 10 is needed for crossings at step 11).
+    valid: [A, T] bool future validity.
+    num_eval: E.
+    lanes: dict of the `ScenarioArrays.lane_*` and `tl_*` tensors.
+    scale: multiplies the number of groups searched.
+
+  Returns:
+    ([E, T] bool violation, [] bool search was exact).
+  """
+  xy = xy_full[:num_eval, CURRENT + 1:]  # [E, T, 2]
+  num_steps = xy.shape[1]
+  pts = _park_invalid(tf.concat([xy, tf.zeros_like(xy[..., :1])], axis=-1)[:, :, tf.newaxis],
+                      valid[:num_eval])[:, :, 0, :2]  # [E, T, 2]
+  start, end, seg_ok = lanes['lane_start'], lanes['lane_end'], lanes['lane_valid']
+  # The official nearest-lane score is |(q - s) + t (e - s)| (sic): the distance from q to a
+  # point of the segment mirrored through its start, [s, 2s - e], whose box bounds the group.
+  groups, next_bound = _nearest_groups(pts[:, :, tf.newaxis], lanes['lane_group_box'],
+                                       LANE_GROUPS * scale)
+  cand = tf.reshape(tf.gather(lanes['lane_groups'], groups), [num_eval, num_steps, -1])
+  loose = tf.broadcast_to(lanes['lane_loose'], [num_eval, num_steps, lanes['lane_loose'].shape[0]])
+  cand = tf.concat([cand, loose], axis=-1)
+  s, e = tf.gather(start, cand), tf.gather(end, cand)
+  start_to_point = pts[:, :, tf.newaxis] - s
+  start_to_end = e - s
+  rel_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_point, start_to_end),
+                                geometry_utils.dot_product_2d(start_to_end, start_to_end))
+  score = tf.norm(start_to_point + start_to_end * tf.clip_by_value(rel_t, 0.0, 1.0)[..., tf.newaxis],
+                  axis=-1)
+  score = tf.where(tf.gather(seg_ok, cand), score, BIG)
+  seg, best = _first_argmin(score, cand)
+  exact = tf.reduce_all(next_bound > best + _PRUNE_MARGIN)
+  lane = tf.gather(lanes['lane_id'], seg)  # [E, T]
+  tl_lane, red = lanes['tl_lane_id'][CURRENT + 1:], lanes['tl_red'][CURRENT + 1:]
+  match = lane[:, :, tf.newaxis] == tl_lane[tf.newaxis]  # [E, T, K]
+  seg_start, seg_dir = lanes['tl_seg_start'][CURRENT:], lanes['tl_seg_dir'][CURRENT:]
+  start_to_xy = xy_full[:num_eval, CURRENT:, tf.newaxis] - seg_start[tf.newaxis]
+  obj_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_xy, seg_dir[tf.newaxis]),
+                                geometry_utils.dot_product_2d(seg_dir, seg_dir)[tf.newaxis])
+  stop_t = lanes['tl_stop_t'][tf.newaxis, CURRENT:]
+  crossed = (obj_t < stop_t)[:, :-1] & (obj_t > stop_t)[:, 1:]
+  violation = tf.reduce_any(valid[:num_eval, :, tf.newaxis] & match & red[tf.newaxis] & crossed,
+                            axis=-1)
+  return violation, exact
+
+
+def sample_features(xyzh_full, valid_full, size, num_eval, tables, scale=1):
+  """All per-step features of one sample.
+
+  Args:
+    xyzh_full: [A, 91, 4] float32; valid_full: [A, 91] bool; size: [A, 3]; num_eval: E.
+    tables: dict of the scenario's road-edge / lane / light tensors.
+    scale: multiplies the number of map segment groups searched per step.
+
+  Returns:
+    dict of [E, 80] features and the [] bool `exact` flag of the pruned searches.
+  """
+  future = xyzh_full[:, CURRENT + 1:]
+  valid = valid_full[:, CURRENT + 1:]
+  edge_dist, edge_exact = distance_to_road_edge(future, valid, size, num_eval, tables, scale)
+  red, red_exact = red_light_violation(xyzh_full[..., :2], valid, num_eval, tables, scale)
+  return dict(
+      distance_to_nearest_object=distance_to_nearest_object(future, valid, size, num_eval),
+      time_to_collision=time_to_collision(xyzh_full, valid, size, num_eval),
+      distance_to_road_edge=edge_dist,
+      traffic_light_violation=red,
+      exact=edge_exact & red_exact,
+  )
+
+

@@ -1,0 +1,318 @@
+"""Scenario + rollouts -> the padded numpy arrays the fast (XLA) metrics consume.
+
+Everything here mirrors how the official `metric_features.compute_metric_features` reads a
+`Scenario`: float32 states, box sizes frozen at the current step for the simulated future,
+road edges and surface-street lanes tensorised with the same zero padding (whose quirks -- e.g. a
+lane's last point joined to the padding origin -- change the official result and so are kept).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+from waymo_open_dataset.protos import map_pb2
+from waymo_open_dataset.protos import scenario_pb2
+from waymo_open_dataset.protos import sim_agents_submission_pb2
+from waymo_open_dataset.utils.sim_agents import submission_specs
+from waymo_open_dataset.wdl_limited.sim_agents_metrics import traffic_light_features
+
+from motion_sim.metrics import rollout_checks
+
+_CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
+_SPEC = submission_specs.get_submission_config(_CHALLENGE)
+CURRENT = _SPEC.current_time_index  # 10
+NUM_STEPS = CURRENT + 1 + _SPEC.n_simulation_steps  # 91
+# Padding buckets: shapes are rounded up so the compiled function is reused across scenarios.
+AGENT_BUCKET = 16
+SEGMENT_BUCKET = 1024
+# Map segments are searched by groups of GROUP_SIZE consecutive segments of the official
+# (polyline-major) order: consecutive segments are spatially compact, so a group's bounding box
+# gives a tight lower bound on the distance to any of its members.
+GROUP_SIZE = 16
+GROUP_BUCKET = 64
+_SURFACE_STREET = map_pb2.LaneCenter.LaneType.TYPE_SURFACE_STREET
+
+
+class ScenarioArrays(NamedTuple):
+  """Log data of one scenario, padded (A agents, S road-edge and L lane segments, K lights).
+
+  Attributes:
+    scenario_id: str.
+    object_id: [A] int64 sim-agent ids; the E evaluated agents first (sorted ids), -1 padding.
+    num_eval: int E, number of evaluated agents (SDC + tracks_to_predict).
+    agent_mask: [A] bool, slot holds a real sim agent.
+    is_vehicle: [A] bool.
+    xyz: [A, 91, 3] float32 logged centre.
+    heading: [A, 91] float32 logged yaw.
+    size: [A, 3] float32 length, width, height at the current step (used for the future).
+    size_hist: [A, 11, 3] float32 logged sizes of the history steps.
+    valid: [A, 91] bool logged validity (False for padding).
+    edge_start, edge_end: [S, 3] float32 road-edge segment end points.
+    edge_valid: [S] bool (False for padding).
+    edge_prior, edge_next: [S] int32 neighbour segment used for the sign at the ends.
+    edge_prior_valid, edge_next_valid: [S] bool.
+    edge_convex_before, edge_convex_after: [S] bool local convexity with that neighbour.
+    lane_start, lane_end: [L, 2] float32 surface-street lane segments.
+    lane_valid: [L] bool.
+    lane_id: [L] int32 map feature id of the lane holding the segment.
+    edge_groups, lane_groups: [G, GROUP_SIZE] int32 member segments (padding -> an invalid one).
+    edge_group_box, lane_group_box: [G, 4] float32 xmin, ymin, xmax, ymax of the members (for
+      lanes: of the members mirrored through their start too, see `fast_features`).
+    lane_loose: [Lp] int32 lane segments always scored: those joining a lane's last point to
+      the padding origin, whose boxes are too large to group.
+    tl_lane_id: [91, K] int32 controlled lane per signal slot.
+    tl_red: [91, K] bool, slot is a stop/arrow-stop on a known surface-street lane.
+    tl_seg_start: [91, K, 2] float32 start of the lane segment nearest the stop point.
+    tl_seg_dir: [91, K, 2] float32 that segment's end - start.
+    tl_stop_t: [91, K] float32 stop point's relative position along that segment.
+    has_traffic_lights: bool; False -> the official code reports no violations at all.
+  """
+  scenario_id: str
+  object_id: np.ndarray
+  num_eval: int
+  agent_mask: np.ndarray
+  is_vehicle: np.ndarray
+  xyz: np.ndarray
+  heading: np.ndarray
+  size: np.ndarray
+  size_hist: np.ndarray
+  valid: np.ndarray
+  edge_start: np.ndarray
+  edge_end: np.ndarray
+  edge_valid: np.ndarray
+  edge_prior: np.ndarray
+  edge_next: np.ndarray
+  edge_prior_valid: np.ndarray
+  edge_next_valid: np.ndarray
+  edge_convex_before: np.ndarray
+  edge_convex_after: np.ndarray
+  lane_start: np.ndarray
+  lane_end: np.ndarray
+  lane_valid: np.ndarray
+  lane_id: np.ndarray
+  edge_groups: np.ndarray
+  edge_group_box: np.ndarray
+  lane_groups: np.ndarray
+  lane_group_box: np.ndarray
+  lane_loose: np.ndarray
+  tl_lane_id: np.ndarray
+  tl_red: np.ndarray
+  tl_seg_start: np.ndarray
+  tl_seg_dir: np.ndarray
+  tl_stop_t: np.ndarray
+  has_traffic_lights: bool
+
+
+def _round_up(n: int, bucket: int) -> int:
+  return max(bucket, -(-n // bucket) * bucket)
+
+
+def _pad(a: np.ndarray, n: int, value=0) -> np.ndarray:
+  pad = [(0, n - a.shape[0])] + [(0, 0)] * (a.ndim - 1)
+  return np.pad(a, pad, constant_values=value)
+
+
+def _padded_polylines(polylines: list) -> tuple[np.ndarray, list[int]]:
+  """Like official `tensorize_polylines`: [N, max_len, 4] xyz+valid, zero padded, <2 points dropped."""
+  kept = [i for i, p in enumerate(polylines) if len(p) >= 2]
+  max_len = max((len(polylines[i]) for i in kept), default=2)
+  out = np.zeros((len(kept), max_len, 4), np.float32)
+  for row, i in enumerate(kept):
+    pts = np.array([[p.x, p.y, p.z] for p in polylines[i]], np.float64).astype(np.float32)
+    out[row, :len(pts), :3] = pts
+    out[row, :len(pts), 3] = 1.0
+  return out, kept
+
+
+def _groups(members: np.ndarray, xy_points: list, invalid_index: int) -> tuple[np.ndarray, np.ndarray]:
+  """Splits `members` (ascending segment indices) into padded groups and their boxes.
+
+  Args:
+    members: [n] int segment indices.
+    xy_points: list of [n, 2] arrays of points each member spans (box = their extent).
+    invalid_index: index of an invalid segment, used to pad.
+
+  Returns:
+    ([G, GROUP_SIZE] int32 groups, [G, 4] float32 boxes; empty groups get an infinitely far box).
+  """
+  num_groups = _round_up(-(-len(members) // GROUP_SIZE), GROUP_BUCKET)
+  groups = np.full(num_groups * GROUP_SIZE, invalid_index, np.int32)
+  groups[:len(members)] = members
+  box = np.tile(np.array([[np.inf, np.inf, -np.inf, -np.inf]], np.float32), (num_groups, 1))
+  for pts in xy_points:
+    padded = np.full((num_groups * GROUP_SIZE, 2), np.nan, np.float32)
+    padded[:len(members)] = pts
+    padded = padded.reshape(num_groups, GROUP_SIZE, 2)
+    with np.errstate(invalid='ignore'):
+      box[:, :2] = np.fmin(box[:, :2], np.nanmin(np.where(np.isnan(padded), np.inf, padded), 1))
+      box[:, 2:] = np.fmax(box[:, 2:], np.nanmax(np.where(np.isnan(padded), -np.inf, padded), 1))
+  # Empty groups: a box far away so their lower bound is huge.
+  empty = ~np.isfinite(box).all(axis=1)
+  box[empty] = [1e9, 1e9, 1e9, 1e9]
+  return groups.reshape(num_groups, GROUP_SIZE), box
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _road_edge_tables(scenario: scenario_pb2.Scenario, source: str) -> dict:
+  polylines = [list(f.road_edge.polyline) for f in scenario.map_features
+               if f.HasField('road_edge')]
+  pts, kept = _padded_polylines(polylines)
+  if not kept:
+    raise rollout_checks.RolloutError(source, 'scenario has no road edges (official metrics need them)')
+  num_lines, num_pts, _ = pts.shape
+  cyclic = np.array([np.sum(np.square(pts[i, 0, :3] - pts[i, len(polylines[k]) - 1, :3])) < 1.0
+                     for i, k in enumerate(kept)])
+  point_valid = pts[:, :, 3] > 0
+  seg_valid = point_valid[:, :-1] & point_valid[:, 1:]
+  num_segs = num_pts - 1
+  ste = pts[:, 1:, :2] - pts[:, :-1, :2]
+  ste_pad = np.concatenate([ste[:, -1:], ste, ste[:, :1]], axis=1)
+  convex = _cross(ste_pad[:, :-1], ste_pad[:, 1:]) > 0.0  # [N, S+1]
+  j = np.arange(num_segs)
+  prior = np.where(j[None] > 0, j[None] - 1, np.where(cyclic[:, None], num_segs - 1, 0))
+  nxt = np.where(j[None] < num_segs - 1, j[None] + 1, np.where(cyclic[:, None], 0, num_segs - 1))
+  rows = np.arange(num_lines)[:, None]
+  prior_valid = seg_valid[rows, prior]
+  next_valid = seg_valid[rows, nxt]
+  # Compact to the valid segments, keeping the official flat (polyline-major) order so argmin
+  # ties resolve the same way.
+  flat_valid = seg_valid.reshape(-1)
+  compact = np.cumsum(flat_valid) - 1
+  flat_prior = (rows * num_segs + prior).reshape(-1)
+  flat_next = (rows * num_segs + nxt).reshape(-1)
+  sel = np.nonzero(flat_valid)[0]
+  n = len(sel)
+  size = _round_up(n + 1, SEGMENT_BUCKET)  # +1: at least one invalid slot for group padding
+  starts = pts[:, :-1, :3].reshape(-1, 3)[sel]
+  ends = pts[:, 1:, :3].reshape(-1, 3)[sel]
+  groups, group_box = _groups(np.arange(n), [starts[:, :2], ends[:, :2]], n)
+  pv = prior_valid.reshape(-1)[sel]
+  nv = next_valid.reshape(-1)[sel]
+  return dict(
+      edge_start=_pad(starts, size),
+      edge_end=_pad(ends, size),
+      edge_valid=_pad(np.ones(n, bool), size, False),
+      edge_prior=_pad(np.where(pv, compact[flat_prior[sel]], 0).astype(np.int32), size),
+      edge_next=_pad(np.where(nv, compact[flat_next[sel]], 0).astype(np.int32), size),
+      edge_prior_valid=_pad(pv, size, False),
+      edge_next_valid=_pad(nv, size, False),
+      edge_convex_before=_pad(convex[:, :-1].reshape(-1)[sel], size, False),
+      edge_convex_after=_pad(convex[:, 1:].reshape(-1)[sel], size, False),
+      edge_groups=groups, edge_group_box=group_box,
+  )
+
+
+def _lane_and_light_tables(scenario: scenario_pb2.Scenario) -> dict:
+  lanes, ids = [], []
+  for f in scenario.map_features:
+    if f.HasField('lane') and f.lane.type == _SURFACE_STREET:
+      lanes.append(list(f.lane.polyline))
+      ids.append(f.id)
+  signals = [list(d.lane_states) for d in scenario.dynamic_map_states]
+  pts, kept = _padded_polylines(lanes)
+  has_lights = bool(lanes) and bool(signals) and bool(kept)
+  if not has_lights:
+    pts = np.zeros((1, 2, 4), np.float32)
+    kept = []
+  lane_ids = np.array([ids[i] for i in kept] or [-2], np.int32)
+  # The official nearest-lane search treats a segment as valid when its *start* point is, so a
+  # lane's last point is joined to the (0, 0) padding; kept on purpose to match its results.
+  seg_valid = (pts[:, :-1, 3] > 0).reshape(-1)
+  loose = (pts[:, 1:, 3] == 0).reshape(-1)[seg_valid]  # last point -> padding origin
+  starts = pts[:, :-1, :2].reshape(-1, 2)
+  ends = pts[:, 1:, :2].reshape(-1, 2)
+  seg_lane = np.repeat(lane_ids, pts.shape[1] - 1)
+  sel = np.nonzero(seg_valid)[0]
+  n = len(sel)
+  size = _round_up(n + 1, SEGMENT_BUCKET)
+  starts, ends = starts[sel], ends[sel]
+  regular = np.nonzero(~loose)[0]
+  groups, group_box = _groups(regular, [starts[regular], 2.0 * starts[regular] - ends[regular]], n)
+  loose_idx = np.full(_round_up(int(loose.sum()), GROUP_BUCKET), n, np.int32)
+  loose_idx[:int(loose.sum())] = np.nonzero(loose)[0]
+  out = dict(
+      lane_start=_pad(starts, size), lane_end=_pad(ends, size),
+      lane_valid=_pad(np.ones(n, bool), size, False),
+      lane_id=_pad(seg_lane[sel], size, -2), lane_groups=groups, lane_group_box=group_box,
+      lane_loose=loose_idx, has_traffic_lights=has_lights)
+  if not has_lights:
+    out.update(tl_lane_id=np.full((NUM_STEPS, 1), -1, np.int32),
+               tl_red=np.zeros((NUM_STEPS, 1), bool),
+               tl_seg_start=np.zeros((NUM_STEPS, 1, 2), np.float32),
+               tl_seg_dir=np.zeros((NUM_STEPS, 1, 2), np.float32),
+               tl_stop_t=np.zeros((NUM_STEPS, 1), np.float32))
+    return out
+  # Per-step stop-point segments only depend on the log: reuse the official helpers eagerly.
+  lane_tensor = tf.constant(pts)
+  ts_lane_id, ts_state, ts_stop = traffic_light_features._tensorize_traffic_signals(signals)  # pylint: disable=protected-access
+  num_steps, num_lights = ts_lane_id.shape
+  ts_is_stop = (tf.equal(ts_state, map_pb2.TrafficSignalLaneState.State.LANE_STATE_ARROW_STOP)
+                | tf.equal(ts_state, map_pb2.TrafficSignalLaneState.State.LANE_STATE_STOP))
+  match = tf.constant(lane_ids)[None, None] == ts_lane_id[:, :, None]
+  ts_lane_index = tf.argmax(match, axis=-1)
+  ts_lane_valid = tf.reduce_any(match, axis=-1)
+  ts_segments = tf.gather(lane_tensor, ts_lane_index, axis=0)
+  seg_index = traffic_light_features._get_nearest_lane_segment_index(  # pylint: disable=protected-access
+      xy=tf.reshape(ts_stop, [num_steps * num_lights, 2]),
+      lane_xyz_valid=tf.reshape(ts_segments, [num_steps * num_lights, -1, 4])[:, tf.newaxis],
+  )[:, 1]
+  seg_index = tf.reshape(seg_index, [num_steps, num_lights])
+  seg = tf.gather(ts_segments, tf.stack([seg_index, seg_index + 1], axis=-1), axis=2, batch_dims=2)
+  start = seg[..., 0, :2]
+  direction = seg[..., 1, :2] - start
+  length2 = tf.reduce_sum(direction * direction, axis=-1)
+  stop_t = tf.math.divide_no_nan(tf.reduce_sum((ts_stop - start) * direction, axis=-1), length2)
+  if num_steps != NUM_STEPS:
+    raise ValueError(f'expected {NUM_STEPS} dynamic map states, got {num_steps}')
+  out.update(tl_lane_id=ts_lane_id.numpy().astype(np.int32),
+             tl_red=(ts_is_stop & ts_lane_valid).numpy(),
+             tl_seg_start=start.numpy(), tl_seg_dir=direction.numpy(), tl_stop_t=stop_t.numpy())
+  return out
+
+
+def scenario_arrays(scenario: scenario_pb2.Scenario, source: str = '') -> ScenarioArrays:
+  """Extracts the padded log arrays of `scenario` (sim agents in official evaluation order)."""
+  source = source or f'scenario {scenario.scenario_id}'
+  if len(scenario.timestamps_seconds) != NUM_STEPS and any(
+      len(t.states) != NUM_STEPS for t in scenario.tracks):
+    raise rollout_checks.RolloutError(source, f'scenario tracks do not have {NUM_STEPS} steps')
+  eval_ids = list(submission_specs.get_evaluation_sim_agent_ids(scenario, _CHALLENGE))
+  sim_ids = list(submission_specs.get_sim_agent_ids(scenario, _CHALLENGE))
+  order = eval_ids + [i for i in sim_ids if i not in set(eval_ids)]
+  by_id = {t.id: t for t in scenario.tracks}
+  num = _round_up(len(order), AGENT_BUCKET)
+  state = np.zeros((num, NUM_STEPS, 8), np.float64)
+  valid = np.zeros((num, NUM_STEPS), bool)
+  is_vehicle = np.zeros(num, bool)
+  for row, object_id in enumerate(order):
+    track = by_id[object_id]
+    state[row] = [(s.center_x, s.center_y, s.center_z, s.heading, s.length, s.width, s.height, 0)
+                  for s in track.states]
+    valid[row] = [s.valid for s in track.states]
+    is_vehicle[row] = track.object_type == scenario_pb2.Track.ObjectType.TYPE_VEHICLE
+  state = state.astype(np.float32)
+  object_id = np.full(num, -1, np.int64)
+  object_id[:len(order)] = order
+  return ScenarioArrays(
+      scenario_id=scenario.scenario_id, object_id=object_id, num_eval=len(eval_ids),
+      agent_mask=object_id >= 0, is_vehicle=is_vehicle, xyz=state[..., :3],
+      heading=state[..., 3], size=state[:, CURRENT, 4:7], size_hist=state[:, :CURRENT + 1, 4:7],
+      valid=valid, **_road_edge_tables(scenario, source), **_lane_and_light_tables(scenario))
+
+
+def rollout_arrays(arrays: ScenarioArrays, rollouts: sim_agents_submission_pb2.ScenarioRollouts,
+                   source: str = '') -> np.ndarray:
+  """Returns [R, A, 80, 4] float32 (x, y, z, heading) of `rollouts` in `arrays`' agent order."""
+  rollout_checks.check_rollout_values(rollouts, source)
+  slot = {int(i): k for k, i in enumerate(arrays.object_id) if i >= 0}
+  num_rollouts = len(rollouts.joint_scenes)
+  out = np.zeros((num_rollouts, len(arrays.object_id), _SPEC.n_simulation_steps, 4), np.float32)
+  for r, scene in enumerate(rollouts.joint_scenes):
+    for traj in scene.simulated_trajectories:
+      out[r, slot[traj.object_id]] = np.stack(
+          [traj.center_x, traj.center_y, traj.center_z, traj.heading], axis=-1)
+  return out
