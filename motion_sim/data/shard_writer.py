@@ -14,6 +14,7 @@ that file is committed, and the error names the file and record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -73,15 +74,21 @@ def _read(fmt: str, source: str, payload) -> RawScenario:
     return gpudrive_reader.read_gpudrive_file(payload)
 
 
+@functools.lru_cache(maxsize=1)
+def _reconstruction_error_fn():
+    """The tokenizer's reconstruction error, traced once per process (tracing takes seconds;
+    a worker converts many units)."""
+    from motion_sim.tokenizer import ActionTokenizer  # heavy; only where it is used
+    return tf.function(ActionTokenizer().reconstruction_error, input_signature=[
+        tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32),
+        tf.TensorSpec([MAX_AGENTS, NUM_STEPS], tf.bool)])
+
+
 class _TokenErrorMeter:
     """Accumulates the tokenizer's 10 Hz reconstruction error over valid agent-steps."""
 
     def __init__(self):
-        from motion_sim.tokenizer import ActionTokenizer  # heavy; only where it is used
-        tokenizer = ActionTokenizer()
-        self._fn = tf.function(tokenizer.reconstruction_error, input_signature=[
-            tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32),
-            tf.TensorSpec([MAX_AGENTS, NUM_STEPS], tf.bool)])
+        self._fn = _reconstruction_error_fn()
         self.total, self.count, self.max = 0.0, 0, 0.0
 
     def add(self, scene) -> None:
