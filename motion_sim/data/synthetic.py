@@ -10,7 +10,10 @@ MAX_AGENTS to exercise dropping.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import tensorflow as tf
 
 from motion_sim.data.datatypes import (CURRENT_INDEX, NUM_STEPS, STEP_HZ, AgentType, MapType,
                                        RawScenario, TrafficLightState)
@@ -226,6 +229,15 @@ class SyntheticScenarioGenerator:
             tracks_to_predict=np.array([sdc_row] + candidates, np.int32),
             map_polylines=polylines, tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz,
             tl_valid=tl_valid)
+
+    def write_tfrecord(self, path: str, num_scenarios: int, start: int = 0) -> None:
+        """Writes scenarios start..start+num_scenarios-1 as WOMD Scenario protos (atomically)."""
+        from motion_sim.data.scenario_writer import to_scenario_proto  # proto deps only here
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for index in range(start, start + num_scenarios):
+                writer.write(to_scenario_proto(self.generate(index)).SerializeToString())
+        tf.io.gfile.rename(tmp, path, overwrite=True)
 
     def _lights(self, cross_lanes, road_half):
         """Red for the cross street the whole time (its queue waits), one light per lane."""
