@@ -71,6 +71,12 @@ def to_world(xy, heading, scene):
 
 def _validate(raw: RawScenario) -> None:
     src = raw.source
+    n = len(raw.track_id)
+    ttp = np.asarray(raw.tracks_to_predict)
+    if not 0 <= raw.sdc_index < n or ((ttp < 0) | (ttp >= n)).any():
+        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: sdc_index {raw.sdc_index} or "
+                                 f"tracks_to_predict {ttp.tolist()} outside [0, {n})",
+                            reason="bad_record")
     current_valid = raw.valid[:, CURRENT_INDEX]
     if not current_valid.any():
         raise ScenarioError(src, f"scenario {raw.scenario_id!r}: no track is valid at the current "
@@ -154,12 +160,16 @@ def build_scene(raw: RawScenario) -> tuple[Scene, np.ndarray]:
     vel = np.stack([cos * vx + sin * vy, -sin * vx + cos * vy], axis=-1)
 
     def pad(values, fill, dtype):
+        """[n, ...] kept-agent rows -> [MAX_AGENTS, ...] with `fill` in the padding rows."""
         out = np.full((MAX_AGENTS,) + values.shape[1:], fill, dtype)
-        # Invalid steps hold whatever the source wrote (often -1 or 0 sentinels): zero them.
-        mask = valid.reshape(valid.shape + (1,) * (values.ndim - 2)) if values.ndim >= 2 \
-            and values.shape[1] == NUM_STEPS else True
-        out[:n] = np.where(mask, values, 0)
+        out[:n] = values
         return out
+
+    def pad_steps(values):
+        """Like pad for [n, S, ...] per-step values; invalid steps hold whatever the source
+        wrote (often -1 or 0 sentinels, or NaN), so they are zeroed."""
+        mask = valid.reshape(valid.shape + (1,) * (values.ndim - 2))
+        return pad(np.where(mask, values, 0.0), 0.0, np.float32)
 
     ttp_rows = set(int(r) for r in raw.tracks_to_predict)
     # One frame transform for all map points, then split back into polylines.
@@ -173,10 +183,10 @@ def build_scene(raw: RawScenario) -> tuple[Scene, np.ndarray]:
 
     scene = Scene(
         scenario_id=np.array(raw.scenario_id, dtype=object),
-        agent_xy=pad(xy, 0.0, np.float32),
-        agent_z=pad(raw.xyz[kept, :, 2] - origin[2], 0.0, np.float32),
-        agent_vel=pad(vel, 0.0, np.float32),
-        agent_heading=pad(heading, 0.0, np.float32),
+        agent_xy=pad_steps(xy),
+        agent_z=pad_steps(raw.xyz[kept, :, 2] - origin[2]),
+        agent_vel=pad_steps(vel),
+        agent_heading=pad_steps(heading),
         agent_size=pad(raw.size[kept, CURRENT_INDEX], 0.0, np.float32),
         agent_type=pad(raw.track_type[kept], 0, np.int32),
         agent_valid=pad(valid, False, bool),

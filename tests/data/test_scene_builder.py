@@ -203,3 +203,9 @@ def test_vectorised_chunking_matches_reference(womd_raw):
                                np.concatenate([x for x, _ in reference]), atol=1e-6)
     assert types.tolist() == [int(t) for (t, _), (x, _) in zip(polylines, reference)
                               for _ in range(len(x))]
+
+
+def test_rows_out_of_range(small_raw):
+    with pytest.raises(ScenarioError, match="outside") as e:
+        build_scene(small_raw._replace(tracks_to_predict=np.array([0, 99], np.int32)))
+    assert e.value.reason == "bad_record"
