@@ -25,6 +25,7 @@ def preprocess_sample(out_dir: str) -> str:
 
 
 def parse_tiny_gin(extra=()):
+    import motion_sim.train  # noqa: F401 -- registers every configurable the configs name
     gin.clear_config()
     gin.add_config_file_search_path(REPO)
     gin.parse_config(list(TINY_BINDINGS) + list(extra))
