@@ -1,30 +1,12 @@
 """Shared fixtures for the export tests: the bundled WOMD Scenario samples and baseline models."""
 from __future__ import annotations
 
-import os
-
 import pytest
-from waymo_open_dataset.protos import scenario_pb2
 
 from export import signature
+from export_testdata import read_scenarios
 from motion_sim.agents.constant_velocity import ConstantVelocityAgent
 from motion_sim.agents.random_agent import RandomAgent
-from motion_sim.data import tfrecord_io
-
-SAMPLE_DIR = os.path.normpath(
-    os.path.join(os.path.dirname(__file__), "..", "..", "motion_sim", "data", "sample"))
-SCENARIO_FILES = (
-    os.path.join(SAMPLE_DIR, "motion_data_one_scenario.tfrecord"),  # 637f20cafde22ff8, 50 agents
-    os.path.join(SAMPLE_DIR, "womd_scenario_input.tfrecord"),  # ee519cf571686d19, 84 agents
-)
-
-
-def read_scenarios() -> list[tuple[str, scenario_pb2.Scenario]]:
-    out = []
-    for path in SCENARIO_FILES:
-        for index, serialized in tfrecord_io.iter_records(path):
-            out.append((f"{path}:{index}", scenario_pb2.Scenario.FromString(serialized)))
-    return out
 
 
 @pytest.fixture(scope="session")
