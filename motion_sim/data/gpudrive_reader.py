@@ -4,7 +4,9 @@ Layout read here (GPUDrive's Waymo converter):
   objects[i]: position [{x,y,z}]*91, velocity [{x,y}]*91, heading [91], valid [91], width,
     length, height (scalars), type ("vehicle" | "pedestrian" | "cyclist" | ...), id.
   roads[j]: geometry [{x,y,z}], type (string), map_element_id (WOMD roadgraph type code).
-  tl_states: {lane_id: {state: [91 names or ints], x, y, z: [91], time_index: [..] (optional)}}.
+  tl_states: {lane_id: {state: [names or ints], x, y, z (optional), time_index (optional): one
+    entry per observed step}} (the layout Nocturne/GPUDrive's MapReader reads; a list of such
+    dicts is accepted too).
   metadata: sdc_track_index, tracks_to_predict [{track_index, difficulty}].
 """
 from __future__ import annotations
@@ -98,7 +100,10 @@ def _traffic_lights(tl_states: dict, source: str):
     state = np.zeros((NUM_STEPS, num_lanes), np.int32)
     xyz = np.zeros((NUM_STEPS, num_lanes, 3))
     valid = np.zeros((NUM_STEPS, num_lanes), bool)
-    for j, (lane, light) in enumerate(sorted(tl_states.items())):
+    items = sorted(tl_states.items()) if isinstance(tl_states, dict) else \
+        [(light.get("lane_id", [-1])[0] if isinstance(light.get("lane_id"), list)
+          else light.get("lane_id", -1), light) for light in tl_states]
+    for j, (lane, light) in enumerate(items):
         states = light.get("state", [])
         steps = light.get("time_index", range(len(states)))
         for k, t in enumerate(steps):

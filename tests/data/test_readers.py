@@ -171,3 +171,19 @@ def test_short_track_is_rejected_by_both_paths():
                                                 f"states") as e:
             read()
         assert e.value.reason == "bad_length"
+
+
+def test_gpudrive_traffic_lights():
+    with open(GPUDRIVE_FILE) as f:
+        scenario = json.load(f)
+    scenario["tl_states"] = {
+        "88": {"state": ["go", "caution", "stop"], "x": [1.0, 1.0, 1.0], "y": [2.0, 2.0, 2.0],
+               "z": [0.5, 0.5, 0.5], "time_index": [9, 10, 11]},
+        "77": {"state": ["arrow_stop"] * 2, "x": [5.0, 5.0], "y": [6.0, 6.0],
+               "time_index": [0, 1]}}
+    raw = gpudrive_reader.read_gpudrive_scenario(scenario, "g.json:0")
+    assert raw.tl_valid.shape == (NUM_STEPS, 2)
+    assert raw.tl_valid.sum(axis=0).tolist() == [2, 3]  # lanes sorted by id: "77", "88"
+    assert raw.tl_state[10, 1] == 5 and raw.tl_state[11, 1] == 4 and raw.tl_state[0, 0] == 1
+    assert raw.tl_lane_id[10, 1] == 88 and raw.tl_lane_id[10, 0] == -1
+    np.testing.assert_array_equal(raw.tl_xyz[9, 1], [1.0, 2.0, 0.5])
