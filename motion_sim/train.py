@@ -22,13 +22,13 @@ from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
 from motion_sim.data import pipeline
 from motion_sim.learner import checkpointing, optimization, strategy as strategy_lib
+from motion_sim.learner.gin_config import ConfigError, parse_gin, write_operative_config
 from motion_sim.learner.learner import Learner, NonFiniteLossError
 from motion_sim.losses.bc_loss import BCLoss
 from motion_sim.losses.reinforce_loss import ReinforceLoss
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.rl import rewards  # noqa: F401 -- registers RewardFunction with gin
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ("bc", "rl")
 
 FLAGS = flags.FLAGS
@@ -37,10 +37,6 @@ flags.DEFINE_multi_string("gin_file", [], "Gin config files (later ones override
 flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. \"train.max_steps=10\".")
 flags.DEFINE_string("tpu", None, "TPU name or address ('local' on a TPU VM): TPUStrategy.")
 flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and rollout sampling.")
-
-
-class ConfigError(ValueError):
-    """The gin configuration or the paths it names cannot run."""
 
 
 @gin.configurable(denylist=["root_dir", "tpu", "seed"])
@@ -113,35 +109,6 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
     if learner.is_chief:
         write_operative_config(root_dir, learner.writer, int(learner.step.numpy()))
     return learner.run()
-
-
-def write_operative_config(root_dir: str, writer, step: int):
-    """Operative config (what the run actually used) -> root_dir file (atomic) + TensorBoard."""
-    text = gin.operative_config_str()
-    tf.io.gfile.makedirs(root_dir)
-    path = os.path.join(root_dir, "operative_config.gin")
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-    with writer.as_default(step=step):
-        # Markdown code block keeps the indentation readable in TensorBoard's text tab.
-        tf.summary.text("gin/operative_config", "\n".join("    " + l for l in text.splitlines()))
-    writer.flush()
-
-
-def parse_gin(gin_files, gin_bindings):
-    """Parses configs with the repo root and each file's directory as include search paths."""
-    for d in [_REPO_ROOT] + [os.path.dirname(os.path.abspath(f)) for f in gin_files]:
-        gin.add_config_file_search_path(d)
-    for f in gin_files:
-        if not os.path.exists(f) and not os.path.exists(os.path.join(_REPO_ROOT, f)):
-            raise ConfigError(f"--gin_file {f} does not exist")
-    files = [f if os.path.exists(f) else os.path.join(_REPO_ROOT, f) for f in gin_files]
-    try:
-        gin.parse_config_files_and_bindings(files, gin_bindings)
-    except (ValueError, KeyError, IOError, SyntaxError) as e:
-        raise ConfigError(f"bad gin configuration: {e}") from e
 
 
 def main(argv):

@@ -83,9 +83,10 @@ flags.DEFINE_integer("seed", 0, "Sampling seed.")
 
 def main(argv):
     del argv
-    from motion_sim import train as train_lib
-    # The training config's REQUIRED data/checkpoint values are irrelevant here.
-    train_lib.parse_gin(FLAGS.gin_file, list(FLAGS.gin_bindings))
+    from motion_sim import sampler, tokenizer  # noqa: F401 -- register their configurables
+    from motion_sim.models import sim_agent_model  # noqa: F401
+    from motion_sim.learner.gin_config import parse_gin
+    parse_gin(FLAGS.gin_file, list(FLAGS.gin_bindings))
     model = load_policy(FLAGS.checkpoint)
     print(json.dumps(evaluate(model, FLAGS.data, FLAGS.num_rollouts, FLAGS.seed)), flush=True)
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from motion_sim import train as train_lib
-from motion_sim.learner import checkpointing
+from motion_sim.learner import checkpointing, gin_config
 from tests.learner import fixtures
 
 
@@ -23,24 +23,24 @@ def _train(tmp_path, files, bindings):
 
 
 def test_unknown_binding(tmp_path):
-    with pytest.raises(train_lib.ConfigError, match="No configurable matching 'NoSuchThing'"):
+    with pytest.raises(gin_config.ConfigError, match="No configurable matching 'NoSuchThing'"):
         train_lib.parse_gin(["gin/demo_pretrain.gin"], ["NoSuchThing.x = 1"])
 
 
 def test_missing_gin_file():
-    with pytest.raises(train_lib.ConfigError, match="gin/nope.gin does not exist"):
+    with pytest.raises(gin_config.ConfigError, match="gin/nope.gin does not exist"):
         train_lib.parse_gin(["gin/nope.gin"], [])
 
 
 def test_missing_required_value(tmp_path):
     # demo.gin leaves DEMO_DATA = %gin.REQUIRED.
-    with pytest.raises(train_lib.ConfigError, match="DEMO_DATA.*REQUIRED.*not subsequently overridden"):
+    with pytest.raises(gin_config.ConfigError, match="DEMO_DATA.*REQUIRED.*not subsequently overridden"):
         _train(tmp_path, ["gin/demo_pretrain.gin"], [])
     assert not os.path.exists(tmp_path / "run")
 
 
 def test_missing_data_path(tmp_path):
-    with pytest.raises(train_lib.ConfigError, match="matches no files"):
+    with pytest.raises(gin_config.ConfigError, match="matches no files"):
         _train(tmp_path, ["gin/demo_pretrain.gin"], [f"DEMO_DATA = '{tmp_path}/none/*.tfrecord.gz'"])
     assert not os.path.exists(tmp_path / "run")
 

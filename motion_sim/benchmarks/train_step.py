@@ -1,0 +1,119 @@
+r"""BC and RL train-step time and MFU against this run's matmul roofline. Prints ONE JSON object.
+
+    python -m motion_sim.benchmarks.train_step --gin_file=gin/model_1m.gin --batch=4 --rollouts=2
+
+Workload: the bundled sample scenes (preprocessed into a temp dir), batch `--batch` (scenes are
+repeated to fill it), the real learner loop (`Learner`, default strategy, `--steps` steps per
+tf.function call, compile excluded: the first call is a warm-up).
+
+Figures:
+  bc_step_s / rl_step_s: wall seconds per optimizer step (best of `--repeats` loops).
+  bc_matmul_gflop / rl_matmul_gflop: matmul FLOPs of one step counted from the traced graph's
+    static shapes (`flop_count`): forward + backward (+ for RL the sampler's decode loop x T and
+    the collision einsums).
+  matmul_roofline_gflops: a dense [M, K] x [K, N] float32 matmul (sizes --roofline_dim) timed in
+    this process -- what this machine's matmul units deliver right now.
+  bc_mfu / rl_mfu: (step FLOPs / step time) / roofline. The goal for BC on CPU is >= 0.4.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import gin
+import tensorflow as tf
+from absl import app, flags
+
+from motion_sim import sampler as sampler_lib
+from motion_sim import tokenizer as tokenizer_lib
+from motion_sim.benchmarks import flop_count
+from motion_sim.data import pipeline, preprocess
+from motion_sim.learner.gin_config import parse_gin
+from motion_sim.learner.learner import Learner
+from motion_sim.losses.bc_loss import BCLoss
+from motion_sim.losses.reinforce_loss import ReinforceLoss
+from motion_sim.models.sim_agent_model import SimAgentModel
+
+_SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+
+flags.DEFINE_multi_string("gin_file", ["gin/model_1m.gin"], "Model gin files.")
+flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
+flags.DEFINE_integer("batch", 4, "Scenes per step.")
+flags.DEFINE_integer("rollouts", 2, "RL rollouts per scene.")
+flags.DEFINE_integer("steps", 3, "Steps per timed loop.")
+flags.DEFINE_integer("repeats", 2, "Timed loops (best is reported).")
+flags.DEFINE_integer("roofline_dim", 2048, "Size of the roofline matmul.")
+flags.DEFINE_enum("which", "both", ["bc", "rl", "both"], "Which step(s) to time.")
+FLAGS = flags.FLAGS
+
+
+def matmul_roofline(dim: int, repeats: int = 5) -> float:
+    """Achieved FLOP/s of a square float32 matmul chain (best of `repeats`)."""
+    a = tf.random.normal([dim, dim])
+    b = tf.random.normal([dim, dim])
+    f = tf.function(lambda a, b: tf.reduce_sum(a @ b @ b @ b))
+    f(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).numpy()
+        best = min(best, time.perf_counter() - t)
+    return 3 * 2 * dim**3 / best
+
+
+def _time_learner(mode: str, data: str, root: str) -> tuple[float, float]:
+    tokenizer = tokenizer_lib.ActionTokenizer()
+    model = SimAgentModel()
+    optimizer = tf.keras.optimizers.AdamW(1e-4)
+    rollout_fn = None
+    if mode == "bc":
+        loss = BCLoss(tokenizer=tokenizer)
+    else:
+        sampler = sampler_lib.Sampler(model, tokenizer=tokenizer, num_rollouts=FLAGS.rollouts)
+        loss = ReinforceLoss(steps_per_token=tokenizer.steps_per_token)
+        rollout_fn = lambda scene, seed: sampler(scene, seed)  # noqa: E731
+    learner = Learner(root, tf.distribute.get_strategy(), model, optimizer, loss,
+                      lambda ctx: pipeline.make_dataset(data, FLAGS.batch, shuffle=False,
+                                                        cache=True, input_context=ctx),
+                      build_fn=lambda m, s: None, rollout_fn=rollout_fn, max_steps=10**9,
+                      steps_per_loop=FLAGS.steps, checkpoint_interval=0, summary_interval=0,
+                      log_interval=10**9)
+    n = tf.constant(FLAGS.steps, tf.int64)
+    learner._train_loop(learner.iterator, n)  # warm-up: trace + compile
+    best = float("inf")
+    for _ in range(FLAGS.repeats):
+        t = time.perf_counter()
+        means, _ = learner._train_loop(learner.iterator, n)
+        float(means[loss.metric_names[0]])
+        best = min(best, (time.perf_counter() - t) / FLAGS.steps)
+    # FLOPs of one step: trace the per-replica step alone on the data's element spec.
+    spec = learner.iterator.element_spec
+    step = tf.function(lambda scene: learner._replica_compute(scene, tf.constant(0, tf.int64)))
+    concrete = step.get_concrete_function(spec)
+    flops = flop_count.concrete_matmul_flops(concrete, default_trips=tokenizer.num_tokens)
+    return best, flops
+
+
+def main(argv):
+    del argv
+    parse_gin(FLAGS.gin_file, ["SimAgentModel.max_steps = 16"] + list(FLAGS.gin_bindings))
+    tmp = tempfile.mkdtemp(prefix="train_step_bench_")
+    preprocess.run(os.path.join(_SAMPLE, "*scenario*.tfrecord"), os.path.join(tmp, "data"),
+                   "scenario")
+    data = os.path.join(tmp, "data", "*.tfrecord.gz")
+    roof = matmul_roofline(FLAGS.roofline_dim)
+    out = {"model_params": SimAgentModel().count_params(), "batch": FLAGS.batch,
+           "rollouts": FLAGS.rollouts, "matmul_roofline_gflops": roof / 1e9,
+           "gin_file": FLAGS.gin_file}
+    for mode in (["bc", "rl"] if FLAGS.which == "both" else [FLAGS.which]):
+        step_s, flops = _time_learner(mode, data, os.path.join(tmp, mode))
+        out[f"{mode}_step_s"] = step_s
+        out[f"{mode}_matmul_gflop"] = flops / 1e9
+        out[f"{mode}_mfu"] = flops / step_s / roof
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
