@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue as queue_module
 import sys
 import time
 
@@ -39,10 +40,73 @@ flags.mark_flags_as_required(["input", "output_dir"])
 
 
 def _run_unit(args) -> tuple[str, dict | None, str | None]:
-    unit, output_dir, fmt, shard_size, compression = args
+    unit, output_dir, fmt, shard_size, compression, queue = args
+    progress = None if queue is None else (lambda n: queue.put((1, n)))
     try:
         return unit.name, shard_writer.process_unit(unit, output_dir, fmt, shard_size,
-                                                    compression), None
+                                                    compression, progress), None
+    except ScenarioError as e:
+        return unit.name, None, str(e)
+
+
+class _Progress:
+    """tqdm over input bytes (so the ETA holds before record counts are known), with the
+    scenario count and scenario rate as postfix."""
+
+    def __init__(self, total_bytes: int):
+        self.bar = tqdm.tqdm(total=total_bytes, unit="B", unit_scale=True, desc="preprocess",
+                             file=sys.stderr, smoothing=0.1)
+        self.scenarios, self.start = 0, time.time()
+
+    def update(self, scenarios: int, num_bytes: int) -> None:
+        self.scenarios += scenarios
+        self.bar.update(num_bytes)
+        rate = self.scenarios / max(time.time() - self.start, 1e-9)
+        self.bar.set_postfix(scenarios=self.scenarios, scenarios_per_s=f"{rate:.1f}",
+                             refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run_units(args: list, num_workers: int, progress: _Progress) -> dict:
+    """Runs the units (in-process or in a spawn pool); returns {unit name: error} of failures."""
+    failed = {}
+
+    def record(name, error):
+        if error is not None:
+            failed[name] = error
+            logging.error("unit %s failed: %s", name, error)
+
+    if num_workers == 1 or len(args) <= 1:
+        for unit, *rest in args:
+            name, _, error = _run_unit_inline(unit, *rest[:-1], progress)
+            record(name, error)
+        return failed
+    # spawn: TensorFlow is not fork-safe once initialised.
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(num_workers) as pool:
+        queue = manager.Queue()
+        pending = [pool.apply_async(_run_unit, ((*a[:-1], queue),)) for a in args]
+        while pending:
+            try:
+                scenarios, num_bytes = queue.get(timeout=0.2)
+                progress.update(scenarios, num_bytes)
+            except queue_module.Empty:
+                pass
+            for result in [r for r in pending if r.ready()]:
+                pending.remove(result)
+                record(*[result.get()[i] for i in (0, 2)])
+        while not queue.empty():
+            progress.update(*queue.get())
+    return failed
+
+
+def _run_unit_inline(unit, output_dir, fmt, shard_size, compression, progress: _Progress):
+    try:
+        return unit.name, shard_writer.process_unit(
+            unit, output_dir, fmt, shard_size, compression,
+            lambda n: progress.update(1, n)), None
     except ScenarioError as e:
         return unit.name, None, str(e)
 
@@ -64,31 +128,12 @@ def run(input_pattern: str, output_dir: str, fmt: str, num_workers: int = 1,
          else todo).append(unit)
     logging.info("%d input files -> %d units: %d already done, %d to do", len(files), len(units),
                  len(done), len(todo))
-    failed = {}
-    args = [(u, output_dir, fmt, shard_size, compression) for u in todo]
-    start, scenarios = time.time(), 0
-    with tqdm.tqdm(total=len(todo), unit="unit", desc="preprocess", file=sys.stderr) as bar:
-        if num_workers == 1 or len(todo) <= 1:
-            results = map(_run_unit, args)
-            pool = None
-        else:
-            # spawn: TensorFlow is not fork-safe once initialised.
-            pool = multiprocessing.get_context("spawn").Pool(num_workers)
-            results = pool.imap_unordered(_run_unit, args)
-        try:
-            for name, stats, error in results:
-                if error is not None:
-                    failed[name] = error
-                    logging.error("unit %s failed: %s", name, error)
-                else:
-                    scenarios += stats["scenarios_read"]
-                bar.set_postfix(scenarios=scenarios,
-                                per_s=f"{scenarios / max(time.time() - start, 1e-9):.1f}")
-                bar.update(1)
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
+    progress = _Progress(sum(shard_writer.input_bytes(u) for u in todo))
+    try:
+        failed = _run_units([(u, output_dir, fmt, shard_size, compression, None) for u in todo],
+                            num_workers, progress)
+    finally:
+        progress.close()
     per_unit = []
     for unit in units:
         path = shard_writer.unit_stats_path(output_dir, unit)

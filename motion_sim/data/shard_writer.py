@@ -123,10 +123,21 @@ def _remove_leftovers(output_dir: str, unit: Unit) -> None:
         tf.io.gfile.remove(path)
 
 
+_TFRECORD_FRAMING_BYTES = 16  # length (8) + length CRC (4) + data CRC (4) per record
+
+
+def input_bytes(unit: Unit) -> int:
+    """Total size of the unit's input files (the progress bar's unit of work)."""
+    return sum(tf.io.gfile.stat(path).length for path in unit.paths)
+
+
 def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
-                 compression: str = "GZIP") -> dict:
+                 compression: str = "GZIP", progress=None) -> dict:
     """Converts one unit and commits it; returns its stats. Raises ScenarioError on a corrupt
-    TFRecord (after removing this unit's partial output)."""
+    TFRecord (after removing this unit's partial output).
+
+    `progress(num_bytes)`, if given, is called once per scenario read with its input size.
+    """
     _remove_leftovers(output_dir, unit)
     ext = ".tfrecord.gz" if compression == "GZIP" else ".tfrecord"
     options = tf.io.TFRecordOptions(compression_type=compression if compression != "NONE" else "")
@@ -137,6 +148,9 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
     try:
         for source, payload in _sources(unit, fmt):
             stats["scenarios_read"] += 1
+            if progress is not None:
+                progress(len(payload) + _TFRECORD_FRAMING_BYTES if isinstance(payload, bytes)
+                         else tf.io.gfile.stat(payload).length)
             try:
                 scene, dropped = build_scene(_read(fmt, source, payload))
             except ScenarioError as e:

@@ -41,7 +41,7 @@ def _end_to_end_and_resume(tmp_path, num_workers):
     first = _cli(f"--input={pattern}", f"--output_dir={out}", "--format=scenario",
                  f"--num_workers={num_workers}", "--shard_size=1")
     assert first.returncode == 0, first.stderr
-    assert "preprocess" in first.stderr and "unit" in first.stderr  # tqdm progress bar
+    assert "preprocess: 100%" in first.stderr and "scenarios=2" in first.stderr  # tqdm bar
     with open(os.path.join(out, "stats.json")) as f:
         stats = json.load(f)
     assert STATS_KEYS <= set(stats)
