@@ -35,7 +35,7 @@ def load_config(year: str) -> sim_agents_metrics_pb2.SimAgentMetricsConfig:
   The 2023 file predates the traffic-light feature, so it has no `traffic_light_violation`
   entry and the current official `compute_scenario_metrics_for_features_bundle` would raise
   "invalid estimator" on it. We add the entry as a Bernoulli estimator with weight 0: the
-  meta-metric is unchanged (2023 weights sum to 1 without it) and the violation rate is still
+  meta-metric is unchanged (the published 2023 weights, which add up to 0.99, are kept as is) and the violation rate is still
   reported. The 2023 scores are therefore the *current* feature code with 2023 bins/weights,
   not a replay of the 2023 evaluation code.
   """

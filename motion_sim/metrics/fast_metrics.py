@@ -28,77 +28,97 @@ _TABLE_KEYS = ('edge_start', 'edge_end', 'edge_valid', 'edge_prior', 'edge_next'
                'tl_seg_start', 'tl_seg_dir', 'tl_stop_t')
 
 
+def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, num_eval: int,
+              scale: int):
+  """All metric features of the log (index 0) and the rollouts, config independent.
+
+  Args:
+    log_xyzh: [A, 91, 4] float32 logged x, y, z, heading; log_valid: [A, 91] bool.
+    rollouts: [R, A, 80, 4] float32; agent_mask: [A] bool; size: [A, 3] float32.
+    tables: the scenario's map tables; num_eval: E; scale: map-search budget multiplier.
+
+  Returns:
+    (dict of [1 + R, E, 80] features, [R, E] ADE, [] bool map searches exact).
+  """
+  num_rollouts, num_agents, num_future, _ = rollouts.shape
+  history = tf.broadcast_to(log_xyzh[tf.newaxis, :, :_CURRENT + 1],
+                            [num_rollouts, num_agents, _CURRENT + 1, 4])
+  xyzh = tf.concat([log_xyzh[tf.newaxis], tf.concat([history, rollouts], axis=2)], axis=0)
+  # Rollouts are valid on every simulated step (official `joint_scene_to_trajectories`); the
+  # log keeps its own validity. Padding agents are never valid.
+  sim_valid = tf.concat([log_valid[:, :_CURRENT + 1], tf.broadcast_to(
+      agent_mask[:, tf.newaxis], [num_agents, num_future])], axis=1)
+  valid = tf.concat([log_valid[tf.newaxis], tf.broadcast_to(
+      sim_valid[tf.newaxis], [num_rollouts, num_agents, _CURRENT + 1 + num_future])], axis=0)
+
+  def one_sample(args):
+    return fast_features.sample_features(args[0], args[1], size, num_eval, tables, scale)
+
+  signature = dict(
+      distance_to_nearest_object=tf.TensorSpec([num_eval, num_future], tf.float32),
+      time_to_collision=tf.TensorSpec([num_eval, num_future], tf.float32),
+      distance_to_road_edge=tf.TensorSpec([num_eval, num_future], tf.float32),
+      traffic_light_violation=tf.TensorSpec([num_eval, num_future], tf.bool),
+      exact=tf.TensorSpec([], tf.bool))
+  # One sample at a time: the pairwise tensors of all 33 samples at once would not fit caches.
+  feats = tf.map_fn(one_sample, (xyzh, valid), fn_output_signature=signature)
+  ev = xyzh[:, :num_eval]
+  kinematics = trajectory_features.compute_kinematic_features(
+      ev[..., 0], ev[..., 1], ev[..., 2], ev[..., 3], seconds_per_step=fast_features.STEP_SECONDS)
+  for name, value in zip(('linear_speed', 'linear_acceleration', 'angular_speed',
+                          'angular_acceleration'), kinematics):
+    feats[name] = value[..., _CURRENT + 1:]
+  # ADE over all 91 steps where the log is valid (history steps add zero error), as official.
+  eval_valid = log_valid[:num_eval]
+  disp = tf.norm(ev[1:, ..., :3] - log_xyzh[tf.newaxis, :num_eval, :, :3], axis=-1)
+  ade = (tf.reduce_sum(tf.where(eval_valid, disp, 0.0), axis=-1)
+         / tf.reduce_sum(tf.cast(eval_valid, tf.float32), axis=-1))
+  exact = tf.reduce_all(feats.pop('exact'))
+  return feats, ade, exact
+
+
+# Shared by every `FastMetrics`: features do not depend on the config, so one compilation per
+# padded shape serves all config years.
+_compiled_features = tf.function(_features, jit_compile=True)
+
+
 class FastMetrics:
-  """Computes `SimAgentMetrics` for (scenario, rollouts) pairs with one compiled call each.
+  """Computes `SimAgentMetrics` for (scenario, rollouts) pairs with compiled calls.
 
   Attributes:
     config: the `SimAgentMetricsConfig` in use.
-    num_traces: how many distinct shapes have been compiled so far.
+    fallbacks: scenarios whose map search needed a larger budget (see `fast_features`).
   """
 
   def __init__(self, config: sim_agents_metrics_pb2.SimAgentMetricsConfig):
     self.config = config
     names = fast_likelihoods.TIME_SERIES_FEATURES + fast_likelihoods.BOOLEAN_FEATURES
     self._estimators = {n: fast_likelihoods.estimator_of(getattr(config, n), n) for n in names}
-    self._compiled = tf.function(self._scores, jit_compile=True)
+    self._compiled_scores = tf.function(self._scores, jit_compile=True)
     self.fallbacks = 0
 
-  @property
-  def num_traces(self) -> int:
-    return self._compiled.experimental_get_tracing_count()
+  @staticmethod
+  def num_traces() -> int:
+    """Distinct shapes the feature function has been compiled for (in this process)."""
+    return _compiled_features.experimental_get_tracing_count()
 
-  def _scores(self, log_xyzh, log_valid, rollouts, agent_mask, size, is_vehicle, tables,
-              num_eval: int, scale: int):
-    """Traced body. log_xyzh [A, 91, 4], log_valid [A, 91], rollouts [R, A, 80, 4]."""
-    num_rollouts, num_agents, num_future, _ = rollouts.shape
-    history = tf.broadcast_to(log_xyzh[tf.newaxis, :, :_CURRENT + 1],
-                              [num_rollouts, num_agents, _CURRENT + 1, 4])
-    xyzh = tf.concat([log_xyzh[tf.newaxis], tf.concat([history, rollouts], axis=2)], axis=0)
-    # Rollouts are valid on every simulated step (official `joint_scene_to_trajectories`); the
-    # log keeps its own validity. Padding agents are never valid.
-    sim_valid = tf.concat([log_valid[:, :_CURRENT + 1], tf.broadcast_to(
-        agent_mask[:, tf.newaxis], [num_agents, num_future])], axis=1)
-    valid = tf.concat([log_valid[tf.newaxis], tf.broadcast_to(
-        sim_valid[tf.newaxis], [num_rollouts, num_agents, _CURRENT + 1 + num_future])], axis=0)
-
-    def one_sample(args):
-      return fast_features.sample_features(args[0], args[1], size, num_eval, tables, scale)
-
-    signature = dict(
-        distance_to_nearest_object=tf.TensorSpec([num_eval, 80], tf.float32),
-        time_to_collision=tf.TensorSpec([num_eval, 80], tf.float32),
-        distance_to_road_edge=tf.TensorSpec([num_eval, 80], tf.float32),
-        traffic_light_violation=tf.TensorSpec([num_eval, 80], tf.bool),
-        exact=tf.TensorSpec([], tf.bool))
-    feats = tf.map_fn(one_sample, (xyzh, valid), fn_output_signature=signature)
-    ev = xyzh[:, :num_eval]
-    speed, accel, ang_speed, ang_accel = trajectory_features.compute_kinematic_features(
-        ev[..., 0], ev[..., 1], ev[..., 2], ev[..., 3],
-        seconds_per_step=fast_features.STEP_SECONDS)
-    feats.update(linear_speed=speed, linear_acceleration=accel, angular_speed=ang_speed,
-                 angular_acceleration=ang_accel)
-    for name in ('linear_speed', 'linear_acceleration', 'angular_speed', 'angular_acceleration'):
-      feats[name] = feats[name][..., _CURRENT + 1:]
-    # ADE over all 91 steps where the log is valid (history steps add zero error), as official.
-    eval_valid = log_valid[:num_eval]
-    disp = tf.norm(ev[1:, ..., :3] - log_xyzh[tf.newaxis, :num_eval, :, :3], axis=-1)
-    ade = (tf.reduce_sum(tf.where(eval_valid, disp, 0.0), axis=-1)
-           / tf.reduce_sum(tf.cast(eval_valid, tf.float32), axis=-1))
-    exact = tf.reduce_all(feats.pop('exact'))
+  def _scores(self, feats, ade, log_valid, is_vehicle):
     log = {k: v[0] for k, v in feats.items()}
     sim = {k: v[1:] for k, v in feats.items()}
     sim['ade'] = ade
-    scores = fast_likelihoods.scenario_scores(
-        log, sim, eval_valid[:, _CURRENT + 1:], is_vehicle[:num_eval], self._estimators)
-    return scores, exact
+    return fast_likelihoods.scenario_scores(log, sim, log_valid, is_vehicle, self._estimators)
 
   def _run(self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray, scale: int):
     tables = {k: tf.constant(getattr(arrays, k)) for k in _TABLE_KEYS}
     log_xyzh = np.concatenate([arrays.xyz, arrays.heading[..., None]], axis=-1)
-    return self._compiled(
+    feats, ade, exact = _compiled_features(
         tf.constant(log_xyzh), tf.constant(arrays.valid), tf.constant(rollouts),
-        tf.constant(arrays.agent_mask), tf.constant(arrays.size),
-        tf.constant(arrays.is_vehicle), tables, arrays.num_eval, scale)
+        tf.constant(arrays.agent_mask), tf.constant(arrays.size), tables, arrays.num_eval,
+        scale)
+    num_eval = arrays.num_eval
+    scores = self._compiled_scores(feats, ade, tf.constant(arrays.valid[:num_eval, _CURRENT + 1:]),
+                                   tf.constant(arrays.is_vehicle[:num_eval]))
+    return scores, exact
 
   def scenario_metrics(self, arrays: arrays_lib.ScenarioArrays,
                        rollouts: np.ndarray) -> sim_agents_metrics_pb2.SimAgentMetrics:

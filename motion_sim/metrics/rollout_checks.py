@@ -12,10 +12,11 @@ from waymo_open_dataset.protos import sim_agents_submission_pb2
 from waymo_open_dataset.utils.sim_agents import submission_specs
 
 from motion_sim.data.datatypes import ScenarioError
+from motion_sim.metrics import rollout_decode
 
 _CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 _SPEC = submission_specs.get_submission_config(_CHALLENGE)
-_FIELDS = ('center_x', 'center_y', 'center_z', 'heading')
+_FIELDS = rollout_decode.COORD_NAMES
 
 
 class RolloutError(ScenarioError):
@@ -28,8 +29,7 @@ def check_rollout_values(rollouts: sim_agents_submission_pb2.ScenarioRollouts,
   where = f'{source} scenario {rollouts.scenario_id}'.strip()
   for r, scene in enumerate(rollouts.joint_scenes):
     for traj in scene.simulated_trajectories:
-      for field in _FIELDS:
-        values = np.asarray(getattr(traj, field), np.float64)
+      for field, values in zip(_FIELDS, rollout_decode.coordinates(traj)):
         if len(values) != _SPEC.n_simulation_steps:
           raise RolloutError(
               where, f'rollout {r} object {traj.object_id}: {field} has {len(values)} steps, '

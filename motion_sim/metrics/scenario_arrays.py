@@ -18,6 +18,7 @@ from waymo_open_dataset.utils.sim_agents import submission_specs
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import traffic_light_features
 
 from motion_sim.metrics import rollout_checks
+from motion_sim.metrics import rollout_decode
 
 _CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 _SPEC = submission_specs.get_submission_config(_CHALLENGE)
@@ -306,13 +307,32 @@ def scenario_arrays(scenario: scenario_pb2.Scenario, source: str = '') -> Scenar
 
 def rollout_arrays(arrays: ScenarioArrays, rollouts: sim_agents_submission_pb2.ScenarioRollouts,
                    source: str = '') -> np.ndarray:
-  """Returns [R, A, 80, 4] float32 (x, y, z, heading) of `rollouts` in `arrays`' agent order."""
-  rollout_checks.check_rollout_values(rollouts, source)
+  """Returns [R, A, 80, 4] float32 (x, y, z, heading) of `rollouts` in `arrays`' agent order.
+
+  Expects rollouts that passed `rollout_checks.validate_rollouts`; re-checks step counts and
+  finiteness (cheap on the decoded arrays) so a caller that skipped validation still gets a
+  clear error rather than garbage scores.
+  """
   slot = {int(i): k for k, i in enumerate(arrays.object_id) if i >= 0}
   num_rollouts = len(rollouts.joint_scenes)
-  out = np.zeros((num_rollouts, len(arrays.object_id), _SPEC.n_simulation_steps, 4), np.float32)
+  steps = _SPEC.n_simulation_steps
+  out = np.zeros((num_rollouts, len(arrays.object_id), steps, 4), np.float32)
   for r, scene in enumerate(rollouts.joint_scenes):
     for traj in scene.simulated_trajectories:
-      out[r, slot[traj.object_id]] = np.stack(
-          [traj.center_x, traj.center_y, traj.center_z, traj.heading], axis=-1)
+      coords = rollout_decode.coordinates(traj)
+      if any(len(c) != steps for c in coords) or traj.object_id not in slot:
+        rollout_checks.validate_rollouts(rollouts, _scenario_stub(arrays), source)
+      out[r, slot[traj.object_id]] = np.stack(coords, axis=-1)
+  if not np.isfinite(out).all():
+    rollout_checks.check_rollout_values(rollouts, source)
   return out
+
+
+def _scenario_stub(arrays: ScenarioArrays) -> scenario_pb2.Scenario:
+  """Minimal Scenario with the sim agents of `arrays`, to produce validation messages."""
+  scenario = scenario_pb2.Scenario(scenario_id=arrays.scenario_id)
+  for object_id in arrays.object_id[arrays.agent_mask]:
+    track = scenario.tracks.add(id=int(object_id))
+    for _ in range(NUM_STEPS):
+      track.states.add(valid=True)
+  return scenario

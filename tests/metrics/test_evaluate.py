@@ -1,0 +1,136 @@
+"""`motion_sim.evaluate`: results layout, Table 1, and a clear error for each bad input."""
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from waymo_open_dataset.protos import sim_agents_submission_pb2
+
+from motion_sim import evaluate
+from motion_sim.metrics import results as results_lib
+from motion_sim.metrics import rollout_checks
+
+import rollout_fixtures
+
+SMALL = str(rollout_fixtures.SCENARIO_FILES['637f20cafde22ff8'])
+BIG = str(rollout_fixtures.SCENARIO_FILES['ee519cf571686d19'])
+REFERENCE = json.loads((rollout_fixtures.TESTDATA / 'official_reference.json').read_text())
+
+
+@pytest.fixture(scope='module')
+def good_rollouts():
+  scenario = rollout_fixtures.load_scenario(SMALL)
+  return rollout_fixtures.make_rollouts(scenario, 'constant_velocity')
+
+
+def _write(tmp_path, rollouts, name='rollouts.binproto'):
+  path = tmp_path / name
+  path.write_bytes(rollouts.SerializeToString())
+  return str(path)
+
+
+def _broken(good, edit):
+  rollouts = sim_agents_submission_pb2.ScenarioRollouts()
+  rollouts.CopyFrom(good)
+  edit(rollouts)
+  return rollouts
+
+
+def _drop_agent(r):
+  del r.joint_scenes[3].simulated_trajectories[7]
+
+
+def _short_track(r):
+  del r.joint_scenes[2].simulated_trajectories[1].center_x[-1]
+
+
+def _nan(r):
+  r.joint_scenes[5].simulated_trajectories[0].center_y[17] = math.nan
+
+
+def _unknown_id(r):
+  r.scenario_id = 'deadbeefdeadbeef'
+
+
+def _too_few_rollouts(r):
+  del r.joint_scenes[-1]
+
+
+@pytest.mark.parametrize('edit, message', [
+    (_drop_agent, r'rollout 3 is missing sim agent\(s\) \[\d+\]'),
+    (_short_track, 'rollout 2 object .*center_x has 79 steps, expected 80'),
+    (_nan, 'rollout 5 object .*center_y is nan at simulated step 17'),
+    (_unknown_id, "unknown id: scenario 'deadbeefdeadbeef'"),
+    (_too_few_rollouts, '31 rollouts, expected 32'),
+])
+def test_bad_rollouts_raise_clear_errors(good_rollouts, tmp_path, edit, message):
+  path = _write(tmp_path, _broken(good_rollouts, edit))
+  with pytest.raises(rollout_checks.RolloutError, match=message) as err:
+    evaluate.evaluate(SMALL, rollout_pattern=path, backend='fast')
+  assert 'rollouts.binproto' in str(err.value)  # names the file
+
+
+def test_missing_scenario_and_results_layout(good_rollouts, tmp_path):
+  path = _write(tmp_path, good_rollouts)
+  with pytest.raises(rollout_checks.RolloutError, match=r'missing 1 scenario.*ee519cf571686d19'):
+    evaluate.evaluate(f'{SMALL},{BIG}', rollout_pattern=path, year='2025', backend='fast')
+  results = evaluate.evaluate(SMALL, rollout_pattern=path, year='2025', backend='fast')
+  assert set(results['scenarios']) == {'637f20cafde22ff8'}
+  assert set(results['aggregate']) == set(results_lib.METRIC_FIELDS)
+  assert set(results['buckets']) == set(results_lib.BUCKET_FIELDS)
+  reference = REFERENCE['2025/637f20cafde22ff8/constant_velocity']
+  assert results['aggregate']['metametric'] == pytest.approx(reference['metametric'], abs=1e-3)
+  assert results['buckets']['realism_meta_metric'] == results['aggregate']['metametric']
+  out = tmp_path / 'res.json'
+  results_lib.write_json(out, results)
+  assert json.loads(out.read_text())['buckets'] == results['buckets']
+
+
+def test_table1_rows_and_columns(tmp_path):
+  row = {'buckets': {'realism_meta_metric': 0.71234, 'kinematic_metrics': 0.4, 'interactive_metrics':
+                     0.8, 'map_based_metrics': 0.85, 'min_ade': 1.5},
+         'aggregate': {'average_displacement_error': 3.25}}
+  path = tmp_path / 't.md'
+  results_lib.write_table1({'MotionLM BC': row, 'RL fine-tuned': row}, path)
+  lines = path.read_text().splitlines()
+  assert lines[0].startswith('| Method | Realism meta-metric')
+  assert [c.strip() for c in lines[0].split('|')[2:-1]][-2:] == ['minADE (m) ↓', 'ADE (m) ↓']
+  assert lines[2] == '| MotionLM BC | 0.7123 | 0.4000 | 0.8000 | 0.8500 | 1.5000 | 3.2500 |'
+  assert len(lines) == 4
+  with pytest.raises(ValueError, match='lack buckets.realism_meta_metric'):
+    results_lib.table1_markdown({'x': {'buckets': {}, 'aggregate': {}}})
+
+
+def test_cli_reports_bad_input_and_exit_code(good_rollouts, tmp_path):
+  path = _write(tmp_path, _broken(good_rollouts, _unknown_id))
+  proc = subprocess.run(
+      [sys.executable, '-m', 'motion_sim.evaluate', f'--scenarios={SMALL}', f'--rollouts={path}',
+       '--config=2025', '--backend=fast', f'--output={tmp_path / "out.json"}'],
+      capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "unknown id: scenario 'deadbeefdeadbeef'" in proc.stderr
+  assert not (tmp_path / 'out.json').exists()
+
+
+def test_cli_requires_exactly_one_source(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'motion_sim.evaluate', f'--scenarios={SMALL}', '--rollouts=x',
+       '--saved_model=y', f'--output={tmp_path / "o.json"}'],
+      capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode != 0
+  assert 'exactly one of --rollouts / --saved_model' in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_end_to_end(tmp_path):
+  out = tmp_path / 'wosac.json'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'motion_sim.evaluate', f'--scenarios={SMALL}',
+       f'--rollouts={rollout_fixtures.TEST_SUBMISSION}', '--config=2025', '--backend=fast',
+       f'--output={out}'], capture_output=True, text=True, timeout=600, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  results = json.loads(out.read_text())
+  assert results['aggregate']['metametric'] == pytest.approx(
+      REFERENCE['2025/test_submission']['metametric'], abs=1e-3)
+  assert '| wosac |' in out.with_suffix('.md').read_text()

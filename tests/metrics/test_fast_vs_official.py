@@ -1,0 +1,72 @@
+"""The fast (XLA) backend equals the official waymo-open-dataset metrics within 1e-3.
+
+Default suite: against `tests/testdata/metrics/official_reference.json`, written once by
+`make_reference.py` with the official code (minutes per case). `slow`: live official run.
+"""
+import json
+
+import pytest
+
+from motion_sim.metrics import config as config_lib
+from motion_sim.metrics import fast_metrics
+from motion_sim.metrics import results as results_lib
+from motion_sim.metrics import scenario_arrays
+
+import rollout_fixtures
+
+TOLERANCE = 1e-3
+REFERENCE = json.loads((rollout_fixtures.TESTDATA / 'official_reference.json').read_text())
+_CASES = {name: (scenario, rollouts) for name, scenario, rollouts in rollout_fixtures.cases()}
+
+
+def _fast(year, case):
+  scenario, rollouts = _CASES[case]
+  arrays = scenario_arrays.scenario_arrays(scenario)
+  fast = fast_metrics.FastMetrics(config_lib.load_config(year))
+  metrics = fast.scenario_metrics(arrays, scenario_arrays.rollout_arrays(arrays, rollouts))
+  return results_lib.metrics_to_dict(metrics), fast
+
+
+def _assert_close(fast, official, label):
+  bad = {k: (fast[k], official.get(k, 0.0)) for k in results_lib.METRIC_FIELDS
+         if abs(fast[k] - official.get(k, 0.0)) > TOLERANCE}
+  assert not bad, f'{label}: fast vs official differ on {bad}'
+
+
+def test_reference_covers_every_case_and_year():
+  expected = {f'{y}/{c}' for y in config_lib.CONFIG_YEARS for c in _CASES}
+  assert expected <= set(REFERENCE), sorted(expected - set(REFERENCE))
+
+
+@pytest.mark.parametrize('key', sorted(REFERENCE))
+def test_fast_matches_official_reference(key):
+  year, case = key.split('/', 1)
+  fast, _ = _fast(year, case)
+  _assert_close(fast, REFERENCE[key], key)
+
+
+def test_reference_cases_are_not_trivial():
+  # The generated rollouts must exercise the metrics: collisions / off-road somewhere, and
+  # different rollout kinds must score differently.
+  rates = [v['simulated_collision_rate'] + v['simulated_offroad_rate'] for v in REFERENCE.values()]
+  assert max(rates) > 0.05
+  metas = {round(v['metametric'], 3) for k, v in REFERENCE.items() if k.startswith('2025/')}
+  assert len(metas) == len(_CASES)
+
+
+def test_compiles_once_per_shape():
+  _fast('2025', 'test_submission')
+  traces = fast_metrics.FastMetrics.num_traces()
+  _fast('2024', 'test_submission')  # other config, same shapes: no new compilation
+  assert fast_metrics.FastMetrics.num_traces() == traces
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('year', ['2025'])
+def test_fast_matches_official_live(year):
+  from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
+  scenario, rollouts = _CASES['637f20cafde22ff8/noisy_log']
+  official = official_backend.official_scenario_metrics(
+      config_lib.load_config(year), scenario, rollouts)
+  fast, _ = _fast(year, '637f20cafde22ff8/noisy_log')
+  _assert_close(fast, results_lib.metrics_to_dict(official), f'live {year}')
