@@ -219,9 +219,8 @@ class Learner:
                 return self._metrics_latest
         self.summary_trigger(step, force=True)
         self.rate_logger(step, self._metrics_latest, force=True)
-        if self.checkpointer.manager.latest_checkpoint is None or \
-                self.checkpointer.manager.checkpoint.save_counter is None or \
-                not self.checkpointer.manager.latest_checkpoint.endswith(f"-{step}"):
+        latest = self.checkpointer.manager.latest_checkpoint
+        if latest is None or not latest.endswith(f"-{step}"):  # the final state, exactly once
             self.checkpointer.save(step)
         for t in self.extra_triggers:
             t(step, force=True)
