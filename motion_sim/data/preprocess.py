@@ -39,27 +39,36 @@ flags.DEFINE_enum("compression", "GZIP", ["GZIP", "NONE"],
 flags.mark_flags_as_required(["input", "output_dir"])
 
 
-def _run_unit(args) -> tuple[str, dict | None, str | None]:
-    unit, output_dir, fmt, shard_size, compression, queue = args
-    progress = None if queue is None else (lambda n: queue.put((1, n)))
+class _QueueProgress:
+    """Picklable progress callback for spawn workers: forwards input bytes to the parent."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def __call__(self, num_bytes: int) -> None:
+        self.queue.put(num_bytes)
+
+
+def _run_unit(unit, output_dir, fmt, shard_size, compression, progress):
+    """(unit name, error message or None); a corrupt TFRecord fails only its unit."""
     try:
-        return unit.name, shard_writer.process_unit(unit, output_dir, fmt, shard_size,
-                                                    compression, progress), None
+        shard_writer.process_unit(unit, output_dir, fmt, shard_size, compression, progress)
+        return unit.name, None
     except ScenarioError as e:
-        return unit.name, None, str(e)
+        return unit.name, str(e)
 
 
 class _Progress:
     """tqdm over input bytes (so the ETA holds before record counts are known), with the
-    scenario count and scenario rate as postfix."""
+    scenario count and scenario rate as postfix. Called once per scenario read."""
 
     def __init__(self, total_bytes: int):
         self.bar = tqdm.tqdm(total=total_bytes, unit="B", unit_scale=True, desc="preprocess",
                              file=sys.stderr, smoothing=0.1)
         self.scenarios, self.start = 0, time.time()
 
-    def update(self, scenarios: int, num_bytes: int) -> None:
-        self.scenarios += scenarios
+    def __call__(self, num_bytes: int) -> None:
+        self.scenarios += 1
         self.bar.update(num_bytes)
         rate = self.scenarios / max(time.time() - self.start, 1e-9)
         self.bar.set_postfix(scenarios=self.scenarios, scenarios_per_s=f"{rate:.1f}",
@@ -69,46 +78,32 @@ class _Progress:
         self.bar.close()
 
 
-def _run_units(args: list, num_workers: int, progress: _Progress) -> dict:
+def _run_units(units: list, job: tuple, num_workers: int, progress: _Progress) -> dict:
     """Runs the units (in-process or in a spawn pool); returns {unit name: error} of failures."""
-    failed = {}
-
-    def record(name, error):
-        if error is not None:
-            failed[name] = error
-            logging.error("unit %s failed: %s", name, error)
-
-    if num_workers == 1 or len(args) <= 1:
-        for unit, *rest in args:
-            name, _, error = _run_unit_inline(unit, *rest[:-1], progress)
-            record(name, error)
-        return failed
-    # spawn: TensorFlow is not fork-safe once initialised.
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, context.Pool(num_workers) as pool:
-        queue = manager.Queue()
-        pending = [pool.apply_async(_run_unit, ((*a[:-1], queue),)) for a in args]
-        while pending:
-            try:
-                scenarios, num_bytes = queue.get(timeout=0.2)
-                progress.update(scenarios, num_bytes)
-            except queue_module.Empty:
-                pass
-            for result in [r for r in pending if r.ready()]:
-                pending.remove(result)
-                record(*[result.get()[i] for i in (0, 2)])
-        while not queue.empty():
-            progress.update(*queue.get())
+    if num_workers == 1 or len(units) <= 1:
+        results = [_run_unit(unit, *job, progress) for unit in units]
+    else:
+        # spawn: TensorFlow is not fork-safe once initialised.
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, context.Pool(num_workers) as pool:
+            queue = manager.Queue()
+            pending = [pool.apply_async(_run_unit, (unit, *job, _QueueProgress(queue)))
+                       for unit in units]
+            results = []
+            while pending:
+                try:
+                    progress(queue.get(timeout=0.2))
+                except queue_module.Empty:
+                    pass
+                for result in [r for r in pending if r.ready()]:
+                    pending.remove(result)
+                    results.append(result.get())
+            while not queue.empty():
+                progress(queue.get())
+    failed = {name: error for name, error in results if error is not None}
+    for name, error in failed.items():
+        logging.error("unit %s failed: %s", name, error)
     return failed
-
-
-def _run_unit_inline(unit, output_dir, fmt, shard_size, compression, progress: _Progress):
-    try:
-        return unit.name, shard_writer.process_unit(
-            unit, output_dir, fmt, shard_size, compression,
-            lambda n: progress.update(1, n)), None
-    except ScenarioError as e:
-        return unit.name, None, str(e)
 
 
 def run(input_pattern: str, output_dir: str, fmt: str, num_workers: int = 1,
@@ -130,8 +125,8 @@ def run(input_pattern: str, output_dir: str, fmt: str, num_workers: int = 1,
                  len(done), len(todo))
     progress = _Progress(sum(shard_writer.input_bytes(u) for u in todo))
     try:
-        failed = _run_units([(u, output_dir, fmt, shard_size, compression, None) for u in todo],
-                            num_workers, progress)
+        failed = _run_units(todo, (output_dir, fmt, shard_size, compression), num_workers,
+                            progress)
     finally:
         progress.close()
     per_unit = []
