@@ -6,6 +6,7 @@ scene -> world transform (`export/signature.py` documents the contract).
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -15,6 +16,8 @@ import tensorflow as tf
 SIGNATURE_NAME = "serving_default"
 SEED_KEY = "seed"
 OUTPUT_KEYS = ("trajectories", "object_ids", "agent_mask")
+# Written beside saved_model.pb by export.export_model: provenance + num_model_parameters.
+INFO_FILE = "sim_agent.json"
 
 
 class SimAgentLoadError(RuntimeError):
@@ -73,3 +76,22 @@ class LoadedSimAgent:
 def load_sim_agent(export_dir: str) -> LoadedSimAgent:
     """Loads `export_dir`; raises `SimAgentLoadError` naming it when that is impossible."""
     return LoadedSimAgent(export_dir)
+
+
+def read_sim_agent_info(export_dir: str) -> dict:
+    """The exporter's `sim_agent.json` of a SavedModel directory ({} when it has none).
+
+    Trained-model exports record `num_model_parameters`, the checkpoint and the sampling
+    settings there, so the submission generator can fill its metadata from the model itself.
+    """
+    path = os.path.join(export_dir, INFO_FILE)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SimAgentLoadError(f"{path}: unreadable sim-agent info ({e})") from e
+    if not isinstance(info, dict):
+        raise SimAgentLoadError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    return info

@@ -141,8 +141,13 @@ class SimAgentServing(tf.Module):
 
 
 def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing],
-                     export_dir: str, num_rollouts: int = 32) -> str:
+                     export_dir: str, num_rollouts: int = 32,
+                     extra_files: dict[str, str] | None = None) -> str:
     """Writes a sim-agent SavedModel with the serving signature; returns `export_dir`.
+
+    `extra_files` (file name -> text, e.g. `sim_agent.json` with the parameter count) are
+    written into the model directory before it is renamed into place, so they are part of
+    the same atomic commit as the graph.
 
     Atomic: the model is written to a temporary sibling directory and renamed into place, so a
     crash never leaves a half-written model at `export_dir`. An existing SavedModel at
@@ -162,6 +167,12 @@ def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing]
     try:
         tf.saved_model.save(serving, tmp_dir,
                             signatures={SIGNATURE_NAME: serving.serve.get_concrete_function()})
+        for name, text in (extra_files or {}).items():
+            if os.path.basename(name) != name or name in ("saved_model.pb", "variables", "assets"):
+                raise ValueError(f"extra file name {name!r} must be a plain file name that is "
+                                 "not part of the SavedModel layout")
+            with open(os.path.join(tmp_dir, name), "w") as f:
+                f.write(text)
         if os.path.exists(export_dir):
             old = tmp_dir + ".old"
             os.rename(export_dir, old)
