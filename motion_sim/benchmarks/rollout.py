@@ -12,8 +12,9 @@ Figures:
   seconds_per_scenario: best of `--repeats` timed calls of the compiled sampler (compile
     excluded), encoding + decoding + 10 Hz trajectories included.
   achieved_gflops: FLOPs the cached rollout executes, counted analytically (matmuls and
-    attention products, 2 FLOPs per multiply-add; self-attention is counted over the whole
-    static-shaped [T*A] cache every step, as executed), / seconds_per_scenario.
+    attention products, 2 FLOPs per multiply-add; self-attention is counted over the cache
+    prefix each step actually reads -- its bucket of the static [T*A] cache -- masked keys
+    inside that prefix included, as executed), / seconds_per_scenario.
   matmul_gflops: an XLA dense [R*A, D] x [D, FFN] matmul, timed in this process: the
     roofline of a compute-bound matmul of the rollout's typical size.
   speedup_vs_uncached: the same model sampling the same way but re-running the full decoder
@@ -35,6 +36,7 @@ from absl import app, flags
 
 from motion_sim.data.scenario_reader import read_scenario_files
 from motion_sim.data.scene_builder import build_scene
+from motion_sim.layers import decoder_block
 from motion_sim.models import inputs
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.sampler import Sampler, filter_logits
@@ -88,13 +90,18 @@ def rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,
     enc *= B
     q = B * R * A  # decoder rows per step
     per_step = ld * (4 * mm(q, D, D)  # self-attention q, k, v, o
-                     + 2 * mm(q, T * A, D)  # scores + values over the whole static cache
                      + 2 * mm(q, D, D)  # cross-attention q, o
                      + 2 * mm(q, N, D)  # cross-attention scores + values
                      + 2 * mm(q, D, F))  # FFN
     per_step += mm(q, D, V)  # logits
+    # Self-attention scores + values over the cache prefix the step's bucket reads
+    # (`decoder_block._MAX_PREFIX_BUCKETS`): executed work, masked keys inside it included.
+    buckets = min(T, decoder_block._MAX_PREFIX_BUCKETS)
+    bucket_steps = -(-T // buckets)
+    keys = sum(min((t // bucket_steps + 1) * bucket_steps, T) * A for t in range(T))
+    self_attn = ld * 2 * mm(q, 1, D) * keys
     once = B * ld * 2 * mm(N, D, D) + B * (mm(A, 14, W) + mm(A, W, D))  # scene K/V, identity
-    return enc + once + T * per_step
+    return enc + once + T * per_step + self_attn
 
 
 def matmul_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:

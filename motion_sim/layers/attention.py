@@ -54,11 +54,18 @@ class Attention(tf.keras.layers.Layer):
         Keys/values are heads-first so the two batched matmuls need no transpose of the
         (large) cached keys/values at every decoding step.
         """
+        return self.project_output(self.attend_heads(q, k, v, bias, training=training))
+
+    def attend_heads(self, q, k, v, bias, training=None) -> tf.Tensor:
+        """`attend` before the output projection: [B, Q, H, d]."""
         scores = tf.einsum("bqhd,bhkd->bhqk", q, k)
         probs = tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1)
         probs = self.dropout_layer(probs, training=training)
-        out = tf.einsum("bhqk,bhkd->bqhd", tf.cast(probs, v.dtype), v)
-        return self._output_dense(out)
+        return tf.einsum("bhqk,bhkd->bqhd", tf.cast(probs, v.dtype), v)
+
+    def project_output(self, heads: tf.Tensor) -> tf.Tensor:
+        """[B, Q, H, d] -> [B, Q, D]."""
+        return self._output_dense(heads)
 
     def call(self, query, context, bias, training=None):
         """query [B, Q, D], context [B, K, D], bias [B|1, 1|H, Q|1, K] -> [B, Q, D]."""

@@ -7,9 +7,15 @@ shape is static across the decoding loop (one XLA program, no shape invariants).
 """
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 from motion_sim.layers.attention import Attention
+
+
+# Most distinct (static) key-prefix lengths the cached self-attention compiles.
+_MAX_PREFIX_BUCKETS = 8
 
 
 @tf.keras.utils.register_keras_serializable(package="motion_sim")
@@ -82,12 +88,24 @@ class DecoderBlock(tf.keras.layers.Layer):
         k, v = self.self_attn.project_kv(h)  # [B*R, H, A, d]
         new_kv = tf.cast(tf.stack([k, v], axis=1), self_cache.dtype)  # [B*R, 2, H, A, d]
         self_cache = _write_step(self_cache, new_kv, step)
-        # [B*R, H, T, A, d] -> [B*R, H, T*A, d]: a free reshape, key p = t * A + a.
-        keys = tf.reshape(self_cache[:, 0], [batch_r, self.num_heads, num_steps * num_agents,
-                                             self.key_dim])
-        values = tf.reshape(self_cache[:, 1], tf.shape(keys))
         q = self.self_attn.project_query(h)
-        x = x + self.self_attn.attend(q, keys, values, self_bias)
+        # Steps after `step` are masked anyway, so attend only to a prefix of the cache. The
+        # prefix length must be static for XLA: the steps are cut into `num_buckets` equal
+        # buckets and a switch picks the shortest prefix that covers `step` (T branches would
+        # be exact but compile slowly at 10 Hz; 8 buckets do ~(1 + 1/8) / 2 of the full work).
+        num_buckets = min(num_steps, _MAX_PREFIX_BUCKETS)
+        bucket_steps = -(-num_steps // num_buckets)
+
+        def attend_prefix(bucket):
+            n = min((bucket + 1) * bucket_steps, num_steps) * num_agents
+            # [B*R, H, t', A, d] -> [B*R, H, t'*A, d]: key p = t * A + a, as in the full pass.
+            kv = tf.reshape(self_cache[:, :, :, :n // num_agents],
+                            [batch_r, 2, self.num_heads, n, self.key_dim])
+            return self.self_attn.attend_heads(q, kv[:, 0], kv[:, 1], self_bias[..., :n])
+
+        branches = [functools.partial(attend_prefix, b) for b in range(num_buckets)]
+        heads = tf.switch_case(tf.cast(step, tf.int32) // bucket_steps, branches)
+        x = x + self.self_attn.project_output(heads)
 
         # Cross-attention: all R rollouts of a scene share its keys, so fold R into the query
         # axis ([B, R*A]) instead of tiling the scene keys R times.
