@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -29,7 +31,7 @@ from absl import app, flags
 from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
 from motion_sim.benchmarks import flop_count
-from motion_sim.data import pipeline, preprocess
+from motion_sim.data import pipeline
 from motion_sim.learner.gin_config import parse_gin
 from motion_sim.learner.learner import Learner
 from motion_sim.losses.bc_loss import BCLoss
@@ -45,6 +47,7 @@ flags.DEFINE_integer("rollouts", 2, "RL rollouts per scene.")
 flags.DEFINE_integer("steps", 3, "Steps per timed loop.")
 flags.DEFINE_integer("repeats", 2, "Timed loops (best is reported).")
 flags.DEFINE_integer("roofline_dim", 2048, "Size of the roofline matmul.")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the loss + gradient (Learner option).")
 flags.DEFINE_enum("which", "both", ["bc", "rl", "both"], "Which step(s) to time.")
 FLAGS = flags.FLAGS
 
@@ -79,7 +82,7 @@ def _time_learner(mode: str, data: str, root: str) -> tuple[float, float]:
                                                         cache=True, input_context=ctx),
                       build_fn=lambda m, s: None, rollout_fn=rollout_fn, max_steps=10**9,
                       steps_per_loop=FLAGS.steps, checkpoint_interval=0, summary_interval=0,
-                      log_interval=10**9)
+                      log_interval=10**9, jit_compile=FLAGS.jit_compile)
     n = tf.constant(FLAGS.steps, tf.int64)
     learner._train_loop(learner.iterator, n)  # warm-up: trace + compile
     best = float("inf")
@@ -100,13 +103,16 @@ def main(argv):
     del argv
     parse_gin(FLAGS.gin_file, ["SimAgentModel.max_steps = 16"] + list(FLAGS.gin_bindings))
     tmp = tempfile.mkdtemp(prefix="train_step_bench_")
-    preprocess.run(os.path.join(_SAMPLE, "*scenario*.tfrecord"), os.path.join(tmp, "data"),
-                   "scenario")
+    # A subprocess: the preprocess CLI's required flags would clash with this binary's.
+    subprocess.run([sys.executable, "-m", "motion_sim.data.preprocess",
+                    f"--input={os.path.join(_SAMPLE, '*scenario*.tfrecord')}",
+                    f"--output_dir={os.path.join(tmp, 'data')}", "--format=scenario"],
+                   check=True, capture_output=True)
     data = os.path.join(tmp, "data", "*.tfrecord.gz")
     roof = matmul_roofline(FLAGS.roofline_dim)
     out = {"model_params": SimAgentModel().count_params(), "batch": FLAGS.batch,
            "rollouts": FLAGS.rollouts, "matmul_roofline_gflops": roof / 1e9,
-           "gin_file": FLAGS.gin_file}
+           "gin_file": FLAGS.gin_file, "jit_compile": FLAGS.jit_compile}
     for mode in (["bc", "rl"] if FLAGS.which == "both" else [FLAGS.which]):
         step_s, flops = _time_learner(mode, data, os.path.join(tmp, mode))
         out[f"{mode}_step_s"] = step_s

@@ -49,6 +49,7 @@ class Learner:
       seed: base seed of the rollout sampling (stateless: resume reproduces the same samples).
       init_checkpoint: warm start (model weights only) when the run has no checkpoint yet.
       extra_triggers: more `IntervalTrigger`s (eval, export).
+      jit_compile: XLA-compile each replica's loss and gradient.
     """
 
     def __init__(self, root_dir: str, strategy: tf.distribute.Strategy, model, optimizer, loss_fn,
@@ -57,7 +58,7 @@ class Learner:
                  summary_interval: int = 100, log_interval: int = 100,
                  grad_clip_norm: float | None = 1.0, max_consecutive_nonfinite: int = 10,
                  seed: int = 0, init_checkpoint: str | None = None, extra_triggers=(),
-                 is_chief: bool = True, max_to_keep: int = 3):
+                 is_chief: bool = True, max_to_keep: int = 3, jit_compile: bool = False):
         self.root_dir = root_dir
         self.strategy = strategy
         self.model = model
@@ -112,6 +113,10 @@ class Learner:
         for t in self.extra_triggers:
             t.reset(start)
         self._train_loop = tf.function(self._loop)
+        # XLA fuses the many elementwise ops around the attention matmuls (CPU/GPU/TPU alike).
+        # Only the local loss + gradient is compiled: the all-reduces stay outside it.
+        self._loss_and_grads = (tf.function(self._loss_and_grads_impl, jit_compile=True)
+                                if jit_compile else self._loss_and_grads_impl)
 
     # ------------------------------------------------------------------ maths
     def _replica_compute(self, scene, step):
@@ -123,12 +128,11 @@ class Learner:
             seed = tf.cast(tf.stack([tf.cast(self.seed, tf.int64),
                                      step * ctx.num_replicas_in_sync + replica]), tf.int32)
             rollout = self.rollout_fn(scene, seed)
-        with tf.GradientTape() as tape:
-            out = (self.loss_fn(self.model, scene, rollout) if self.rollout_fn is not None
-                   else self.loss_fn(self.model, scene))
-        grads = tape.gradient(out.loss, variables)
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(grads, variables)]
+        # Strings (scenario_id) are no loss input, and XLA cannot take them.
+        tensors = ({k: v for k, v in scene.items() if v.dtype != tf.string}
+                   if isinstance(scene, dict) else scene)
+        out, grads = self._loss_and_grads(tensors,
+                                          rollout if self.rollout_fn is not None else None)
         # Each replica's loss is its share of the global mean, so the SUM is the global gradient.
         grads = returns_lib.all_reduce_sum(grads) if ctx.num_replicas_in_sync > 1 else grads
         (global_loss,) = returns_lib.all_reduce_sum([out.loss])
@@ -139,6 +143,16 @@ class Learner:
         metrics = dict(out.metrics)
         metrics["train/grad_norm"] = grad_norm / float(ctx.num_replicas_in_sync)
         return grads, ok, metrics
+
+    def _loss_and_grads_impl(self, scene, rollout):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            out = (self.loss_fn(self.model, scene, rollout) if rollout is not None
+                   else self.loss_fn(self.model, scene))
+        grads = tape.gradient(out.loss, variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                 for g, v in zip(grads, variables)]
+        return out, grads
 
     def _apply(self, grads):
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables),
