@@ -1,0 +1,75 @@
+"""The rollout benchmark: analytic FLOP count by hand, scene padding, and one tiny end-to-end run."""
+import json
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl.testing import flagsaver
+
+from motion_sim.benchmarks import rollout
+from tests.policy_fixtures import GIN_DIR, tiny_model
+from tests.test_case import TestCase
+
+
+class RolloutBenchmarkTest(TestCase):
+
+    def test_scene_has_exactly_the_requested_valid_agents(self):
+        scene = rollout._scene(rollout._SAMPLE, 70)
+        self.assertEqual(scene["agent_xy"].shape, (1, 70, 91, 2))
+        self.assertEqual(int(scene["agent_mask"].sum()), 70)
+        self.assertEqual(scene["agent_xy"].dtype, np.float32)
+        now = scene["agent_xy"][0, :, 10]
+        gaps = np.linalg.norm(now[:, None] - now[None], axis=-1) + np.eye(70) * 1e3
+        self.assertGreater(gaps.min(), 0.0)  # copies are shifted, no two agents coincide
+
+    def test_flops_by_hand(self):
+        model = tiny_model()  # D=32, F=64, W=32, 1 encoder + 2 decoder layers, V=169
+        B, R, A, T, N, P, L, TL = 1, 2, 3, 2, 4, 1, 2, 1
+        mm = lambda m, k, n: 2.0 * m * k * n
+        enc = (mm(3, 85, 32) + mm(3, 32, 32) + mm(3, 32, 32)
+               + mm(2, 5, 32) + mm(2, 32, 32) + mm(2, 64, 32) + mm(2, 32, 32)
+               + mm(1, 2, 32) + mm(1, 32, 32))
+        enc += 4 * mm(4, 32, 32) + 2 * mm(4, 4, 32) + 2 * mm(4, 32, 64)
+        q = 6
+        step = 2 * (6 * mm(q, 32, 32) + 2 * mm(q, 4, 32) + 2 * mm(q, 32, 64)) + mm(q, 32, 169)
+        # T=2 -> 2 buckets of one step: step 0 reads 1*A keys, step 1 reads 2*A keys.
+        self_attn = 2 * 2 * mm(q, 1, 32) * (3 + 6)
+        once = 2 * 2 * mm(4, 32, 32) + mm(3, 14, 32) + mm(3, 32, 32)
+        self.assertEqual(rollout.rollout_flops(model, B, R, A, T, N, P, L, TL),
+                         enc + once + T * step + self_attn)
+
+    @pytest.mark.slow
+    def test_end_to_end_tiny(self):
+        if not rollout.FLAGS.is_parsed():
+            rollout.FLAGS.mark_as_parsed()  # pytest does not run absl's flag parsing
+        self.addCleanup(gin.clear_config)  # the benchmark binds gin globally
+        with flagsaver.flagsaver(gin_file=[f"{GIN_DIR}/model_tiny.gin"], agents=4, rollouts=2,
+                                 repeats=1):
+            with _Capture() as out:
+                rollout.main([])
+        result = json.loads(out.text.strip().splitlines()[-1])
+        for key in ("params", "seconds_per_scenario", "tokens_per_second", "achieved_gflops",
+                    "matmul_gflops", "roofline_ratio", "speedup_vs_uncached", "peak_memory_gb"):
+            self.assertGreater(result[key], 0, key)
+        self.assertEqual(result["trace_count"], 1)
+
+
+class _Capture:
+    """Captures stdout (the benchmark prints its JSON there)."""
+
+    def __enter__(self):
+        import contextlib
+        import io
+        self._buf = io.StringIO()
+        self._ctx = contextlib.redirect_stdout(self._buf)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+        self.text = self._buf.getvalue()
+
+
+if __name__ == "__main__":
+    tf.test.main()
