@@ -26,10 +26,30 @@ OFFROAD_THRESHOLD = map_metric_features.OFFROAD_DISTANCE_THRESHOLD
 # Segment groups (`scenario_arrays.GROUP_SIZE` segments each) scored per query step. Exactness
 # is checked on every call (the best score found must beat the bound of every other group);
 # a miss makes the caller retry with a larger budget.
-EDGE_GROUPS = 12  # 99th percentile need on the shared scenarios: 9
-LANE_GROUPS = 16  # 99th percentile need: 10, max 12
+STEPS_PER_CHUNK = 10
+# (per chunk, per step) groups searched. Per-step need on the shared scenarios: edges <= 9,
+# lanes <= 12.
+EDGE_GROUPS = (32, 12)
+LANE_GROUPS = (48, 16)
 _Z_STRETCH = 3.0  # official map_metric_features._Z_STRETCH_FACTOR
 _PRUNE_MARGIN = 1e-3  # metres of slack for float32 rounding in the search bounds
+
+
+def kinematics(x, y, z, heading, dt, dt2):
+  """Official `trajectory_features.compute_kinematic_features`, XLA-safe.
+
+  `dt` and `dt2` (= float32(0.1 ** 2), as the official Python-float maths gives) are passed
+  as tensors: with them as constants XLA rewrites the divisions (e.g. into multiplications by
+  reciprocals), which changes float32 rounding -- enough to move values that sit exactly on a
+  histogram edge (constant-velocity rollouts have zero acceleration, an edge of the 2023 bins).
+  """
+  dpos = trajectory_features.central_diff(tf.stack([x, y, z], axis=0), pad_value=float('nan'))
+  speed = tf.norm(dpos, axis=0) / dt
+  accel = trajectory_features.central_diff(speed, pad_value=float('nan')) / dt
+  wrap = trajectory_features._wrap_angle  # pylint: disable=protected-access
+  dh_step = wrap(trajectory_features.central_diff(heading, pad_value=float('nan')) * 2) / 2
+  d2h_step = wrap(trajectory_features.central_diff(dh_step, pad_value=float('nan')) * 2) / 2
+  return speed, accel, dh_step / dt, d2h_step / dt2
 
 
 def _dot(a, b):
@@ -57,28 +77,50 @@ def _box_distance(centre, box):
   return tf.sqrt(dx * dx + dy * dy)
 
 
-def _nearest_groups(points, group_box, num_groups):
-  """The `num_groups` segment groups nearest to each step's points, and the next bound.
+def _select_smallest(lower, k):
+  """(indices [..., k] of the k smallest of lower [..., G], smallest value left [...]).
 
-  Args:
-    points: [..., P, >=2] query points of one step.
-    group_box: [G, 4] group bounding boxes.
-    num_groups: k.
-
-  Returns:
-    ([..., k] group indices, [...] lower bound on the score of any segment of any other group
-    for any of the points).
+  k passes of argmin: linear in G, unlike XLA's CPU sort / top-k.
   """
-  centre, radius = _chunk_bounds(points)
-  lower = _box_distance(centre[..., tf.newaxis, :], group_box) - radius[..., tf.newaxis]
-  num = group_box.shape[0]
+  num = lower.shape[-1]
   picked = []
-  # k+1 passes of argmin: linear in G, unlike XLA's CPU sort / top-k.
-  for _ in range(min(num_groups, num)):
+  for _ in range(min(k, num)):
     i = tf.argmin(lower, axis=-1, output_type=tf.int32)
     picked.append(i)
     lower = tf.where(tf.one_hot(i, num, on_value=True, off_value=False), BIG, lower)
   return tf.stack(picked, axis=-1), tf.reduce_min(lower, axis=-1)
+
+
+def _nearest_groups(points, group_box, num_chunk_groups, num_step_groups):
+  """Segment groups to score for each step, chosen in two levels, and the exactness bound.
+
+  Level 1 keeps the groups nearest to each chunk (STEPS_PER_CHUNK steps of one agent),
+  level 2 the nearest of those to each step. A group left out at either level cannot hold a
+  segment scoring below the returned bound for any point of that step.
+
+  Args:
+    points: [E, T, P, >=2] query points (P per step).
+    group_box: [G, 4] group bounding boxes.
+    num_chunk_groups, num_step_groups: groups kept per chunk / per step.
+
+  Returns:
+    ([E, T, k] group indices, [E, T] lower bound on any score outside them).
+  """
+  e, t, p = points.shape[:3]
+  chunks = tf.reshape(points[..., :2], [e, t // STEPS_PER_CHUNK, STEPS_PER_CHUNK, p, 2])
+  centre, radius = _chunk_bounds(tf.reshape(chunks, [e, t // STEPS_PER_CHUNK, -1, 2]))
+  lower = _box_distance(centre[..., tf.newaxis, :], group_box) - radius[..., tf.newaxis]
+  chunk_groups, chunk_bound = _select_smallest(lower, num_chunk_groups)  # [E, C, k1]
+  centre, radius = _chunk_bounds(chunks)  # [E, C, S, ...]
+  boxes = tf.gather(group_box, chunk_groups)[:, :, tf.newaxis]  # [E, C, 1, k1, 4]
+  dx = tf.maximum(tf.maximum(boxes[..., 0] - centre[..., 0:1], centre[..., 0:1] - boxes[..., 2]), 0.0)
+  dy = tf.maximum(tf.maximum(boxes[..., 1] - centre[..., 1:2], centre[..., 1:2] - boxes[..., 3]), 0.0)
+  lower = tf.sqrt(dx * dx + dy * dy) - radius[..., tf.newaxis]  # [E, C, S, k1]
+  local, step_bound = _select_smallest(lower, num_step_groups)
+  groups = tf.gather(tf.broadcast_to(chunk_groups[:, :, tf.newaxis], lower.shape), local,
+                     batch_dims=3)
+  bound = tf.minimum(chunk_bound[..., tf.newaxis], step_bound)
+  return tf.reshape(groups, [e, t, -1]), tf.reshape(bound, [e, t])
 
 
 def _first_argmin(score, index):
@@ -90,17 +132,24 @@ def _first_argmin(score, index):
 
 
 def _park_invalid(points, valid):
-  """Moves the points of invalid steps onto the first valid point of the agent.
+  """Moves the points of invalid steps to the agent's last valid position (forward fill).
 
   Their results are masked out by the official code anyway, but logged invalid states hold
   placeholder coordinates far from the map, which would defeat the group search.
 
   Args:
-    points: [E, T, P, 3]; valid: [E, T] bool.
+    points: [E, 1 + T, P, D], index 0 = the current step (valid for every sim agent).
+    valid: [E, 1 + T] bool.
+
+  Returns:
+    [E, T, P, D] the future steps, invalid ones replaced.
   """
-  first = tf.argmax(tf.cast(valid, tf.int32), axis=-1, output_type=tf.int32)
-  anchor = tf.gather(points[:, :, 0], first, batch_dims=1)  # [E, 3]
-  return tf.where(valid[..., tf.newaxis, tf.newaxis], points, anchor[:, tf.newaxis, tf.newaxis])
+  steps = points.shape[1]
+  t = tf.range(steps)
+  # last[e, t] = max{s <= t : valid[e, s]} (s = 0 always qualifies).
+  candidates = tf.where(valid[:, tf.newaxis, :] & (t[tf.newaxis, :, tf.newaxis] >= t), t, 0)
+  last = tf.reduce_max(candidates, axis=-1)
+  return tf.gather(points, last, batch_dims=1)[:, 1:]
 
 
 def distance_to_nearest_object(xyzh, valid, size, num_eval):
@@ -137,7 +186,7 @@ def distance_to_nearest_object(xyzh, valid, size, num_eval):
   return tf.reduce_min(tf.where(pair_valid, dist, BIG), axis=1)
 
 
-def time_to_collision(xyzh_full, valid, size, num_eval):
+def time_to_collision(xyzh_full, valid, size, num_eval, dt, dt2):
   """Official `compute_time_to_collision_with_object_in_front` on steps 11..90.
 
   Args:
@@ -145,13 +194,13 @@ def time_to_collision(xyzh_full, valid, size, num_eval):
     valid: [A, T] bool validity of the future steps.
     size: [A, 3] float32.
     num_eval: E.
+    dt, dt2: step duration and its square as tensors (see `kinematics`).
 
   Returns:
     [E, T] float32 seconds, capped at 5.
   """
   x, y, heading = xyzh_full[..., 0], xyzh_full[..., 1], xyzh_full[..., 3]
-  speed = trajectory_features.compute_kinematic_features(
-      x, y, tf.zeros_like(x), heading, seconds_per_step=STEP_SECONDS)[0]
+  speed = kinematics(x, y, tf.zeros_like(x), heading, dt, dt2)[0]
   # Time-major like the official code: [T, A, ...].
   xy = tf.transpose(tf.stack([x, y], axis=-1)[:, CURRENT + 1:], [1, 0, 2])
   yaw = tf.transpose(heading[:, CURRENT + 1:])[..., tf.newaxis]
@@ -205,22 +254,25 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1):
   """Official `compute_distance_to_road_edge` on steps 11..90, searched by segment groups.
 
   Args:
-    xyzh: [A, T, 4] float32; valid: [A, T] bool; size: [A, 3]; num_eval: E.
+    xyzh: [A, 1 + T, 4] float32 current + future steps; valid: [A, 1 + T] bool; size: [A, 3];
+      num_eval: E.
     edges: dict of the `ScenarioArrays.edge_*` tensors (S segments, G groups).
     scale: multiplies the number of groups searched.
 
   Returns:
     ([E, T] float32 signed distance, positive = off-road; [] bool search was exact).
   """
-  num_steps = xyzh.shape[1]
+  num_steps = xyzh.shape[1] - 1
   e_xyzh = xyzh[:num_eval]
-  e_size = tf.broadcast_to(size[:num_eval, tf.newaxis], [num_eval, num_steps, 3])
+  e_size = tf.broadcast_to(size[:num_eval, tf.newaxis], [num_eval, num_steps + 1, 3])
   boxes = tf.concat([e_xyzh[..., :3], e_size, e_xyzh[..., 3:]], axis=-1)
   corners = box_utils.get_upright_3d_box_corners(tf.reshape(boxes, [-1, 7]))[:, :4]
-  corners = tf.reshape(corners, [num_eval, num_steps, 4, 3])
+  corners = tf.reshape(corners, [num_eval, num_steps + 1, 4, 3])
   corners = _park_invalid(corners, valid[:num_eval])
+  valid = valid[:, 1:]
   start, end, seg_ok = edges['edge_start'], edges['edge_end'], edges['edge_valid']
-  groups, next_bound = _nearest_groups(corners, edges['edge_group_box'], EDGE_GROUPS * scale)
+  groups, next_bound = _nearest_groups(corners, edges['edge_group_box'],
+                                      *[k * scale for k in EDGE_GROUPS])
   cand = tf.reshape(tf.gather(edges['edge_groups'], groups), [num_eval, num_steps, -1])  # [E,T,K]
   d3, _, _, _ = _edge_scores(corners[:, :, :, tf.newaxis], tf.gather(start, cand)[:, :, tf.newaxis],
                              tf.gather(end, cand)[:, :, tf.newaxis])
@@ -260,15 +312,15 @@ def red_light_violation(xy_full, valid, num_eval, lanes, scale=1):
   Returns:
     ([E, T] bool violation, [] bool search was exact).
   """
-  xy = xy_full[:num_eval, CURRENT + 1:]  # [E, T, 2]
-  num_steps = xy.shape[1]
-  pts = _park_invalid(tf.concat([xy, tf.zeros_like(xy[..., :1])], axis=-1)[:, :, tf.newaxis],
-                      valid[:num_eval])[:, :, 0, :2]  # [E, T, 2]
+  xy = xy_full[:num_eval, CURRENT:]  # [E, 1 + T, 2]
+  num_steps = xy.shape[1] - 1
+  valid_now = tf.concat([tf.ones_like(valid[:num_eval, :1]), valid[:num_eval]], axis=1)
+  pts = _park_invalid(xy[:, :, tf.newaxis], valid_now)[:, :, 0]  # [E, T, 2]
   start, end, seg_ok = lanes['lane_start'], lanes['lane_end'], lanes['lane_valid']
   # The official nearest-lane score is |(q - s) + t (e - s)| (sic): the distance from q to a
   # point of the segment mirrored through its start, [s, 2s - e], whose box bounds the group.
   groups, next_bound = _nearest_groups(pts[:, :, tf.newaxis], lanes['lane_group_box'],
-                                       LANE_GROUPS * scale)
+                                       *[k * scale for k in LANE_GROUPS])
   cand = tf.reshape(tf.gather(lanes['lane_groups'], groups), [num_eval, num_steps, -1])
   loose = tf.broadcast_to(lanes['lane_loose'], [num_eval, num_steps, lanes['lane_loose'].shape[0]])
   cand = tf.concat([cand, loose], axis=-1)
@@ -296,24 +348,32 @@ def red_light_violation(xy_full, valid, num_eval, lanes, scale=1):
   return violation, exact
 
 
-def sample_features(xyzh_full, valid_full, size, num_eval, tables, scale=1):
+def sample_features(xyzh_full, valid_full, size, num_eval, tables, dt, dt2, scale=1,
+                    has_red=True):
   """All per-step features of one sample.
 
   Args:
     xyzh_full: [A, 91, 4] float32; valid_full: [A, 91] bool; size: [A, 3]; num_eval: E.
     tables: dict of the scenario's road-edge / lane / light tensors.
+    dt, dt2: step duration and its square as tensors (see `kinematics`).
     scale: multiplies the number of map segment groups searched per step.
+    has_red: False when no light is red on any simulated step: no violation is possible, so
+      the lane search is skipped (static: part of the compiled shape).
 
   Returns:
     dict of [E, 80] features and the [] bool `exact` flag of the pruned searches.
   """
   future = xyzh_full[:, CURRENT + 1:]
   valid = valid_full[:, CURRENT + 1:]
-  edge_dist, edge_exact = distance_to_road_edge(future, valid, size, num_eval, tables, scale)
-  red, red_exact = red_light_violation(xyzh_full[..., :2], valid, num_eval, tables, scale)
+  edge_dist, edge_exact = distance_to_road_edge(xyzh_full[:, CURRENT:], valid_full[:, CURRENT:],
+                                                size, num_eval, tables, scale)
+  if has_red:
+    red, red_exact = red_light_violation(xyzh_full[..., :2], valid, num_eval, tables, scale)
+  else:
+    red, red_exact = tf.zeros([num_eval, valid.shape[1]], tf.bool), tf.constant(True)
   return dict(
       distance_to_nearest_object=distance_to_nearest_object(future, valid, size, num_eval),
-      time_to_collision=time_to_collision(xyzh_full, valid, size, num_eval),
+      time_to_collision=time_to_collision(xyzh_full, valid, size, num_eval, dt, dt2),
       distance_to_road_edge=edge_dist,
       traffic_light_violation=red,
       exact=edge_exact & red_exact,

@@ -14,7 +14,6 @@ from absl import logging
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics as official_metrics
-from waymo_open_dataset.wdl_limited.sim_agents_metrics import trajectory_features
 
 from motion_sim.metrics import fast_features
 from motion_sim.metrics import fast_likelihoods
@@ -28,14 +27,16 @@ _TABLE_KEYS = ('edge_start', 'edge_end', 'edge_valid', 'edge_prior', 'edge_next'
                'tl_seg_start', 'tl_seg_dir', 'tl_stop_t')
 
 
-def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, num_eval: int,
-              scale: int):
+def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, dt, dt2, num_eval: int,
+              scale: int, has_red: bool):
   """All metric features of the log (index 0) and the rollouts, config independent.
 
   Args:
     log_xyzh: [A, 91, 4] float32 logged x, y, z, heading; log_valid: [A, 91] bool.
     rollouts: [R, A, 80, 4] float32; agent_mask: [A] bool; size: [A, 3] float32.
-    tables: the scenario's map tables; num_eval: E; scale: map-search budget multiplier.
+    tables: the scenario's map tables; dt, dt2: [] step duration and its square (tensors, see
+      `fast_features.kinematics`); num_eval: E; scale: map-search budget multiplier.
+    has_red: any red light on a simulated step (else the lane search is skipped).
 
   Returns:
     (dict of [1 + R, E, 80] features, [R, E] ADE, [] bool map searches exact).
@@ -52,7 +53,8 @@ def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, num_eval:
       sim_valid[tf.newaxis], [num_rollouts, num_agents, _CURRENT + 1 + num_future])], axis=0)
 
   def one_sample(args):
-    return fast_features.sample_features(args[0], args[1], size, num_eval, tables, scale)
+    return fast_features.sample_features(args[0], args[1], size, num_eval, tables, dt, dt2,
+                                         scale, has_red)
 
   signature = dict(
       distance_to_nearest_object=tf.TensorSpec([num_eval, num_future], tf.float32),
@@ -63,8 +65,7 @@ def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, num_eval:
   # One sample at a time: the pairwise tensors of all 33 samples at once would not fit caches.
   feats = tf.map_fn(one_sample, (xyzh, valid), fn_output_signature=signature)
   ev = xyzh[:, :num_eval]
-  kinematics = trajectory_features.compute_kinematic_features(
-      ev[..., 0], ev[..., 1], ev[..., 2], ev[..., 3], seconds_per_step=fast_features.STEP_SECONDS)
+  kinematics = fast_features.kinematics(ev[..., 0], ev[..., 1], ev[..., 2], ev[..., 3], dt, dt2)
   for name, value in zip(('linear_speed', 'linear_acceleration', 'angular_speed',
                           'angular_acceleration'), kinematics):
     feats[name] = value[..., _CURRENT + 1:]
@@ -113,8 +114,10 @@ class FastMetrics:
     log_xyzh = np.concatenate([arrays.xyz, arrays.heading[..., None]], axis=-1)
     feats, ade, exact = _compiled_features(
         tf.constant(log_xyzh), tf.constant(arrays.valid), tf.constant(rollouts),
-        tf.constant(arrays.agent_mask), tf.constant(arrays.size), tables, arrays.num_eval,
-        scale)
+        tf.constant(arrays.agent_mask), tf.constant(arrays.size), tables,
+        tf.constant(fast_features.STEP_SECONDS, tf.float32),
+        tf.constant(fast_features.STEP_SECONDS ** 2, tf.float32), arrays.num_eval,
+        scale, bool(arrays.tl_red[_CURRENT + 1:].any()))
     num_eval = arrays.num_eval
     scores = self._compiled_scores(feats, ade, tf.constant(arrays.valid[:num_eval, _CURRENT + 1:]),
                                    tf.constant(arrays.is_vehicle[:num_eval]))
