@@ -64,5 +64,8 @@ def test_kill9_and_resume_matches_uninterrupted(tmp_path):
     w_int, step_int = _model_weights(interrupted)
     assert step_ref == step_int == MAX_STEPS
     assert w_ref.keys() == w_int.keys() and len(w_ref) > 10
+    # CPU kernels reorder float sums between processes (two uninterrupted runs differ by ~3e-6
+    # after 30 steps); one Adam step at this learning rate moves weights by ~1e-3, so a lost
+    # optimizer slot, a repeated / skipped batch or a wrong step would far exceed 1e-4.
     for name in w_ref:
-        np.testing.assert_allclose(w_int[name], w_ref[name], atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(w_int[name], w_ref[name], atol=1e-4, err_msg=name)
