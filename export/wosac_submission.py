@@ -38,7 +38,7 @@ from motion_sim.data import scenario_reader
 from motion_sim.data.datatypes import ScenarioError
 
 _REQUIRED = ("saved_model", "scenarios", "output_dir", "account_name", "method_name", "authors",
-             "affiliation", "description", "method_link", "num_model_parameters",
+             "affiliation", "description", "method_link",
              "uses_lidar_data", "uses_camera_data", "uses_public_model_pretraining",
              "acknowledge_complies_with_closed_loop_requirement")
 
@@ -60,7 +60,8 @@ def define_flags() -> None:
     flags.DEFINE_string("description", None, "Short method description.")
     flags.DEFINE_string("method_link", None, "Paper or code link.")
     flags.DEFINE_string("num_model_parameters", None,
-                        "Model size as shown on the leaderboard, e.g. 1.2M.")
+                        "Model size as shown on the leaderboard, e.g. 1.2M (default: the "
+                        "count export.export_model recorded in the SavedModel's sim_agent.json).")
     flags.DEFINE_bool("uses_lidar_data", None, "Whether the method uses lidar.")
     flags.DEFINE_bool("uses_camera_data", None, "Whether the method uses cameras.")
     flags.DEFINE_bool("uses_public_model_pretraining", None,
@@ -223,6 +224,16 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     values = flags.FLAGS.flag_values_dict()
+    if values["num_model_parameters"] is None:
+        # Trained-model exports record their size; baselines and foreign models must say it.
+        try:
+            count = loader.read_sim_agent_info(values["saved_model"]).get("num_model_parameters")
+        except loader.SimAgentLoadError as e:
+            raise app.UsageError(str(e)) from e
+        if count is None:
+            raise app.UsageError("--num_model_parameters is required: the SavedModel has no "
+                                 f"{loader.INFO_FILE} recording it")
+        values["num_model_parameters"] = str(count)
     metadata = submission_metadata(values)
     try:
         totals = write_submission(values["saved_model"], values["scenarios"],
