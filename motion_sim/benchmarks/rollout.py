@@ -18,8 +18,8 @@ Figures:
   matmul_gflops: an XLA dense [R*A, D] x [D, FFN] matmul, timed in this process: the
     roofline of a compute-bound matmul of the rollout's typical size.
   speedup_vs_uncached: the same model sampling the same way but re-running the full decoder
-    over the growing token prefix at every step (no KV cache; scene encoded once), also one
-    XLA program, / seconds_per_scenario.
+    over the growing token prefix at every step (no KV cache; scene encoded once; one XLA
+    program per prefix length), / seconds_per_scenario.
   peak_memory_gb: process peak RSS after the cached runs (before the uncached baseline runs);
     peak_memory_gb_with_uncached: at the end.
 """
@@ -128,26 +128,38 @@ def matmul_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:
 
 
 def uncached_rollout_fn(model: SimAgentModel, tokenizer: ActionTokenizer, R: int):
-    """Same sampling, no KV cache: step t re-runs the decoder over tokens [0, t]."""
+    """Same sampling, no KV cache: step t re-runs the decoder over tokens [0, t].
+
+    The scene is encoded once. Each prefix length is its own static shape, so each step is
+    its own XLA program (traced once per length, on the warm-up call): one program holding
+    all T unrolled decoders compiles for many minutes, and the Python dispatch of T calls
+    costs microseconds next to the decoder work.
+    """
     T = tokenizer.num_tokens
 
     @tf.function(jit_compile=True)
-    def run(scene, seed):
+    def prepare(scene):
         scene_emb, scene_mask = model.encode(scene)
         tile = lambda x: tf.repeat(x, R, axis=0)
-        agent_emb = tile(model.decoder.agent_embedding(scene))
-        agent_mask = tile(tf.cast(scene["agent_mask"], tf.bool))
-        scene_emb, scene_mask = tile(scene_emb), tile(scene_mask)
-        batch_r, num_agents = agent_mask.shape
-        tokens = tf.zeros([batch_r, num_agents, 0], tf.int32)
-        for t in range(T):  # Python loop: every prefix length is its own static shape
-            # The decoder's input at step t is token t-1, so feed the prefix plus a dummy slot.
-            prefix = tf.concat([tokens, tf.zeros([batch_r, num_agents, 1], tf.int32)], axis=2)
-            logits = model.decoder(prefix, agent_emb, agent_mask, scene_emb, scene_mask)[:, :, -1]
-            flat = tf.reshape(filter_logits(logits), [batch_r * num_agents, -1])
-            choice = tf.random.stateless_categorical(
-                flat, 1, tf.random.experimental.stateless_fold_in(seed, t), dtype=tf.int32)
-            tokens = tf.concat([tokens, tf.reshape(choice, [batch_r, num_agents, 1])], axis=2)
+        return (tile(model.decoder.agent_embedding(scene)),
+                tile(tf.cast(scene["agent_mask"], tf.bool)), tile(scene_emb), tile(scene_mask))
+
+    @tf.function(jit_compile=True)
+    def step(tokens, agent_emb, agent_mask, scene_emb, scene_mask, seed):
+        batch_r, num_agents, t = tokens.shape
+        # The decoder's input at step t is token t-1, so feed the prefix plus a dummy slot.
+        prefix = tf.concat([tokens, tf.zeros([batch_r, num_agents, 1], tf.int32)], axis=2)
+        logits = model.decoder(prefix, agent_emb, agent_mask, scene_emb, scene_mask)[:, :, -1]
+        flat = tf.reshape(filter_logits(logits), [batch_r * num_agents, -1])
+        choice = tf.random.stateless_categorical(
+            flat, 1, tf.random.experimental.stateless_fold_in(seed, t), dtype=tf.int32)
+        return tf.concat([tokens, tf.reshape(choice, [batch_r, num_agents, 1])], axis=2)
+
+    def run(scene, seed):
+        state = prepare(scene)
+        tokens = tf.zeros([state[1].shape[0], state[1].shape[1], 0], tf.int32)
+        for _ in range(T):
+            tokens = step(tokens, *state, seed)
         return tokens
 
     return run
