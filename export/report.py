@@ -78,13 +78,15 @@ class _Scorer:
 
     def __init__(self, config, backend: str, num_workers: int):
         self.backend = backend
+        # Backends are imported on use (as motion_sim.evaluate does): each pulls in a lot.
+        # pylint: disable=import-outside-toplevel
         if backend == "fast":
-            from motion_sim.metrics import fast_metrics, scenario_arrays  # pylint: disable=import-outside-toplevel
+            from motion_sim.metrics import fast_metrics, scenario_arrays
             self._fast = fast_metrics.FastMetrics(config)
             self._arrays_lib = scenario_arrays
             self._arrays = None
         elif backend == "official":
-            from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
+            from motion_sim.metrics import official_backend
             self._official = official_backend.OfficialBackend(config, num_workers)
         else:
             raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")

@@ -1,4 +1,4 @@
-"""Exports the current policy as a sim-agent SavedModel every N steps (tf-agents `PolicySavedModelTrigger` role).
+"""Exports the current policy as a sim-agent SavedModel every N steps (tf-agents style trigger).
 
 Each export goes to `<root_dir>/export/step_XXXXXXX` (7-digit step) through
 `export.export_model.export_policy`: the same serving contract, `sim_agent.json` and atomic

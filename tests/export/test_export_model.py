@@ -1,4 +1,4 @@
-"""Export of a trained policy: config from the run, checked restore, SavedModel == in-process sampler."""
+"""Export of a trained policy: run config, checked restore, SavedModel == in-process sampler."""
 from __future__ import annotations
 
 import json
