@@ -21,7 +21,7 @@ from absl import app, flags, logging
 from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
 from motion_sim.data import pipeline
-from motion_sim.learner import checkpointing, optimization, strategy as strategy_lib
+from motion_sim.learner import checkpointing, export_trigger, optimization, strategy as strategy_lib
 from motion_sim.learner.gin_config import ConfigError, parse_gin, write_operative_config
 from motion_sim.learner.learner import Learner, NonFiniteLossError
 from motion_sim.losses.bc_loss import BCLoss
@@ -101,6 +101,9 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
     logging.info("%s: %d parameters, %d replica(s), global batch %d", mode,
                  model.count_params(), replicas, batch_size)
 
+    # Periodic SavedModel export (gin `make_export_triggers.interval`, off by default).
+    exports = export_trigger.make_export_triggers(root_dir, model, tokenizer,
+                                                  is_chief=strategy_lib.is_chief(strategy))
     learner = Learner(
         root_dir, strategy, model, optimizer, loss_fn, dataset_fn, build_fn=lambda m, spec: None,
         rollout_fn=rollout_fn, max_steps=max_steps, steps_per_loop=steps_per_loop,
@@ -108,7 +111,7 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
         log_interval=log_interval, grad_clip_norm=grad_clip_norm,
         max_consecutive_nonfinite=max_consecutive_nonfinite, seed=seed,
         init_checkpoint=init_checkpoint, is_chief=strategy_lib.is_chief(strategy),
-        jit_compile=jit_compile)
+        jit_compile=jit_compile, extra_triggers=exports)
     if learner.is_chief:
         write_operative_config(root_dir, learner.writer, int(learner.step.numpy()))
     return learner.run()
