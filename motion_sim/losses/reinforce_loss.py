@@ -61,6 +61,9 @@ class ReinforceLoss:
         """
         tokens = tf.stop_gradient(rollout.tokens)
         batch, num_rollouts, num_agents, num_tokens = tokens.shape
+        if self.normalization == "group" and num_rollouts < 2:
+            raise ValueError("ReinforceLoss.normalization='group' compares a scenario's rollouts "
+                             f"with each other: needs Sampler.num_rollouts >= 2, got {num_rollouts}")
         rew = self.reward_fn(tf.stop_gradient(rollout.xy), tf.stop_gradient(rollout.heading),
                              scene, self.steps_per_token)
         valid = rew.valid                                                   # [B, R, A, T]

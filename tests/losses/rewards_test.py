@@ -98,6 +98,14 @@ class ReinforceLossTest(tf.test.TestCase):
         # Same token everywhere: sum(adv) over valid steps is 0, so no gradient at all.
         self.assertAllClose(tape.gradient(out.loss, model.theta), 0.0, atol=1e-6)
 
+    def test_group_needs_two_rollouts(self):
+        scene = _scene()
+        xy, heading = _rollout_xy(scene)
+        rollout = SimpleNamespace(tokens=tf.ones([1, 1, A, 2], tf.int32),
+                                  log_probs=tf.zeros([1, 1, A, 2]), xy=xy, heading=heading)
+        with self.assertRaisesRegex(ValueError, "num_rollouts >= 2"):
+            ReinforceLoss(steps_per_token=SPT, normalization="group")(TokenModel(), scene, rollout)
+
     def test_rejects_bad_options(self):
         with self.assertRaisesRegex(ValueError, "normalization"):
             ReinforceLoss(normalization="batch")
