@@ -2,8 +2,9 @@
 
 Sequence layout: decoding step t holds the A agents of one joint action step; the flattened
 position of (t, a) is p = t * A + a. The self-attention KV cache of a block is ONE preallocated
-tensor [B', 2, H, T, A, d] (keys, values; heads first, see `Attention.attend`) written at step t with `dynamic_update_slice`, so its
-shape is static across the decoding loop (one XLA program, no shape invariants).
+tensor [B', 2, H, T, A, d] (keys, values; heads first, see `Attention.attend`) whose slot t is
+written at step t with `tensor_scatter_nd_update` (in place under XLA), so its shape is static
+across the decoding loop (one XLA program, no shape invariants).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class DecoderBlock(tf.keras.layers.Layer):
         """One decoding step for all agents of all rollouts.
 
         Args:
-          x: [B*R, A, D] inputs of step `step` (R rollouts per scene, rollout-major per scene).
+          x: [B*R, A, D] inputs of step `step` (R rollouts per scene, rows b * R + r).
           step: scalar int32 index t.
           self_cache: [B*R, 2, H, T, A, d] this block's KV cache; slot t is overwritten.
           self_bias: [B*R, 1, 1, T*A] float32 (`masks.cached_step_bias`).
