@@ -36,6 +36,16 @@ class Checkpointer:
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep,
                                                   step_counter=trackables.get("step"))
+        self.read_manager = self.manager
+        resolver = getattr(strategy, "cluster_resolver", None)
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None
+                and resolver.task_id not in (None, 0)):
+            # Every worker must take part in a save; only the chief (worker 0) keeps its files in
+            # the shared directory. The others write to a private scratch dir (kept at 1) and
+            # restore from the chief's checkpoints. Not exercised by the CPU test suite.
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, os.path.join(directory, f".worker_{resolver.task_id}"),
+                max_to_keep=1, step_counter=trackables.get("step"))
         self._sigterm = False
         self._preemption = None
         if isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
@@ -63,7 +73,7 @@ class Checkpointer:
 
         Returns the path restored from (None for a fresh start).
         """
-        latest = self.manager.latest_checkpoint
+        latest = self.read_manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Resumed from %s", latest)
