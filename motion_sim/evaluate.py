@@ -28,18 +28,24 @@ from motion_sim.metrics import rollout_checks
 from motion_sim.metrics import rollouts_io
 from motion_sim.metrics import results as results_lib
 
-_SCENARIOS = flags.DEFINE_string('scenarios', None, 'Comma-separated globs of Scenario TFRecords.')
-_ROLLOUTS = flags.DEFINE_string('rollouts', None, 'Comma-separated globs of rollout binprotos '
-                                'or .tar.gz archives of them.')
-_SAVED_MODEL = flags.DEFINE_string('saved_model', None, 'Exported SavedModel that generates the '
-                                   'rollouts (instead of --rollouts).')
-_SEED = flags.DEFINE_integer('seed', 0, 'Rollout seed for --saved_model.')
-_CONFIG = flags.DEFINE_enum('config', '2025', list(config_lib.CONFIG_YEARS), 'Metric config year.')
-_BACKEND = flags.DEFINE_enum('backend', 'fast', ['official', 'fast'], 'Metric implementation.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Output JSON path (FILE.md is written beside it).')
-_NUM_WORKERS = flags.DEFINE_integer('num_workers', 1, 'Worker processes (official backend).')
-_METHOD = flags.DEFINE_string('method_name', None, 'Row name in the markdown table '
-                              '(default: the output file stem).')
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defined only when run as a program, so importing this module (tests, report) defines no
+  global flags that could collide with another CLI's."""
+  flags.DEFINE_string('scenarios', None, 'Comma-separated globs of Scenario TFRecords.')
+  flags.DEFINE_string('rollouts', None, 'Comma-separated globs of rollout binprotos '
+                      'or .tar.gz archives of them.')
+  flags.DEFINE_string('saved_model', None, 'Exported SavedModel that generates the '
+                      'rollouts (instead of --rollouts).')
+  flags.DEFINE_integer('seed', 0, 'Rollout seed for --saved_model.')
+  flags.DEFINE_enum('config', '2025', list(config_lib.CONFIG_YEARS), 'Metric config year.')
+  flags.DEFINE_enum('backend', 'fast', ['official', 'fast'], 'Metric implementation.')
+  flags.DEFINE_string('output', None, 'Output JSON path (FILE.md is written beside it).')
+  flags.DEFINE_integer('num_workers', 1, 'Worker processes (official backend).')
+  flags.DEFINE_string('method_name', None, 'Row name in the markdown table '
+                      '(default: the output file stem).')
 
 
 def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None, seed: int
@@ -116,19 +122,19 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments {argv[1:]}')
-  if not _SCENARIOS.value or not _OUTPUT.value:
+  if not FLAGS.scenarios or not FLAGS.output:
     raise app.UsageError('--scenarios and --output are required')
-  if (_ROLLOUTS.value is None) == (_SAVED_MODEL.value is None):
+  if (FLAGS.rollouts is None) == (FLAGS.saved_model is None):
     raise app.UsageError('give exactly one of --rollouts / --saved_model')
   try:
-    results = evaluate(_SCENARIOS.value, _ROLLOUTS.value, _SAVED_MODEL.value, _CONFIG.value,
-                       _BACKEND.value, _NUM_WORKERS.value, _SEED.value)
+    results = evaluate(FLAGS.scenarios, FLAGS.rollouts, FLAGS.saved_model, FLAGS.config,
+                       FLAGS.backend, FLAGS.num_workers, FLAGS.seed)
   except rollout_checks.RolloutError as e:
     print(f'evaluate: bad input: {e}', file=sys.stderr)
     return 2
-  output = pathlib.Path(_OUTPUT.value)
+  output = pathlib.Path(FLAGS.output)
   results_lib.write_json(output, results)
-  method = _METHOD.value or output.stem
+  method = FLAGS.method_name or output.stem
   results_lib.write_table1({method: results}, output.with_suffix('.md'))
   buckets = results['buckets']
   logging.info('%d scenarios: realism %.4f kinematic %.4f interactive %.4f map %.4f minADE %.3f',
@@ -141,4 +147,5 @@ def main(argv):
 
 if __name__ == '__main__':
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  define_flags()
   app.run(main)

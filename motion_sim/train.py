@@ -32,11 +32,13 @@ from motion_sim.rl import rewards  # noqa: F401 -- registers RewardFunction with
 MODES = ("bc", "rl")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("root_dir", None, "Run directory: checkpoints, summaries, operative config.")
-flags.DEFINE_multi_string("gin_file", [], "Gin config files (later ones override earlier).")
-flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. \"train.max_steps=10\".")
-flags.DEFINE_string("tpu", None, "TPU name or address ('local' on a TPU VM): TPUStrategy.")
-flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and rollout sampling.")
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_string("root_dir", None, "Run directory: checkpoints, summaries, operative config.")
+    flags.DEFINE_multi_string("gin_file", [], "Gin config files (later ones override earlier).")
+    flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. \"train.max_steps=10\".")
+    flags.DEFINE_string("tpu", None, "TPU name or address ('local' on a TPU VM): TPUStrategy.")
+    flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and rollout sampling.")
 
 
 @gin.configurable(denylist=["root_dir", "tpu", "seed"])
@@ -143,4 +145,5 @@ def _fail(e: Exception):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
