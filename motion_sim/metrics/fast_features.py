@@ -8,6 +8,14 @@ of scoring every query point against every zero-padded polyline point.
 
 Only the 80 simulated steps are computed: every feature here is per step, and the official code
 slices the 11 history steps away afterwards.
+
+Tensors are compared with `tf.equal`, never `==`: inside a `tf.function`, `Tensor.__eq__` is
+elementwise only while TF believes the outermost context is eager. When TensorFlow is first
+imported after absl's `app.run` has parsed flags, TF 2.13's `distribute/combinations.py` runs an
+`absl.app.call_after_init` callback mid-import that creates the eager context before TF2
+behaviour is enabled; that context's context-switch stack lacks the eager entry, so traced
+`a == b` silently returns the Python bool `a is b` (False) and the road-edge argmin found no
+segment (wrong off-road rate and road-edge likelihood).
 """
 from __future__ import annotations
 
@@ -127,7 +135,8 @@ def _first_argmin(score, index):
   """(index [...] of the minimum of score [..., K], minimum [...]); ties -> smallest index,
   which is what the official `tf.argmin` over the full segment table returns."""
   best = tf.reduce_min(score, axis=-1, keepdims=True)
-  winner = tf.reduce_min(tf.where(score == best, index, tf.int32.max), axis=-1)
+  # tf.equal, never `==`: see the module docstring.
+  winner = tf.reduce_min(tf.where(tf.equal(score, best), index, tf.int32.max), axis=-1)
   return winner, best[..., 0]
 
 
@@ -336,7 +345,7 @@ def red_light_violation(xy_full, valid, num_eval, lanes, scale=1):
   exact = tf.reduce_all(next_bound > best + _PRUNE_MARGIN)
   lane = tf.gather(lanes['lane_id'], seg)  # [E, T]
   tl_lane, red = lanes['tl_lane_id'][CURRENT + 1:], lanes['tl_red'][CURRENT + 1:]
-  match = lane[:, :, tf.newaxis] == tl_lane[tf.newaxis]  # [E, T, K]
+  match = tf.equal(lane[:, :, tf.newaxis], tl_lane[tf.newaxis])  # [E, T, K]
   seg_start, seg_dir = lanes['tl_seg_start'][CURRENT:], lanes['tl_seg_dir'][CURRENT:]
   start_to_xy = xy_full[:num_eval, CURRENT:, tf.newaxis] - seg_start[tf.newaxis]
   obj_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_xy, seg_dir[tf.newaxis]),
