@@ -16,9 +16,9 @@ import time
 
 from absl import app
 from absl import flags
-# TensorFlow and the metric modules are imported before absl parses the flags: imported after
-# (inside main), the fast backend's road-edge features came out wrong in this process (seen on
-# 2026-11-22, cause not found yet); every other entry point imports them at module level.
+# Module-level imports like every entry point. (TF 2.13 imported inside absl's main starts
+# without an eager outer context, which turns a traced `tensor == tensor` into a Python bool;
+# fast_features uses tf.equal for that reason -- tests/metrics/test_late_tf_import.py.)
 import tensorflow as tf
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import fast_metrics
