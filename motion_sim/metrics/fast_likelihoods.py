@@ -41,8 +41,8 @@ def estimator_of(feature: sim_agents_metrics_pb2.SimAgentMetricsConfig.FeatureCo
                  name: str) -> Histogram:
   """Converts a `FeatureConfig` into a `Histogram`; Bernoulli = 2 bins over [-0.5, 1.5]."""
   if feature.aggregate_objects:
-    raise NotImplementedError(f'{name}: aggregate_objects (scenario-gen) is not supported by the '
-                              'fast backend; use --backend=official')
+    raise ValueError(f'{name}: aggregate_objects (scenario-gen) is not supported by the '
+                     'fast backend; use --backend=official')
   kind = feature.WhichOneof('estimator')
   if kind == 'histogram':
     h = feature.histogram
@@ -50,7 +50,7 @@ def estimator_of(feature: sim_agents_metrics_pb2.SimAgentMetricsConfig.FeatureCo
   elif kind == 'bernoulli':
     lo, hi, bins, pc = -0.5, 1.5, 2, feature.bernoulli.additive_smoothing_pseudocount
   else:
-    raise NotImplementedError(f'{name}: estimator {kind!r} is not supported by the fast backend')
+    raise ValueError(f'{name}: estimator {kind!r} is not supported by the fast backend')
   edges = tf.cast(tf.linspace(lo, hi, bins + 1), tf.float32).numpy()
   return Histogram(tuple(float(e) for e in edges), float(np.float32(lo)), float(np.float32(hi)),
                    float(np.float32(pc)), bool(feature.independent_timesteps))

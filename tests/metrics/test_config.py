@@ -31,3 +31,14 @@ def test_years_differ_as_published():
 def test_unknown_year():
   with pytest.raises(ValueError, match='2022'):
     config_lib.load_config('2022')
+
+
+def test_fast_backend_rejects_scenario_gen_config_clearly():
+  from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
+  from waymo_open_dataset.protos import sim_agents_metrics_pb2  # pylint: disable=import-outside-toplevel
+  from motion_sim.metrics import fast_likelihoods  # pylint: disable=import-outside-toplevel
+  feature = text_format.Parse(
+      'histogram { min_val: 0 max_val: 1 num_bins: 4 } aggregate_objects: true',
+      sim_agents_metrics_pb2.SimAgentMetricsConfig.FeatureConfig())
+  with pytest.raises(ValueError, match='use --backend=official'):
+    fast_likelihoods.estimator_of(feature, 'linear_speed')
