@@ -38,18 +38,23 @@ def _expand(frame_value: np.ndarray, ndim: int) -> np.ndarray:
     return frame_value.reshape(frame_value.shape + (1,) * (ndim - frame_value.ndim))
 
 
+def _broadcast_frame(xy, heading, scene):
+    """float64 xy/heading plus the scene's origin [..., 2] and yaw (cos, sin) broadcast to them."""
+    xy = np.asarray(xy, np.float64)
+    heading = np.asarray(heading, np.float64)
+    origin, yaw = _frame(scene)
+    yaw_h = _expand(yaw, heading.ndim)
+    origin = origin.reshape(origin.shape[:-1] + (1,) * (heading.ndim - yaw.ndim) + (2,))
+    return xy, heading, origin, yaw_h, np.cos(yaw_h), np.sin(yaw_h)
+
+
 def to_scene(xy, heading, scene):
     """World (xy [..., 2], heading [...]) -> scene frame, float64.
 
     `scene` is a Scene (or a dict of its fields), batched or not; its batch axes must lead
     `heading`'s axes (e.g. xy [B, A, S, 2] with a scene batch of B).
     """
-    xy = np.asarray(xy, np.float64)
-    heading = np.asarray(heading, np.float64)
-    origin, yaw = _frame(scene)
-    yaw_h = _expand(yaw, heading.ndim)
-    cos, sin = np.cos(yaw_h), np.sin(yaw_h)
-    origin = origin.reshape(origin.shape[:-1] + (1,) * (heading.ndim - yaw.ndim) + (2,))
+    xy, heading, origin, yaw_h, cos, sin = _broadcast_frame(xy, heading, scene)
     d = xy - origin
     x = cos * d[..., 0] + sin * d[..., 1]
     y = -sin * d[..., 0] + cos * d[..., 1]
@@ -58,12 +63,7 @@ def to_scene(xy, heading, scene):
 
 def to_world(xy, heading, scene):
     """Scene-frame (xy [..., 2], heading [...]) -> world frame, float64 (inverse of to_scene)."""
-    xy = np.asarray(xy, np.float64)
-    heading = np.asarray(heading, np.float64)
-    origin, yaw = _frame(scene)
-    yaw_h = _expand(yaw, heading.ndim)
-    cos, sin = np.cos(yaw_h), np.sin(yaw_h)
-    origin = origin.reshape(origin.shape[:-1] + (1,) * (heading.ndim - yaw.ndim) + (2,))
+    xy, heading, origin, yaw_h, cos, sin = _broadcast_frame(xy, heading, scene)
     x = cos * xy[..., 0] - sin * xy[..., 1]
     y = sin * xy[..., 0] + cos * xy[..., 1]
     return np.stack([x, y], axis=-1) + origin, wrap_angle(heading + yaw_h)
