@@ -22,3 +22,15 @@ def read_scenarios() -> list[tuple[str, scenario_pb2.Scenario]]:
         for index, serialized in tfrecord_io.iter_records(path):
             out.append((f"{path}:{index}", scenario_pb2.Scenario.FromString(serialized)))
     return out
+
+
+# Python source that makes any `import motion_sim...` fail in the interpreter that runs it: the
+# TF-only tests prepend it to their scripts to prove exported models need TensorFlow alone.
+BLOCK_MOTION_SIM = """import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "motion_sim" or name.startswith("motion_sim."):
+            raise ImportError("motion_sim is blocked in this test")
+        return None
+sys.meta_path.insert(0, Block())
+"""

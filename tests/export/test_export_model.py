@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import export_testdata
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -107,14 +108,7 @@ def test_sim_agent_json_records_parameters_and_provenance(trained):
 # The SavedModel is loaded and run in a fresh interpreter where any `import motion_sim...` fails:
 # it needs TensorFlow alone (like a serving / submission box). One load = one XLA compile, so
 # every run the tests compare is made here and saved for the parent to check.
-_TF_ONLY = textwrap.dedent("""
-    import importlib.abc, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "motion_sim" or name.startswith("motion_sim."):
-                raise ImportError("motion_sim is blocked in this test")
-            return None
-    sys.meta_path.insert(0, Block())
+_TF_ONLY = export_testdata.BLOCK_MOTION_SIM + textwrap.dedent("""
     import numpy as np
     from export.loader import load_sim_agent, read_sim_agent_info
     data = np.load(sys.argv[1], allow_pickle=True)

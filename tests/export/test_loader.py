@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import export_testdata
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,14 +20,7 @@ REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Runs in a fresh interpreter where any `import motion_sim...` fails: proves the exported graph
 # and the loader need TensorFlow alone (what a separate serving / submission box has).
-_NO_MOTION_SIM = textwrap.dedent("""
-    import importlib.abc, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "motion_sim" or name.startswith("motion_sim."):
-                raise ImportError("motion_sim is blocked in this test")
-            return None
-    sys.meta_path.insert(0, Block())
+_NO_MOTION_SIM = export_testdata.BLOCK_MOTION_SIM + textwrap.dedent("""
     try:
         import export.signature  # imports motion_sim: must fail, or the block is not working.
         raise SystemExit("motion_sim import was not blocked")
