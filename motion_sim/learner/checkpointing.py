@@ -2,7 +2,7 @@
 
 Restart semantics: `restore_or_initialize` continues from the newest checkpoint in the run
 directory with the same step, optimizer slots and tf.data position (the iterator is part of the
-checkpoint); with none there it may warm-start the *model weights only* from an initial
+checkpoint; on multi-worker runs each worker keeps its own beside it); with none there it may warm-start the *model weights only* from an initial
 checkpoint (RL fine-tuning from a pre-trained policy).
 
 Preemption: on TPU and multi-worker runs `tf.distribute.experimental.PreemptionCheckpointHandler`
@@ -27,11 +27,14 @@ class Checkpointer:
       directory: where checkpoints go (`<root_dir>/checkpoints`).
       strategy: the run's strategy (decides whether the platform preemption handler applies).
       max_to_keep: checkpoints kept on disk.
+      worker_data: `(worker_id, iterator)` on multi-worker runs, where every worker reads its own
+        input shard: the iterator goes to a per-worker checkpoint `data_worker_<id>/ckpt-<step>`
+        saved with every shared checkpoint and restored with the one of the same step.
       **trackables: what to save (model, optimizer, step, iterator, ...).
     """
 
     def __init__(self, directory: str, strategy: tf.distribute.Strategy, max_to_keep: int = 3,
-                 **trackables):
+                 worker_data: tuple | None = None, **trackables):
         self.directory = directory
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep,
@@ -42,10 +45,16 @@ class Checkpointer:
                 and resolver.task_id not in (None, 0)):
             # Every worker must take part in a save; only the chief (worker 0) keeps its files in
             # the shared directory. The others write to a private scratch dir (kept at 1) and
-            # restore from the chief's checkpoints. Not exercised by the CPU test suite.
+            # restore from the chief's checkpoints (tests/learner/multi_worker_test.py).
             self.manager = tf.train.CheckpointManager(
                 self.checkpoint, os.path.join(directory, f".worker_{resolver.task_id}"),
                 max_to_keep=1, step_counter=trackables.get("step"))
+        self._data_manager = None
+        if worker_data is not None:
+            worker_id, iterator = worker_data
+            self._data_manager = tf.train.CheckpointManager(
+                tf.train.Checkpoint(iterator=iterator),
+                os.path.join(directory, f"data_worker_{worker_id}"), max_to_keep=max_to_keep)
         self._sigterm = False
         self._preemption = None
         if isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
@@ -77,6 +86,7 @@ class Checkpointer:
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Resumed from %s", latest)
+            self._restore_worker_data(latest)
             return latest
         if init_checkpoint:
             path = resolve_checkpoint(init_checkpoint)
@@ -93,8 +103,22 @@ class Checkpointer:
             return path
         return None
 
+    def _restore_worker_data(self, latest: str):
+        if self._data_manager is None:
+            return
+        path = os.path.join(self._data_manager.directory, os.path.basename(latest))
+        if not tf.io.gfile.exists(path + ".index"):
+            # E.g. the platform's preemption handler saved only the shared checkpoint.
+            logging.warning("no data position %s for %s: this worker re-opens its input stream",
+                            path, latest)
+            return
+        self._data_manager.checkpoint.restore(path).assert_existing_objects_matched()
+        logging.info("Restored this worker's data position from %s", path)
+
     def save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=step)
+        if self._data_manager is not None:
+            self._data_manager.save(checkpoint_number=step)
         logging.info("Saved checkpoint %s", path)
         return path
 

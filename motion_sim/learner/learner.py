@@ -78,23 +78,49 @@ class Learner:
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.nonfinite_total = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.nonfinite_run = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.dataset = strategy.distribute_datasets_from_function(dataset_fn)
-        self.iterator = iter(self.dataset)
+        # TF 2.13 cannot checkpoint a multi-replica DistributedIterator, so with several replicas
+        # (Mirrored / MultiWorkerMirrored) this worker reads its input pipeline through a plain,
+        # checkpointable tf.data iterator and hands consecutive batches to its local replicas
+        # round-robin, exactly as the strategy's own iterator would. TPU keeps the strategy's
+        # iterator (infeed), whose position is not checkpointed.
+        self._local_replicas = 0  # 0: the strategy's own iterator
+        made = []  # (input context, dataset) of this worker's input pipeline
+
+        def capturing_dataset_fn(ctx):
+            made.append((ctx, dataset_fn(ctx)))
+            return made[-1][1]
+
+        self.dataset = strategy.distribute_datasets_from_function(capturing_dataset_fn)
+        host_iterator = (strategy.num_replicas_in_sync > 1
+                         and "TPU" not in type(strategy).__name__ and len(made) == 1)
+        if host_iterator:
+            self._local_replicas = len(strategy.extended.worker_devices)
+            ctx, dataset = made[0]
+            with tf.device("/cpu:0"):
+                self.iterator = iter(dataset)
+            num_workers, worker_id = ctx.num_input_pipelines, ctx.input_pipeline_id
+        else:
+            self.iterator = iter(self.dataset)
+            num_workers, worker_id = 1, 0
         with strategy.scope():
             build_fn(model, self.iterator.element_spec)
             optimizer.build(model.trainable_variables)
 
         state = dict(model=model, optimizer=optimizer, step=self.step,
                      nonfinite_total=self.nonfinite_total, nonfinite_run=self.nonfinite_run)
-        if isinstance(self.iterator, tf.__internal__.tracking.Trackable):
-            state["iterator"] = self.iterator  # restart resumes the exact data position
-        else:
-            # TF 2.13's multi-replica DistributedIterator cannot be checkpointed; a restart then
-            # re-opens the data stream (same seed) instead of continuing it.
+        worker_data = None
+        if not isinstance(self.iterator, tf.__internal__.tracking.Trackable):
             logging.warning("%s: data iterator position is not checkpointed under %s",
                             root_dir, type(strategy).__name__)
+        elif num_workers > 1:
+            # Each worker reads its own shard, so each keeps its own position (the shared
+            # checkpoint holds only what all workers agree on).
+            worker_data = (worker_id, self.iterator)
+        else:
+            state["iterator"] = self.iterator  # restart resumes the exact data position
         self.checkpointer = checkpointing.Checkpointer(
-            os.path.join(root_dir, "checkpoints"), strategy, max_to_keep=max_to_keep, **state)
+            os.path.join(root_dir, "checkpoints"), strategy, max_to_keep=max_to_keep,
+            worker_data=worker_data, **state)
         self.restored_from = self.checkpointer.restore_or_initialize(
             init_checkpoint, init_objects={"model": model})
 
@@ -163,7 +189,7 @@ class Learner:
         sums = {k: tf.constant(0.0) for k in names}
         applied = tf.constant(0.0)
         for _ in tf.range(num_steps):
-            scene = next(iterator)
+            scene = self._next_batch(iterator)
             grads, ok, metrics = self.strategy.run(self._replica_compute, args=(scene, self.step))
             ok0 = self.strategy.experimental_local_results(ok)[0]
             done = tf.cond(ok0, lambda: self._apply_all(grads), lambda: tf.constant(0.0))
@@ -178,6 +204,15 @@ class Learner:
             self.step.assign_add(1)
         means = {k: v / tf.maximum(applied, 1.0) for k, v in sums.items()}
         return means, applied
+
+    def _next_batch(self, iterator):
+        if not self._local_replicas:
+            return next(iterator)
+        n = self._local_replicas
+        batches = [next(iterator) for _ in range(n)]
+        # Global replica ids of one worker are a contiguous block, so `% n` is the local index.
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: batches[ctx.replica_id_in_sync_group % n])
 
     def _apply_all(self, grads):
         self.strategy.run(self._apply, args=(grads,))
