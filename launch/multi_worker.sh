@@ -5,7 +5,11 @@
 #       gin/pretrain_1m.gin --gin_bindings="train.train_data='/data/scenes/*.tfrecord.gz'"
 #   WORKERS="host1:12345,host2:12345" bash launch/multi_worker.sh 1 /shared/runs/pre1m ...
 # ROOT_DIR must be shared storage (GCS or a network file system): worker 0 is the chief and writes
-# summaries / operative config; checkpoints are written collectively. train.batch_size is GLOBAL.
+# summaries / operative config; checkpoints are written collectively, and each worker keeps its
+# data position in ROOT_DIR/checkpoints/data_worker_<index>/. train.batch_size is GLOBAL.
+# SIGTERM (or the platform's preemption notice) to any worker: every worker checkpoints at the same
+# step and exits with code 42; re-running the same commands resumes exactly
+# (tests/learner/multi_worker_test.py runs this with 2 workers on localhost).
 set -euo pipefail
 if [[ $# -lt 3 || -z "${WORKERS:-}" ]]; then
   echo "usage: WORKERS=h1:port,h2:port $0 TASK_INDEX ROOT_DIR GIN_FILE [flags...]" >&2; exit 2

@@ -6,8 +6,9 @@ checkpoint; on multi-worker runs each worker keeps its own beside it); with none
 checkpoint (RL fine-tuning from a pre-trained policy).
 
 Preemption: on TPU and multi-worker runs `tf.distribute.experimental.PreemptionCheckpointHandler`
-watches for the platform's termination notice; everywhere SIGTERM sets a flag that the learner
-checks after every loop, saves, and exits cleanly.
+watches for the platform's termination notice (off GCP: SIGTERM to any worker), has every worker
+save at the same step and exits with the platform's restart code (42 off GCP). Elsewhere SIGTERM
+sets a flag that the learner checks after every loop; it saves and exits cleanly (code 0).
 """
 from __future__ import annotations
 
@@ -55,18 +56,27 @@ class Checkpointer:
             self._data_manager = tf.train.CheckpointManager(
                 tf.train.Checkpoint(iterator=iterator),
                 os.path.join(directory, f"data_worker_{worker_id}"), max_to_keep=max_to_keep)
+        self._step = trackables.get("step")
         self._sigterm = False
         self._preemption = None
         if isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
             try:
+                # The handler agrees on one step across workers; `save_fn` makes its save the
+                # same as ours (numbered by step, with this worker's data position).
+                config = tf.distribute.experimental.TerminationConfig(
+                    save_fn=lambda: self.save(int(self._step.numpy())))
                 self._preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
-                    strategy.cluster_resolver, self.manager)
+                    strategy.cluster_resolver, self.manager, termination_config=config)
             except Exception as e:  # noqa: BLE001 -- platforms without a notice service
                 logging.warning("PreemptionCheckpointHandler unavailable (%s); SIGTERM only", e)
-        try:
-            signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread (e.g. inside a test runner thread)
-            pass
+        if self._preemption is None:
+            try:
+                signal.signal(signal.SIGTERM, self._on_sigterm)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+        # Else the handler owns SIGTERM: one worker's signal must stop *every* worker at the same
+        # step (a local flag would leave the others waiting in a collective). After saving it
+        # exits with the platform's restart code (42 off GCP); the same command resumes.
 
     def _on_sigterm(self, signum, frame):
         logging.warning("SIGTERM: will checkpoint and stop after the current loop")
@@ -123,7 +133,7 @@ class Checkpointer:
         return path
 
     def save_if_preempted(self):
-        """Platform preemption notice (TPU / multi-worker): saves and exits inside the handler."""
+        """Preemption notice or SIGTERM (TPU / multi-worker): all workers save and exit here."""
         if self._preemption is not None:
             self._preemption.save_checkpoint_if_preempted()
 
