@@ -54,6 +54,19 @@ def test_reference_cases_are_not_trivial():
   assert len(metas) == len(_CASES)
 
 
+def test_red_light_case_violates_and_scores_differently():
+  # The only reference case with traffic-light violations (official numbers): without it the
+  # fast red-light path would never be compared with the official code.
+  red_id = f'{rollout_fixtures.RED_LIGHT_SCENARIO}/red_light'
+  clean_id = f'{rollout_fixtures.RED_LIGHT_SCENARIO}/constant_velocity'
+  for year in config_lib.CONFIG_YEARS:
+    red, clean = REFERENCE[f'{year}/{red_id}'], REFERENCE[f'{year}/{clean_id}']
+    assert red['simulated_traffic_light_violation_rate'] > 0.1, year
+    assert clean.get('simulated_traffic_light_violation_rate', 0.0) == 0.0, year
+    assert (clean['traffic_light_violation_likelihood']
+            - red['traffic_light_violation_likelihood']) > 0.1, year
+
+
 def test_compiles_once_per_shape():
   _fast('2025', 'test_submission')
   traces = fast_metrics.FastMetrics.num_traces()
