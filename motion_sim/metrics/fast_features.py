@@ -35,10 +35,15 @@ OFFROAD_THRESHOLD = map_metric_features.OFFROAD_DISTANCE_THRESHOLD
 # is checked on every call (the best score found must beat the bound of every other group);
 # a miss makes the caller retry with a larger budget.
 STEPS_PER_CHUNK = 10
-# (per chunk, per step) groups searched. Per-step need on the shared scenarios: edges <= 9,
-# lanes <= 12.
+# (per chunk, per step) road-edge groups searched. Per-step need on the shared scenarios: <= 9.
 EDGE_GROUPS = (32, 12)
-LANE_GROUPS = (48, 16)
+# Red-light crossings needing a nearest-lane search (all rows and steps of a call), and lane
+# groups searched per such query.
+LANE_QUERIES = 256
+# Objects per (evaluated agent, step) whose exact box distance is computed (the rest are
+# bounded by their circumradii; see `distance_to_nearest_object`).
+NEAREST_OBJECTS = 6
+LANE_GROUPS = 16
 _Z_STRETCH = 3.0  # official map_metric_features._Z_STRETCH_FACTOR
 _PRUNE_MARGIN = 1e-3  # metres of slack for float32 rounding in the search bounds
 
@@ -161,59 +166,80 @@ def _park_invalid(points, valid):
   return tf.gather(points, last, batch_dims=1)[:, 1:]
 
 
-def distance_to_nearest_object(xyzh, valid, size, num_eval):
+def distance_to_nearest_object(xyzh, valid, size, num_eval, scale=1):
   """Official `compute_distance_to_nearest_object` on steps 11..90.
 
+  Only the NEAREST_OBJECTS * scale objects with the smallest lower bound (centre distance
+  minus both boxes' circumradii) get the exact box-to-box distance; the result is exact when
+  the best distance found beats the bound of every object left out (checked, returned).
+
   Args:
-    xyzh: [A, T, 4] float32 x, y, z, heading (T future steps).
+    xyzh: [A, T, 4] float32 x, y, z, heading (T steps, any number: steps are independent).
     valid: [A, T] bool.
     size: [A, 3] float32 length, width, height.
     num_eval: E; evaluated agents are rows 0..E-1.
+    scale: multiplies the number of objects scored exactly.
 
   Returns:
-    [E, T] float32 signed distances (1e10 when nothing valid).
+    ([E, T] float32 signed distances (1e10 when nothing valid), [] bool exact).
   """
   num_agents, num_steps, _ = xyzh.shape
+  shrink = tf.minimum(size[:, 0], size[:, 1]) * official_ix.CORNER_ROUNDING_FACTOR / 2.  # [A]
+  length, width = size[:, 0] - 2. * shrink, size[:, 1] - 2. * shrink
   size_t = tf.broadcast_to(size[:, tf.newaxis], [num_agents, num_steps, 3])
-  shrink = tf.minimum(size_t[..., 0], size_t[..., 1]) * official_ix.CORNER_ROUNDING_FACTOR / 2.
-  boxes = tf.stack([xyzh[..., 0], xyzh[..., 1], xyzh[..., 2],
-                    size_t[..., 0] - 2. * shrink, size_t[..., 1] - 2. * shrink, size_t[..., 2],
+  length_t = tf.broadcast_to(length[:, tf.newaxis], [num_agents, num_steps])
+  width_t = tf.broadcast_to(width[:, tf.newaxis], [num_agents, num_steps])
+  boxes = tf.stack([xyzh[..., 0], xyzh[..., 1], xyzh[..., 2], length_t, width_t, size_t[..., 2],
                     xyzh[..., 3]], axis=-1)
   corners = box_utils.get_upright_3d_box_corners(tf.reshape(boxes, [-1, 7]))[:, :4, :2]
-  corners = tf.reshape(corners, [num_agents, num_steps, 4, 2])
-  shape = [num_eval, num_agents, num_steps, 4, 2]
-  eval_c = tf.reshape(tf.broadcast_to(corners[:num_eval, tf.newaxis], shape), [-1, 4, 2])
-  all_c = tf.reshape(tf.broadcast_to(corners[tf.newaxis], shape), [-1, 4, 2])
-  mink = geometry_utils.minkowski_sum_of_box_and_box_points(eval_c, -1.0 * all_c)
+  corners = tf.transpose(tf.reshape(corners, [num_agents, num_steps, 4, 2]), [1, 0, 2, 3])
+  # Lower bound of the official distance of every (evaluated, other) pair: [T, E, A].
+  xy = tf.transpose(xyzh[..., :2], [1, 0, 2])
+  reach = 0.5 * tf.sqrt(length * length + width * width) + shrink  # circumradius + shrink
+  centre_dist = tf.norm(xy[:, :num_eval, tf.newaxis] - xy[:, tf.newaxis], axis=-1)
+  lower = centre_dist - reach[:num_eval, tf.newaxis] - reach[tf.newaxis]
+  valid_t = tf.transpose(valid)
+  pair_ok = (valid_t[:, :num_eval, tf.newaxis] & valid_t[:, tf.newaxis]
+             & ~tf.eye(num_eval, num_agents, dtype=tf.bool)[tf.newaxis])
+  lower = tf.where(pair_ok, lower, BIG)
+  other, next_bound = _select_smallest(lower, NEAREST_OBJECTS * scale)  # [T, E, k]
+  num_other = other.shape[-1]
+  eval_c = tf.broadcast_to(corners[:, :num_eval, tf.newaxis],
+                           [num_steps, num_eval, num_other, 4, 2])
+  other_c = tf.gather(corners, other, batch_dims=1)
+  mink = geometry_utils.minkowski_sum_of_box_and_box_points(
+      tf.reshape(eval_c, [-1, 4, 2]), -1.0 * tf.reshape(other_c, [-1, 4, 2]))
   dist = geometry_utils.signed_distance_from_point_to_convex_polygon(
       tf.zeros_like(mink[:, 0, :]), mink)
-  dist = tf.reshape(dist, [num_eval, num_agents, num_steps])
-  dist -= shrink[:num_eval, tf.newaxis]
-  dist -= shrink[tf.newaxis]
-  dist += tf.eye(num_eval, num_agents, dtype=tf.float32)[..., tf.newaxis] * BIG
-  pair_valid = valid[:num_eval, tf.newaxis] & valid[tf.newaxis]
-  return tf.reduce_min(tf.where(pair_valid, dist, BIG), axis=1)
+  dist = tf.reshape(dist, [num_steps, num_eval, num_other])
+  dist -= shrink[tf.newaxis, :num_eval, tf.newaxis]
+  dist -= tf.gather(shrink, other)
+  dist = tf.where(tf.gather(pair_ok, other, batch_dims=2), dist, BIG)
+  best = tf.reduce_min(dist, axis=-1)  # [T, E]
+  exact = tf.reduce_all((next_bound >= BIG) | (next_bound > best + _PRUNE_MARGIN))
+  return tf.transpose(best), exact
 
 
-def time_to_collision(xyzh_full, valid, size, num_eval, dt, dt2):
+def time_to_collision(xyh, speed, valid, size, num_eval):
   """Official `compute_time_to_collision_with_object_in_front` on steps 11..90.
 
+  Every step is independent once the speeds are known, so callers may fold several samples
+  into the step axis.
+
   Args:
-    xyzh_full: [A, 91, 4] float32 (all steps: speeds are central differences).
-    valid: [A, T] bool validity of the future steps.
+    xyh: [A, T, 3] float32 x, y, heading of the simulated steps.
+    speed: [A, T] float32 linear speed (`kinematics` with z = 0, as the official code).
+    valid: [A, T] bool.
     size: [A, 3] float32.
     num_eval: E.
-    dt, dt2: step duration and its square as tensors (see `kinematics`).
 
   Returns:
     [E, T] float32 seconds, capped at 5.
   """
-  x, y, heading = xyzh_full[..., 0], xyzh_full[..., 1], xyzh_full[..., 3]
-  speed = kinematics(x, y, tf.zeros_like(x), heading, dt, dt2)[0]
   # Time-major like the official code: [T, A, ...].
-  xy = tf.transpose(tf.stack([x, y], axis=-1)[:, CURRENT + 1:], [1, 0, 2])
-  yaw = tf.transpose(heading[:, CURRENT + 1:])[..., tf.newaxis]
-  speed = tf.transpose(speed[:, CURRENT + 1:])
+  xy = tf.transpose(xyh[..., :2], [1, 0, 2])
+  yaw = tf.transpose(xyh[..., 2])[..., tf.newaxis]
+  speed = tf.transpose(speed)
   valid = tf.transpose(valid)
   sizes = tf.broadcast_to(size[tf.newaxis, :, :2], [xy.shape[0], size.shape[0], 2])
   ego_xy, ego_yaw, ego_sizes, ego_speed = (xy[:, :num_eval], yaw[:, :num_eval],
@@ -308,33 +334,68 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1):
   return tf.where(valid[:num_eval], dist, -BIG), exact
 
 
-def red_light_violation(xy_full, valid, num_eval, lanes, scale=1):
-  """Official `compute_red_light_violation` on steps 11..90, searched by segment groups.
+def _nearest_groups_of_points(points, group_box, num_groups):
+  """Single-level `_nearest_groups` for scattered points [Q, 2] -> ([Q, k], [Q] bound)."""
+  lower = _box_distance(points[:, tf.newaxis], group_box)  # [Q, G]
+  return _select_smallest(lower, num_groups)
 
-  Args:
-    xy_full: [A, 91, 2] float32 centres (step 10 is needed for crossings at step 11).
-    valid: [A, T] bool future validity.
-    num_eval: E.
-    lanes: dict of the `ScenarioArrays.lane_*` and `tl_*` tensors.
-    scale: multiplies the number of groups searched.
+
+def _compact(flags, budget):
+  """Positions of the True entries of flags [N] packed into [budget] slots.
 
   Returns:
-    ([E, T] bool violation, [] bool search was exact).
+    ([budget] int32 index into flags (0 in unused slots), [budget] bool slot used,
+     [] bool every True entry got a slot).
   """
-  xy = xy_full[:num_eval, CURRENT:]  # [E, 1 + T, 2]
+  count = tf.cumsum(tf.cast(flags, tf.int32))
+  slot = tf.where(flags & (count <= budget), count - 1, budget)  # `budget` = discard slot
+  index = tf.math.unsorted_segment_max(tf.range(flags.shape[0]), slot, budget + 1)[:budget]
+  used = tf.range(budget) < count[-1]
+  return tf.maximum(index, 0), used, count[-1] <= budget
+
+
+def red_light_violation(xy_full, valid, num_rows, lanes, scale=1):
+  """Official `compute_red_light_violation` on steps 11..90.
+
+  A violation needs a red light whose stop line the agent crosses on that step *and* the
+  light's lane being the agent's nearest lane. Crossings are cheap to test for every step;
+  the nearest-lane search (the costly part) runs only for the few steps with a red crossing,
+  packed into LANE_QUERIES * scale slots (more -> not exact, the caller retries larger).
+
+  Args:
+    xy_full: [N, 91, 2] float32 centres (step 10 is needed for crossings at step 11).
+    valid: [N, T] bool future validity.
+    num_rows: N (every row is evaluated).
+    lanes: dict of the `ScenarioArrays.lane_*` and `tl_*` tensors.
+    scale: multiplies the query slots and the number of lane groups searched.
+
+  Returns:
+    ([N, T] bool violation, [] bool search was exact).
+  """
+  xy = xy_full[:num_rows, CURRENT:]  # [N, 1 + T, 2]
   num_steps = xy.shape[1] - 1
-  valid_now = tf.concat([tf.ones_like(valid[:num_eval, :1]), valid[:num_eval]], axis=1)
-  pts = _park_invalid(xy[:, :, tf.newaxis], valid_now)[:, :, 0]  # [E, T, 2]
+  seg_start, seg_dir = lanes['tl_seg_start'][CURRENT:], lanes['tl_seg_dir'][CURRENT:]
+  start_to_xy = xy[:, :, tf.newaxis] - seg_start[tf.newaxis]
+  obj_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_xy, seg_dir[tf.newaxis]),
+                                geometry_utils.dot_product_2d(seg_dir, seg_dir)[tf.newaxis])
+  stop_t = lanes['tl_stop_t'][tf.newaxis, CURRENT:]
+  crossed = (obj_t < stop_t)[:, :-1] & (obj_t > stop_t)[:, 1:]
+  red = lanes['tl_red'][CURRENT + 1:]
+  candidate = valid[:num_rows, :, tf.newaxis] & red[tf.newaxis] & crossed  # [N, T, K]
+  num_lights = candidate.shape[-1]
+  candidate = tf.reshape(candidate, [-1, num_lights])
+  query, used, fits = _compact(tf.reduce_any(candidate, axis=-1), LANE_QUERIES * scale)
+  pts = tf.gather(tf.reshape(xy[:, 1:], [-1, 2]), query)  # [Q, 2]
   start, end, seg_ok = lanes['lane_start'], lanes['lane_end'], lanes['lane_valid']
   # The official nearest-lane score is |(q - s) + t (e - s)| (sic): the distance from q to a
   # point of the segment mirrored through its start, [s, 2s - e], whose box bounds the group.
-  groups, next_bound = _nearest_groups(pts[:, :, tf.newaxis], lanes['lane_group_box'],
-                                       *[k * scale for k in LANE_GROUPS])
-  cand = tf.reshape(tf.gather(lanes['lane_groups'], groups), [num_eval, num_steps, -1])
-  loose = tf.broadcast_to(lanes['lane_loose'], [num_eval, num_steps, lanes['lane_loose'].shape[0]])
-  cand = tf.concat([cand, loose], axis=-1)
+  groups, next_bound = _nearest_groups_of_points(pts, lanes['lane_group_box'],
+                                                 LANE_GROUPS * scale)
+  cand = tf.reshape(tf.gather(lanes['lane_groups'], groups), [pts.shape[0], -1])
+  loose = tf.broadcast_to(lanes['lane_loose'], [pts.shape[0], lanes['lane_loose'].shape[0]])
+  cand = tf.concat([cand, loose], axis=-1)  # [Q, K]
   s, e = tf.gather(start, cand), tf.gather(end, cand)
-  start_to_point = pts[:, :, tf.newaxis] - s
+  start_to_point = pts[:, tf.newaxis] - s
   start_to_end = e - s
   rel_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_point, start_to_end),
                                 geometry_utils.dot_product_2d(start_to_end, start_to_end))
@@ -342,50 +403,78 @@ def red_light_violation(xy_full, valid, num_eval, lanes, scale=1):
                   axis=-1)
   score = tf.where(tf.gather(seg_ok, cand), score, BIG)
   seg, best = _first_argmin(score, cand)
-  exact = tf.reduce_all(next_bound > best + _PRUNE_MARGIN)
-  lane = tf.gather(lanes['lane_id'], seg)  # [E, T]
-  tl_lane, red = lanes['tl_lane_id'][CURRENT + 1:], lanes['tl_red'][CURRENT + 1:]
-  match = tf.equal(lane[:, :, tf.newaxis], tl_lane[tf.newaxis])  # [E, T, K]
-  seg_start, seg_dir = lanes['tl_seg_start'][CURRENT:], lanes['tl_seg_dir'][CURRENT:]
-  start_to_xy = xy_full[:num_eval, CURRENT:, tf.newaxis] - seg_start[tf.newaxis]
-  obj_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_xy, seg_dir[tf.newaxis]),
-                                geometry_utils.dot_product_2d(seg_dir, seg_dir)[tf.newaxis])
-  stop_t = lanes['tl_stop_t'][tf.newaxis, CURRENT:]
-  crossed = (obj_t < stop_t)[:, :-1] & (obj_t > stop_t)[:, 1:]
-  violation = tf.reduce_any(valid[:num_eval, :, tf.newaxis] & match & red[tf.newaxis] & crossed,
-                            axis=-1)
-  return violation, exact
+  exact = fits & tf.reduce_all(~used | (next_bound > best + _PRUNE_MARGIN))
+  lane = tf.gather(lanes['lane_id'], seg)  # [Q]
+  tl_lane = tf.gather(lanes['tl_lane_id'][CURRENT + 1:], query % num_steps)  # [Q, K]
+  hit = tf.reduce_any(tf.equal(lane[:, tf.newaxis], tl_lane) & tf.gather(candidate, query),
+                      axis=-1) & used
+  violation = tf.math.unsorted_segment_max(tf.cast(hit, tf.int32), query, candidate.shape[0]) > 0
+  return tf.reshape(violation, [num_rows, num_steps]), exact
 
 
-def sample_features(xyzh_full, valid_full, size, num_eval, tables, dt, dt2, scale=1,
-                    has_red=True):
-  """All per-step features of one sample.
+def _fold_steps(x):
+  """[S, A, T, ...] -> [A, S * T, ...]: samples side by side on the step axis."""
+  x = tf.experimental.numpy.swapaxes(x, 0, 1)
+  return tf.reshape(x, [x.shape[0], -1] + x.shape[3:].as_list())
+
+
+def _unfold_steps(x, num_samples):
+  """[E, S * T] -> [S, E, T]."""
+  x = tf.reshape(x, [x.shape[0], num_samples, -1])
+  return tf.transpose(x, [1, 0, 2])
+
+
+def _fold_rows(x, num_eval):
+  """[S, A, ...] -> [S * E, ...]: every (sample, evaluated agent) pair one row."""
+  x = x[:, :num_eval]
+  return tf.reshape(x, [-1] + x.shape[2:].as_list())
+
+
+def map_and_interaction_features(xyzh, valid, speed, size, num_eval, tables, scale=1,
+                                 has_red=True):
+  """Per-step object, collision-time, road-edge and red-light features of all samples at once.
+
+  Every feature is independent per step (object distance, time to collision) or per evaluated
+  agent (map searches), so the samples are folded into the step / row axis: one set of large
+  ops instead of a loop of small ones per sample (op count, not arithmetic, bounded the
+  per-sample loop on CPU).
 
   Args:
-    xyzh_full: [A, 91, 4] float32; valid_full: [A, 91] bool; size: [A, 3]; num_eval: E.
+    xyzh: [S, A, 91, 4] float32 samples (the log and the rollouts).
+    valid: [S, A, 91] bool.
+    speed: [S, A, 91] float32 `kinematics` speed with z = 0 (official time-to-collision input).
+    size: [A, 3]; num_eval: E.
     tables: dict of the scenario's road-edge / lane / light tensors.
-    dt, dt2: step duration and its square as tensors (see `kinematics`).
     scale: multiplies the number of map segment groups searched per step.
     has_red: False when no light is red on any simulated step: no violation is possible, so
       the lane search is skipped (static: part of the compiled shape).
 
   Returns:
-    dict of [E, 80] features and the [] bool `exact` flag of the pruned searches.
+    dict of [S, E, 80] features and the [] bool `exact` flag of the pruned searches.
   """
-  future = xyzh_full[:, CURRENT + 1:]
-  valid = valid_full[:, CURRENT + 1:]
-  edge_dist, edge_exact = distance_to_road_edge(xyzh_full[:, CURRENT:], valid_full[:, CURRENT:],
-                                                size, num_eval, tables, scale)
+  num_samples, _, num_steps, _ = xyzh.shape
+  num_future = num_steps - CURRENT - 1
+  future, future_valid = xyzh[:, :, CURRENT + 1:], valid[:, :, CURRENT + 1:]
+  steps_valid = _fold_steps(future_valid)
+  nearest, nearest_exact = distance_to_nearest_object(_fold_steps(future), steps_valid, size,
+                                                      num_eval, scale)
+  ttc = time_to_collision(_fold_steps(tf.gather(future, [0, 1, 3], axis=-1)),
+                          _fold_steps(speed[:, :, CURRENT + 1:]), steps_valid, size, num_eval)
+  rows = num_samples * num_eval
+  row_size = tf.tile(size[:num_eval], [num_samples, 1])
+  edge_dist, edge_exact = distance_to_road_edge(
+      _fold_rows(xyzh[:, :, CURRENT:], num_eval), _fold_rows(valid[:, :, CURRENT:], num_eval),
+      row_size, rows, tables, scale)
   if has_red:
-    red, red_exact = red_light_violation(xyzh_full[..., :2], valid, num_eval, tables, scale)
+    red, red_exact = red_light_violation(_fold_rows(xyzh[..., :2], num_eval),
+                                         _fold_rows(future_valid, num_eval), rows, tables, scale)
   else:
-    red, red_exact = tf.zeros([num_eval, valid.shape[1]], tf.bool), tf.constant(True)
+    red, red_exact = tf.zeros([rows, num_future], tf.bool), tf.constant(True)
+  per_row = lambda x: tf.reshape(x, [num_samples, num_eval, num_future])
   return dict(
-      distance_to_nearest_object=distance_to_nearest_object(future, valid, size, num_eval),
-      time_to_collision=time_to_collision(xyzh_full, valid, size, num_eval, dt, dt2),
-      distance_to_road_edge=edge_dist,
-      traffic_light_violation=red,
-      exact=edge_exact & red_exact,
+      distance_to_nearest_object=_unfold_steps(nearest, num_samples),
+      time_to_collision=_unfold_steps(ttc, num_samples),
+      distance_to_road_edge=per_row(edge_dist),
+      traffic_light_violation=per_row(red),
+      exact=nearest_exact & edge_exact & red_exact,
   )
-
-

@@ -52,18 +52,10 @@ def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, dt, dt2, 
   valid = tf.concat([log_valid[tf.newaxis], tf.broadcast_to(
       sim_valid[tf.newaxis], [num_rollouts, num_agents, _CURRENT + 1 + num_future])], axis=0)
 
-  def one_sample(args):
-    return fast_features.sample_features(args[0], args[1], size, num_eval, tables, dt, dt2,
-                                         scale, has_red)
-
-  signature = dict(
-      distance_to_nearest_object=tf.TensorSpec([num_eval, num_future], tf.float32),
-      time_to_collision=tf.TensorSpec([num_eval, num_future], tf.float32),
-      distance_to_road_edge=tf.TensorSpec([num_eval, num_future], tf.float32),
-      traffic_light_violation=tf.TensorSpec([num_eval, num_future], tf.bool),
-      exact=tf.TensorSpec([], tf.bool))
-  # One sample at a time: the pairwise tensors of all 33 samples at once would not fit caches.
-  feats = tf.map_fn(one_sample, (xyzh, valid), fn_output_signature=signature)
+  x, y, z, heading = tf.unstack(xyzh, axis=-1)
+  speed_2d = fast_features.kinematics(x, y, tf.zeros_like(z), heading, dt, dt2)[0]
+  feats = fast_features.map_and_interaction_features(xyzh, valid, speed_2d, size, num_eval,
+                                                     tables, scale, has_red)
   ev = xyzh[:, :num_eval]
   kinematics = fast_features.kinematics(ev[..., 0], ev[..., 1], ev[..., 2], ev[..., 3], dt, dt2)
   for name, value in zip(('linear_speed', 'linear_acceleration', 'angular_speed',
