@@ -27,7 +27,6 @@ class Attention(tf.keras.layers.Layer):
         self.query_dense = tf.keras.layers.EinsumDense("bsd,dhe->bshe", hk, name="query")
         self.key_dense = tf.keras.layers.EinsumDense("bsd,dhe->bshe", hk, name="key")
         self.value_dense = tf.keras.layers.EinsumDense("bsd,dhe->bshe", hk, name="value")
-        self.dropout_layer = tf.keras.layers.Dropout(dropout)
         self._output_dense = None  # needs the model width, known at build time
 
     def build(self, query_shape, context_shape=None):
@@ -57,22 +56,116 @@ class Attention(tf.keras.layers.Layer):
         return self.project_output(self.attend_heads(q, k, v, bias, training=training))
 
     def attend_heads(self, q, k, v, bias, training=None) -> tf.Tensor:
-        """`attend` before the output projection: [B, Q, H, d]."""
-        scores = tf.einsum("bqhd,bhkd->bhqk", q, k)
-        probs = tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1)
-        probs = self.dropout_layer(probs, training=training)
-        return tf.einsum("bhqk,bhkd->bqhd", tf.cast(probs, v.dtype), v)
+        """`attend` before the output projection: [B, Q, H, d].
+
+        The softmax is normalised AFTER the value matmul: exp(s - max) is multiplied by the values
+        and the [B, Q, H, d] result divided by the row sums. Same maths as softmax-then-matmul,
+        but the [B, H, Q, K] probabilities (the largest tensor of the layer, K up to T*A) are not
+        read and written once more just to divide them -- on CPU that pass is memory-bound and
+        costs about as much as a matmul. Dropout of the unnormalised weights then dividing equals
+        dropout of the probabilities.
+        """
+        scores = tf.cast(tf.einsum("bqhd,bhkd->bhqk", q, k), tf.float32) + bias
+        # Softmax is shift-invariant, so the max needs no gradient (exactly zero in theory).
+        row_max = tf.stop_gradient(tf.reduce_max(scores, axis=-1, keepdims=True))
+        weights = tf.exp(scores - row_max)  # [B, H, Q, K] float32, max 1 per row
+        denom = tf.reduce_sum(weights, axis=-1)  # [B, H, Q] >= 1
+        inv_denom = 1.0 / denom
+        if self.dropout > 0.0 and training is not None and training is not False:
+            keep, keep_prob = dropout_keep_mask(weights, self.dropout)
+            dropped = tf.where(keep, weights, tf.zeros_like(weights))
+            # The 1 / (1 - rate) scale goes on the small [B, H, Q] side.
+            weights, inv_denom = tf.__internal__.smart_cond.smart_cond(
+                training, lambda: (dropped, inv_denom / keep_prob), lambda: (weights, inv_denom))
+        out = tf.einsum("bhqk,bhkd->bqhd", tf.cast(weights, v.dtype), v)
+        scale = tf.transpose(inv_denom, [0, 2, 1])[..., None]  # [B, Q, H, 1]
+        return tf.cast(tf.cast(out, tf.float32) * scale, v.dtype)
+
+    def attend_chunked(self, q, k, v, chunk_biases, training=None) -> tf.Tensor:
+        """Self-attention in query chunks that each read only the key prefix they can see.
+
+        Args:
+          q: [B, S, H, d]; k, v: [B, H, S, d] (queries and keys are the same sequence).
+          chunk_biases: sequence of float32 biases [B|1, 1, Q_i, K_i] for consecutive query
+            chunks: chunk i holds queries [K_i - Q_i, K_i) and attends to keys [0, K_i), so
+            keys after K_i must be masked for those queries (a causal structure) -- e.g.
+            `masks.block_causal_chunk_biases`. One chunk [.., S, S] is plain attention.
+        Returns: [B, S, H, d].
+
+        With a causal mask about half of the [S, S] scores are masked; chunks skip most of them
+        (matmuls, exp, dropout and memory traffic alike) and give the same result, because masked
+        keys get exactly zero weight.
+        """
+        sizes, start = [], 0
+        for bias in chunk_biases:
+            nq, nk = bias.shape[-2], bias.shape[-1]
+            if nq is None or nk is None or nk - nq != start:
+                raise ValueError(f"chunk biases must be static and consecutive: query rows "
+                                 f"[{start}, ..) but bias shape {bias.shape}")
+            sizes.append(nq)
+            start = nk
+        if start != q.shape[1]:
+            raise ValueError(f"chunks cover {start} of {q.shape[1]} queries")
+        if len(sizes) == 1:
+            return self.attend_heads(q, k, v, chunk_biases[0], training=training)
+        # split + concat rather than slices: their gradients are concat / split, not a
+        # zero-padded full-size tensor per chunk summed with AddN.
+        qs = tf.split(q, sizes, axis=1)
+        ks, vs = tf.split(k, sizes, axis=2), tf.split(v, sizes, axis=2)
+        outs = []
+        for i, bias in enumerate(chunk_biases):
+            k_i = ks[0] if i == 0 else tf.concat(ks[:i + 1], axis=2)
+            v_i = vs[0] if i == 0 else tf.concat(vs[:i + 1], axis=2)
+            outs.append(self.attend_heads(qs[i], k_i, v_i, bias, training=training))
+        return tf.concat(outs, axis=1)
 
     def project_output(self, heads: tf.Tensor) -> tf.Tensor:
         """[B, Q, H, d] -> [B, Q, D]."""
         return self._output_dense(heads)
 
     def call(self, query, context, bias, training=None):
-        """query [B, Q, D], context [B, K, D], bias [B|1, 1|H, Q|1, K] -> [B, Q, D]."""
+        """query [B, Q, D], context [B, K, D], bias [B|1, 1|H, Q|1, K] -> [B, Q, D].
+
+        `bias` may also be a list of causal chunk biases (`attend_chunked`); then the context
+        must be the query sequence itself (self-attention).
+        """
         k, v = self.project_kv(context)
-        return self.attend(self.project_query(query), k, v, bias, training=training)
+        q = self.project_query(query)
+        if isinstance(bias, (list, tuple)):
+            return self.project_output(self.attend_chunked(q, k, v, bias, training=training))
+        return self.attend(q, k, v, bias, training=training)
 
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, key_dim=self.key_dim, dropout=self.dropout)
         return config
+
+
+# Dropout keep decisions come from 16 random bits each: half the Philox work of a float32
+# uniform per element (the attention weights are the largest tensors of a training step and
+# their dropout cost more than all its matmuls on CPU). The rate is rounded to a multiple of
+# 2**-16 (0.1 -> 0.100006).
+_DROPOUT_BITS = 16
+
+
+def dropout_keep_mask(x: tf.Tensor, rate: float):
+    """(keep, keep_prob): keep is a bool tensor shaped like `x` (static last axis) with
+    P(keep) = keep_prob = 1 - rate rounded to 16 bits.
+
+    Fresh randomness every call: the stateless draw is seeded from the stateful global
+    generator (like `tf.keras.layers.Dropout`; reproducible under `tf.random.set_seed`).
+    """
+    levels = 2 ** _DROPOUT_BITS
+    threshold = int(round(rate * levels))
+    last = x.shape[-1]
+    if last is None:
+        raise ValueError("dropout_keep_mask needs a static last axis")
+    lead = tf.shape(x)[:-1]
+    words = (last + 1) // 2  # two 16-bit draws per uint32 (one spare for an odd axis)
+    seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
+    bits = tf.random.stateless_uniform(tf.concat([lead, [words]], axis=0), seed,
+                                       dtype=tf.uint32, minval=None, maxval=None)
+    bits = tf.reshape(tf.bitcast(bits, tf.uint16), tf.concat([lead, [2 * words]], axis=0))
+    if 2 * words != last:
+        bits = bits[..., :last]
+    return bits >= tf.constant(threshold, tf.uint16), 1.0 - threshold / levels

@@ -57,7 +57,9 @@ class DecoderBlock(tf.keras.layers.Layer):
 
         Args:
           x: [B, T*A, D] decoder inputs.
-          self_bias: [B, 1, T*A, T*A] float32 block-causal + agent-padding bias.
+          self_bias: [B, 1, T*A, T*A] float32 block-causal + agent-padding bias, or the same
+            cut into query chunks (`masks.block_causal_chunk_biases`, faster: masked key
+            blocks are skipped).
           scene: [B, N, D] scene embedding; scene_bias: [B, 1, 1, N] scene padding bias.
         Returns: [B, T*A, D].
         """

@@ -48,6 +48,33 @@ def block_causal_bias(agent_mask: tf.Tensor, num_steps: int) -> tf.Tensor:
     return mask_to_bias(causal[None, None, :, :] & key_valid[:, None, None, :])
 
 
+def block_causal_chunk_biases(agent_mask: tf.Tensor, num_steps: int,
+                               num_chunks: int) -> tuple:
+    """`block_causal_bias` cut into query chunks of whole steps, each over its visible keys.
+
+    Chunk i holds the queries of steps [s_i, e_i) and needs only the keys of steps [0, e_i)
+    (later steps are masked for all of them): bias i is rows [s_i*A, e_i*A) x columns
+    [0, e_i*A) of `block_causal_bias`, shape [B, 1, (e_i - s_i)*A, e_i*A] (see
+    `Attention.attend_chunked`). Steps are split as evenly as possible into
+    min(num_chunks, num_steps) chunks; num_chunks=1 gives the full bias.
+
+    Work is ~(C + 1) / (2C) of the full [T*A, T*A] attention for C chunks.
+    """
+    num_agents = agent_mask.shape[-1]
+    if num_agents is None:
+        raise ValueError("block_causal_chunk_biases needs a static number of agents")
+    num_chunks = max(1, min(int(num_chunks), num_steps))
+    bounds = [round(i * num_steps / num_chunks) for i in range(num_chunks + 1)]
+    biases = []
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        q_steps = tf.repeat(tf.range(start, end), num_agents)
+        k_steps = tf.repeat(tf.range(end), num_agents)
+        causal = k_steps[None, :] <= q_steps[:, None]  # [Q_i, K_i]
+        key_valid = tf.tile(agent_mask, [1, end])  # [B, K_i], p = t*A + a
+        biases.append(mask_to_bias(causal[None, None] & key_valid[:, None, None, :]))
+    return tuple(biases)
+
+
 def cached_step_bias(agent_mask: tf.Tensor, num_steps: int, step) -> tf.Tensor:
     """Self-attention bias for decoding step `step` against a [T, A] KV cache: [B, 1, 1, T*A].
 

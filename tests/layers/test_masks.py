@@ -30,6 +30,22 @@ class MasksTest(TestCase):
             for a in range(3):
                 np.testing.assert_array_equal(step[:, 0, 0], full[:, 0, t * 3 + a])
 
+    def test_chunk_biases_are_blocks_of_the_full_bias(self):
+        agent_mask = tf.constant([[True, False, True], [True, True, False]])
+        T, A = 7, 3
+        full = masks.block_causal_bias(agent_mask, T).numpy()
+        for num_chunks, steps in ((1, [7]), (3, [2, 3, 2]), (4, [2, 2, 1, 2]), (9, [1] * 7)):
+            chunks = masks.block_causal_chunk_biases(agent_mask, T, num_chunks)
+            self.assertEqual([c.shape[-2] // A for c in chunks], steps)
+            start = 0
+            for c in chunks:
+                rows, cols = c.shape[-2], c.shape[-1]
+                self.assertEqual(cols, start + rows)
+                self.assertAllEqual(c.numpy(), full[:, :, start:cols, :cols])
+                # Every key beyond the chunk is masked for its queries in the full bias.
+                self.assertTrue(np.all(full[:, :, start:cols, cols:] == masks.MASK_VALUE))
+                start = cols
+
     def test_all_masked_row_is_finite(self):
         bias = masks.key_padding_bias(tf.zeros([1, 4], tf.bool))
         probs = tf.nn.softmax(tf.random.normal([1, 1, 2, 4]) + bias)
