@@ -38,7 +38,10 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
         `input_context.get_per_replica_batch_size(batch_size)`.
       shuffle, repeat: training defaults; set both False for a deterministic single pass.
       input_context: from `strategy.distribute_datasets_from_function`.
-      seed: shuffle seed (file order and element order).
+      seed: shuffle seed (file order and element order). A seeded (or unshuffled) pipeline
+        delivers the same order on every run -- reproducible experiments, exact restarts -- at
+        the cost of parallel reads waiting for the slowest file; `seed=None` lets them deliver
+        in completion order.
       cache: cache parsed scenes in memory after the first epoch.
     """
     files = []
@@ -58,6 +61,7 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
+    deterministic = not shuffle or seed is not None
     ds = tf.data.Dataset.from_tensor_slices(files)
     shard_records = False
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -70,10 +74,10 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
     ds = ds.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
         cycle_length=min(len(files), 8), block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if shard_records:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    ds = ds.map(parse_scene, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    ds = ds.map(parse_scene, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if cache:
         ds = ds.cache()
     if shuffle:
