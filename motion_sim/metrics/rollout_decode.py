@@ -3,11 +3,16 @@
 Converting repeated-float proto fields element by element costs ~20 us per field (0.5 s per
 scenario of 32 rollouts), more than the compiled metrics themselves. The packed wire format
 of the four coordinate fields is read directly with `np.frombuffer` instead; anything
-unexpected (e.g. unpacked floats) falls back to the generic conversion.
+unexpected (e.g. unpacked floats) falls back to the generic conversion. Whole scenarios are
+decoded in bulk by `decode_joint_scenes` (`tf.io.decode_proto`).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import tensorflow as tf
+from google.protobuf import descriptor_pb2
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
 # SimulatedTrajectory field numbers of center_x, center_y, center_z, heading.
@@ -60,3 +65,60 @@ def coordinates(traj: sim_agents_submission_pb2.SimulatedTrajectory) -> list[np.
   if coords is None:
     coords = [np.asarray(getattr(traj, name), np.float32) for name in COORD_NAMES]
   return coords
+
+
+@functools.lru_cache(maxsize=1)
+def _descriptor_source() -> bytes:
+  """Serialized FileDescriptorSet of the submission protos, for `tf.io.decode_proto`."""
+  files = descriptor_pb2.FileDescriptorSet()
+  seen = set()
+
+  def add(file_descriptor):
+    if file_descriptor.name not in seen:
+      seen.add(file_descriptor.name)
+      for dependency in file_descriptor.dependencies:
+        add(dependency)
+      file_descriptor.CopyToProto(files.file.add())
+
+  add(sim_agents_submission_pb2.DESCRIPTOR)
+  return b'bytes://' + files.SerializeToString()
+
+
+def _decode(messages, message_type: str, fields: list, dtypes: list):
+  # decode_proto rejects an empty batch: decode one extra empty message, drop its row.
+  messages = tf.concat([messages, [b'']], axis=0)
+  out = tf.io.decode_proto(messages, f'waymo.open_dataset.{message_type}', fields, dtypes,
+                           descriptor_source=_descriptor_source())
+  return out.sizes[:-1], [v[:-1] for v in out.values]
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+def _decode_scenes(scenes):
+  counts, (trajectories,) = _decode(scenes, 'JointScene', ['simulated_trajectories'], [tf.string])
+  counts = counts[:, 0]
+  flat = tf.boolean_mask(trajectories, tf.sequence_mask(counts, tf.shape(trajectories)[1]))
+  sizes, values = _decode(flat, 'SimulatedTrajectory', list(COORD_NAMES) + ['object_id'],
+                          [tf.float32] * 4 + [tf.int32])
+  # Fields of different lengths (a bad submission) are padded to the longest.
+  width = tf.reduce_max(tf.stack([tf.shape(v)[1] for v in values[:4]]))
+  coords = tf.stack([tf.pad(v, [[0, 0], [0, width - tf.shape(v)[1]]]) for v in values[:4]],
+                    axis=-1)
+  return counts, sizes, coords, values[4]
+
+
+def decode_joint_scenes(rollouts: sim_agents_submission_pb2.ScenarioRollouts) -> tuple:
+  """Every trajectory of `rollouts` in one C++ pass (`tf.io.decode_proto`).
+
+  Protobuf's Python API costs microseconds per repeated-float field; ~1,600 trajectories x 4
+  fields per scenario made that a large share of the fast metrics' time.
+
+  Returns:
+    (counts [R] int trajectories per joint scene, lengths [M, 4] int per coordinate field,
+     coords [M, L, 4] float32 (x, y, z, heading) zero padded to the longest field,
+     object_id [M] int64; M trajectories in scene-major order, 0 for an unset id).
+  """
+  scenes = [scene.SerializeToString() for scene in rollouts.joint_scenes]
+  counts, sizes, coords, object_id = _decode_scenes(tf.constant(scenes, tf.string))
+  ids = object_id.numpy()
+  ids = np.pad(ids, [(0, 0), (0, 1)])[:, 0].astype(np.int64)  # unset (size 0) -> 0
+  return counts.numpy(), sizes.numpy()[:, :4], coords.numpy(), ids
