@@ -88,10 +88,9 @@ class DecoderBlock(tf.keras.layers.Layer):
         batch_r, num_agents = tf.shape(x)[0], x.shape[1]
         num_steps = self_cache.shape[3]
         h = self.norm1(x)
-        k, v = self.self_attn.project_kv(h)  # [B*R, H, A, d]
+        q, k, v = self.self_attn.project_qkv(h)  # q [B*R, A, H, d], k/v [B*R, H, A, d]
         new_kv = tf.cast(tf.stack([k, v], axis=1), self_cache.dtype)  # [B*R, 2, H, A, d]
         self_cache = _write_step(self_cache, new_kv, step)
-        q = self.self_attn.project_query(h)
         # Steps after `step` are masked anyway, so attend only to a prefix of the cache. The
         # prefix length must be static for XLA: the steps are cut into `num_buckets` equal
         # buckets and a switch picks the shortest prefix that covers `step` (T branches would
