@@ -274,11 +274,17 @@ def time_to_collision(xyh, speed, valid, size, num_eval):
   ego_xy, ego_yaw, ego_sizes, ego_speed = (xy[:, :num_eval], yaw[:, :num_eval],
                                            sizes[:, :num_eval], speed[:, :num_eval])
   yaw_diff = tf.abs(yaw[:, tf.newaxis] - ego_yaw[:, :, tf.newaxis])
-  cos, sin = tf.cos(yaw_diff), tf.sin(yaw_diff)
+  # |cos| and |sin| of the yaw difference from per-object cos/sin (angle-difference
+  # identities): one sin/cos per object and step instead of per pair.
+  cos_t, sin_t = tf.cos(yaw), tf.sin(yaw)  # [T, A, 1]
+  cos_o, sin_o = cos_t[:, tf.newaxis], sin_t[:, tf.newaxis]
+  cos_e, sin_e = cos_t[:, :num_eval, tf.newaxis], sin_t[:, :num_eval, tf.newaxis]
+  cos = tf.abs(cos_o * cos_e + sin_o * sin_e)
+  sin = tf.abs(sin_o * cos_e - cos_o * sin_e)
   other_long = geometry_utils.dot_product_2d(sizes[:, tf.newaxis] / 2.0,
-                                             tf.abs(tf.concat([cos, sin], axis=-1)))
+                                             tf.concat([cos, sin], axis=-1))
   other_lat = geometry_utils.dot_product_2d(sizes[:, tf.newaxis] / 2.0,
-                                            tf.abs(tf.concat([sin, cos], axis=-1)))
+                                            tf.concat([sin, cos], axis=-1))
   rel_xy = geometry_utils.rotate_2d_points(xy[:, tf.newaxis] - ego_xy[:, :, tf.newaxis], -ego_yaw)
   long_dist = rel_xy[..., 0] - ego_sizes[:, :, tf.newaxis, 0] / 2.0 - other_long
   lat_overlap = tf.abs(rel_xy[..., 1]) - ego_sizes[:, :, tf.newaxis, 1] / 2.0 - other_lat
