@@ -134,3 +134,28 @@ def test_cli_end_to_end(tmp_path):
   assert results['aggregate']['metametric'] == pytest.approx(
       REFERENCE['2025/test_submission']['metametric'], abs=1e-3)
   assert '| wosac |' in out.with_suffix('.md').read_text()
+
+
+@pytest.mark.slow
+def test_official_backend_two_workers_two_scenarios(tmp_path):
+  # Spawned worker processes (num_workers=2) over both shared scenarios must give the
+  # single-process official numbers (the checked-in reference) and the fast backend's.
+  for scenario_id, path in rollout_fixtures.SCENARIO_FILES.items():
+    rollouts = rollout_fixtures.make_rollouts(rollout_fixtures.load_scenario(path),
+                                              'constant_velocity', seed=0)
+    _write(tmp_path, rollouts, f'{scenario_id}.binproto')
+  pattern = str(tmp_path / '*.binproto')
+  official = evaluate.evaluate(f'{SMALL},{BIG}', rollout_pattern=pattern, year='2025',
+                               backend='official', num_workers=2)
+  fast = evaluate.evaluate(f'{SMALL},{BIG}', rollout_pattern=pattern, year='2025',
+                           backend='fast')
+  assert official['backend'] == 'official' and official['num_scenarios'] == 2
+  assert set(official['scenarios']) == set(rollout_fixtures.SCENARIO_FILES)
+  for scenario_id, values in official['scenarios'].items():
+    single = REFERENCE[f'2025/{scenario_id}/constant_velocity']
+    for field in results_lib.METRIC_FIELDS:
+      assert values[field] == pytest.approx(single.get(field, 0.0), abs=1e-6), (scenario_id, field)
+      assert fast['scenarios'][scenario_id][field] == pytest.approx(values[field], abs=1e-3), (
+          scenario_id, field)
+  for field in results_lib.METRIC_FIELDS:
+    assert fast['aggregate'][field] == pytest.approx(official['aggregate'][field], abs=1e-3), field
