@@ -37,6 +37,8 @@ OFFROAD_THRESHOLD = map_metric_features.OFFROAD_DISTANCE_THRESHOLD
 STEPS_PER_CHUNK = 10
 # (per chunk, per step) road-edge groups searched. Per-step need on the shared scenarios: <= 9.
 EDGE_GROUPS = (64, 32, 12)
+# Steps per call whose road-edge search is repeated over all their chunk's level-1 groups.
+EDGE_RETRY_STEPS = 256
 # Red-light crossings needing a nearest-lane search (all rows and steps of a call), and lane
 # groups searched per such query.
 LANE_QUERIES = 256
@@ -127,7 +129,8 @@ def _nearest_groups(points, group_box, budget, num_samples=1):
     num_samples: S.
 
   Returns:
-    ([N, T, k2] group indices, [N, T] lower bound on any score outside them).
+    ([N, T, k2] group indices, [N, T] lower bound on any score outside them,
+     [N, T, k1] the level-1 groups of the step's chunk, [N, T] bound outside those).
   """
   n, t, p = points.shape[:3]
   e, c = n // num_samples, t // STEPS_PER_CHUNK
@@ -150,8 +153,12 @@ def _nearest_groups(points, group_box, budget, num_samples=1):
   local, bound2 = _select_smallest(lower, budget[2])
   groups = tf.gather(tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape), local,
                      batch_dims=4)
-  bound = tf.minimum(tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis], bound2)
-  return tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t])
+  chunk_bound = tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis]
+  bound = tf.minimum(chunk_bound, bound2)
+  chunk_groups = tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape)
+  chunk_bound = tf.broadcast_to(chunk_bound, bound2.shape)
+  return (tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t]),
+          tf.reshape(chunk_groups, [n, t, -1]), tf.reshape(chunk_bound, [n, t]))
 
 
 def _first_argmin(score, index):
@@ -341,29 +348,50 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
   corners = _park_invalid(corners, valid[:num_eval])
   valid = valid[:, 1:]
   start, end, seg_ok = edges['edge_start'], edges['edge_end'], edges['edge_valid']
-  groups, next_bound = _nearest_groups(corners, edges['edge_group_box'],
-                                       [k * scale for k in EDGE_GROUPS], num_samples)
-  cand = tf.reshape(tf.gather(edges['edge_groups'], groups), [num_eval, num_steps, -1])  # [E,T,K]
+  groups, next_bound, wide_groups, wide_bound = _nearest_groups(
+      corners, edges['edge_group_box'], [k * scale for k in EDGE_GROUPS], num_samples)
+  member = edges['edge_groups']
   # The argmin runs on squared scores (sqrt is monotonic, so min and argmin are the same up
   # to ties that the rounding of sqrt would create) and a segment's direction and length are
   # computed once per call, not once per candidate.
   direction = end - start
-  length2 = geometry_utils.dot_product_2d(direction[:, :2], direction[:, :2])
-  length2 = tf.where(seg_ok, length2, 0.0)
-  c_start = tf.gather(start, cand)[:, :, tf.newaxis]  # [E, T, 1, K, 3]
-  c_dir = tf.gather(direction, cand)[:, :, tf.newaxis]
-  start_to_point = corners[:, :, :, tf.newaxis] - c_start  # [E, T, 4, K, 3]
-  rel_t = tf.math.divide_no_nan(
-      geometry_utils.dot_product_2d(start_to_point[..., :2], c_dir[..., :2]),
-      tf.gather(length2, cand)[:, :, tf.newaxis])
-  offset = start_to_point - c_dir * tf.clip_by_value(rel_t, 0.0, 1.0)[..., tf.newaxis]
-  d3_sq = (offset[..., 0] * offset[..., 0] + offset[..., 1] * offset[..., 1]
-           + (_Z_STRETCH * offset[..., 2]) * (_Z_STRETCH * offset[..., 2]))
-  d3_sq = tf.where(tf.gather(seg_ok, cand)[:, :, tf.newaxis], d3_sq, BIG)  # [E, T, 4, K]
-  seg, best = _first_argmin(d3_sq, tf.broadcast_to(cand[:, :, tf.newaxis], d3_sq.shape))
-  best = tf.sqrt(best)  # [E, T, 4]
-  # Every segment outside the searched groups scores >= its 2-D distance >= next_bound.
-  exact = tf.reduce_all(next_bound > tf.reduce_max(best, axis=-1) + _PRUNE_MARGIN)
+  length2 = tf.where(seg_ok, geometry_utils.dot_product_2d(direction[:, :2], direction[:, :2]),
+                     0.0)
+
+  def nearest(points, cand):
+    """(segment [Q, 4], its z-stretched distance [Q, 4]) of points [Q, 4, 3] among cand [Q, K]."""
+    c_start = tf.gather(start, cand)[:, tf.newaxis]  # [Q, 1, K, 3]
+    c_dir = tf.gather(direction, cand)[:, tf.newaxis]
+    start_to_point = points[:, :, tf.newaxis] - c_start  # [Q, 4, K, 3]
+    rel_t = tf.math.divide_no_nan(
+        geometry_utils.dot_product_2d(start_to_point[..., :2], c_dir[..., :2]),
+        tf.gather(length2, cand)[:, tf.newaxis])
+    offset = start_to_point - c_dir * tf.clip_by_value(rel_t, 0.0, 1.0)[..., tf.newaxis]
+    d3_sq = (offset[..., 0] * offset[..., 0] + offset[..., 1] * offset[..., 1]
+             + (_Z_STRETCH * offset[..., 2]) * (_Z_STRETCH * offset[..., 2]))
+    d3_sq = tf.where(tf.gather(seg_ok, cand)[:, tf.newaxis], d3_sq, BIG)
+    seg, best = _first_argmin(d3_sq, tf.broadcast_to(cand[:, tf.newaxis], d3_sq.shape))
+    return seg, tf.sqrt(best)
+
+  num_queries = num_eval * num_steps
+  flat_corners = tf.reshape(corners, [num_queries, 4, 3])
+  seg, best = nearest(flat_corners,
+                      tf.reshape(tf.gather(member, groups), [num_queries, -1]))
+  # Every segment outside the searched groups scores >= its 2-D distance >= the bound. Steps
+  # where that does not settle it (e.g. mid-intersection, many edges about as far) are searched
+  # again among all the level-1 groups of their chunk, packed into EDGE_RETRY_STEPS slots.
+  miss = ~(tf.reshape(next_bound, [-1]) > tf.reduce_max(best, axis=-1) + _PRUNE_MARGIN)
+  query, used, fits = _compact(miss, EDGE_RETRY_STEPS * scale)
+  wide = tf.reshape(tf.gather(member, tf.gather(tf.reshape(wide_groups, [num_queries, -1]),
+                                                  query)), [query.shape[0], -1])
+  seg2, best2 = nearest(tf.gather(flat_corners, query), wide)
+  exact = fits & tf.reduce_all(
+      ~used | (tf.gather(tf.reshape(wide_bound, [-1]), query) > tf.reduce_max(best2, axis=-1)
+               + _PRUNE_MARGIN))
+  # Unused slots write to a dropped extra row.
+  target = tf.where(used, query, num_queries)[:, tf.newaxis]
+  seg = tf.tensor_scatter_nd_update(tf.concat([seg, seg[:1]], axis=0), target, seg2)
+  seg = tf.reshape(seg[:num_queries], [num_eval, num_steps, 4])
   _, d2, rel_t, n = _edge_scores(corners, tf.gather(start, seg), tf.gather(end, seg))
 
   def neighbour_sign(idx):

@@ -6,8 +6,10 @@ Default suite: against `tests/testdata/metrics/official_reference.json`, written
 import json
 
 import pytest
+import tensorflow as tf
 
 from motion_sim.metrics import config as config_lib
+from motion_sim.metrics import fast_features
 from motion_sim.metrics import fast_metrics
 from motion_sim.metrics import results as results_lib
 from motion_sim.metrics import scenario_arrays
@@ -41,8 +43,10 @@ def test_reference_covers_every_case_and_year():
 @pytest.mark.parametrize('key', sorted(REFERENCE))
 def test_fast_matches_official_reference(key):
   year, case = key.split('/', 1)
-  fast, _ = _fast(year, case)
+  fast, backend = _fast(year, case)
   _assert_close(fast, REFERENCE[key], key)
+  # The default search budgets settle every reference case in one compiled call.
+  assert backend.fallbacks == 0
 
 
 def test_reference_cases_are_not_trivial():
@@ -65,6 +69,20 @@ def test_red_light_case_violates_and_scores_differently():
     assert clean.get('simulated_traffic_light_violation_rate', 0.0) == 0.0, year
     assert (clean['traffic_light_violation_likelihood']
             - red['traffic_light_violation_likelihood']) > 0.1, year
+
+
+def test_search_budget_miss_retries_exactly(monkeypatch):
+  # Budgets 4x below the defaults: the first call must report an inexact search and the
+  # retry (4x budget, a new compilation) must give the official numbers.
+  for name, value in dict(EDGE_GROUPS=(16, 8, 3), EDGE_RETRY_STEPS=64, NEAREST_OBJECTS=2,
+                          LANE_QUERIES=64, LANE_GROUPS=4).items():
+    monkeypatch.setattr(fast_features, name, value)
+  monkeypatch.setattr(fast_metrics, '_compiled_features',
+                      tf.function(fast_metrics._features, jit_compile=True))  # pylint: disable=protected-access
+  case = f'{rollout_fixtures.RED_LIGHT_SCENARIO}/red_light'
+  fast, backend = _fast('2025', case)
+  assert backend.fallbacks == 1
+  _assert_close(fast, REFERENCE[f'2025/{case}'], 'small budgets')
 
 
 def test_compiles_once_per_shape():
