@@ -1,10 +1,10 @@
-"""XLA-compilable WOSAC metric features for one sample (the log or one rollout) of a scenario.
+"""XLA-compilable WOSAC metric features of a scenario's log and rollouts (all samples at once).
 
 Same maths as the official `interaction_features`, `map_metric_features` and
 `traffic_light_features` (float32, same formulas, same tie-breaking), restructured so it compiles
 with static shapes: evaluated agents are the first E rows instead of `tf.where(mask)` gathers,
-and the nearest road-edge / lane-segment searches are pruned exactly (`_nearest_groups`) instead
-of scoring every query point against every zero-padded polyline point.
+and the nearest road-edge / lane-segment / object searches are pruned exactly (`pruned_search`)
+instead of scoring every query point against every zero-padded polyline point.
 
 Only the 80 simulated steps are computed: every feature here is per step, and the official code
 slices the 11 history steps away afterwards.
@@ -26,15 +26,16 @@ from waymo_open_dataset.wdl_limited.sim_agents_metrics import interaction_featur
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import map_metric_features
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import trajectory_features
 
+from motion_sim.metrics import pruned_search
+
 CURRENT = 10
 STEP_SECONDS = 0.1
 BIG = 1e10  # the official EXTREMELY_LARGE_DISTANCE
 COLLISION_THRESHOLD = official_ix.COLLISION_DISTANCE_THRESHOLD
 OFFROAD_THRESHOLD = map_metric_features.OFFROAD_DISTANCE_THRESHOLD
-# Segment groups (`scenario_arrays.GROUP_SIZE` segments each) scored per query step. Exactness
-# is checked on every call (the best score found must beat the bound of every other group);
-# a miss makes the caller retry with a larger budget.
-STEPS_PER_CHUNK = 10
+# Segment groups (`scenario_arrays.GROUP_SIZE` segments each) scored per query step
+# (`pruned_search`). Exactness is checked on every call (the best score found must beat the
+# bound of every other group); a miss makes the caller retry with a larger budget.
 # (per chunk, per step) road-edge groups searched. Per-step need on the shared scenarios: <= 9.
 EDGE_GROUPS = (64, 32, 12)
 # Steps per call whose road-edge search is repeated over all their chunk's level-1 groups.
@@ -65,109 +66,6 @@ def kinematics(x, y, z, heading, dt, dt2):
   dh_step = wrap(trajectory_features.central_diff(heading, pad_value=float('nan')) * 2) / 2
   d2h_step = wrap(trajectory_features.central_diff(dh_step, pad_value=float('nan')) * 2) / 2
   return speed, accel, dh_step / dt, d2h_step / dt2
-
-
-def _dot(a, b):
-  return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
-
-
-def _point_segment_distance_2d(p, s, e):
-  """True 2-D distance from points p [..., 2] to segments s-e [..., 2] (broadcasting)."""
-  d = e - s
-  t = tf.clip_by_value(tf.math.divide_no_nan(_dot(p - s, d), _dot(d, d)), 0.0, 1.0)
-  return tf.norm(p - s - d * t[..., tf.newaxis], axis=-1)
-
-
-def _chunk_bounds(points):
-  """Centre [..., 2] and xy radius [...] of each group of points [..., P, >=2]."""
-  centre = tf.reduce_mean(points[..., :2], axis=-2)
-  radius = tf.reduce_max(tf.norm(points[..., :2] - centre[..., tf.newaxis, :], axis=-1), axis=-1)
-  return centre, radius
-
-
-def _box_distance(centre, box):
-  """2-D distance from points [..., 1, 2] to boxes [G, 4] (xmin, ymin, xmax, ymax) -> [..., G]."""
-  dx = tf.maximum(tf.maximum(box[:, 0] - centre[..., 0], centre[..., 0] - box[:, 2]), 0.0)
-  dy = tf.maximum(tf.maximum(box[:, 1] - centre[..., 1], centre[..., 1] - box[:, 3]), 0.0)
-  return tf.sqrt(dx * dx + dy * dy)
-
-
-def _select_smallest(lower, k):
-  """(indices [..., k] of the k smallest of lower [..., G], smallest value left [...]).
-
-  k passes of argmin: linear in G, unlike XLA's CPU sort / top-k.
-  """
-  num = lower.shape[-1]
-  picked = []
-  for _ in range(min(k, num)):
-    i = tf.argmin(lower, axis=-1, output_type=tf.int32)
-    picked.append(i)
-    lower = tf.where(tf.one_hot(i, num, on_value=True, off_value=False), BIG, lower)
-  return tf.stack(picked, axis=-1), tf.reduce_min(lower, axis=-1)
-
-
-def _box_distance_batched(centre, boxes):
-  """2-D distance from points [..., 2] to boxes [..., K, 4] -> [..., K]."""
-  dx = tf.maximum(tf.maximum(boxes[..., 0] - centre[..., 0:1], centre[..., 0:1] - boxes[..., 2]), 0.0)
-  dy = tf.maximum(tf.maximum(boxes[..., 1] - centre[..., 1:2], centre[..., 1:2] - boxes[..., 3]), 0.0)
-  return tf.sqrt(dx * dx + dy * dy)
-
-
-def _nearest_groups(points, group_box, budget, num_samples=1):
-  """Segment groups to score for each step, chosen in three levels, and the exactness bound.
-
-  Level 0 keeps the groups nearest to each chunk (STEPS_PER_CHUNK steps) of one agent over
-  all its samples (rollouts stay near each other, so one search serves them all), level 1
-  the nearest of those to each sample's chunk, level 2 the nearest of those to each step. A
-  group left out at any level cannot hold a segment scoring below the returned bound for
-  any point of that step.
-
-  Args:
-    points: [N, T, P, >=2] query points (P per step), N = num_samples * E rows, sample-major.
-    group_box: [G, 4] group bounding boxes.
-    budget: (k0, k1, k2) groups kept per level.
-    num_samples: S.
-
-  Returns:
-    ([N, T, k2] group indices, [N, T] lower bound on any score outside them,
-     [N, T, k1] the level-1 groups of the step's chunk, [N, T] bound outside those).
-  """
-  n, t, p = points.shape[:3]
-  e, c = n // num_samples, t // STEPS_PER_CHUNK
-  chunks = tf.reshape(points[..., :2], [num_samples, e, c, STEPS_PER_CHUNK, p, 2])
-  # Level 0: [E, C] over every sample.
-  union = tf.reshape(tf.transpose(chunks, [1, 2, 0, 3, 4, 5]), [e, c, -1, 2])
-  centre, radius = _chunk_bounds(union)
-  lower = _box_distance(centre[..., tf.newaxis, :], group_box) - radius[..., tf.newaxis]
-  groups0, bound0 = _select_smallest(lower, budget[0])  # [E, C, k0]
-  # Level 1: [S, E, C] among the k0.
-  centre, radius = _chunk_bounds(tf.reshape(chunks, [num_samples, e, c, -1, 2]))
-  boxes = tf.gather(group_box, groups0)[tf.newaxis]  # [1, E, C, k0, 4]
-  lower = _box_distance_batched(centre, boxes) - radius[..., tf.newaxis]
-  local, bound1 = _select_smallest(lower, budget[1])
-  groups1 = tf.gather(tf.broadcast_to(groups0[tf.newaxis], lower.shape), local, batch_dims=3)
-  # Level 2: [S, E, C, STEPS_PER_CHUNK] among the k1.
-  centre, radius = _chunk_bounds(chunks)
-  boxes = tf.gather(group_box, groups1)[:, :, :, tf.newaxis]  # [S, E, C, 1, k1, 4]
-  lower = _box_distance_batched(centre, boxes) - radius[..., tf.newaxis]
-  local, bound2 = _select_smallest(lower, budget[2])
-  groups = tf.gather(tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape), local,
-                     batch_dims=4)
-  chunk_bound = tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis]
-  bound = tf.minimum(chunk_bound, bound2)
-  chunk_groups = tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape)
-  chunk_bound = tf.broadcast_to(chunk_bound, bound2.shape)
-  return (tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t]),
-          tf.reshape(chunk_groups, [n, t, -1]), tf.reshape(chunk_bound, [n, t]))
-
-
-def _first_argmin(score, index):
-  """(index [...] of the minimum of score [..., K], minimum [...]); ties -> smallest index,
-  which is what the official `tf.argmin` over the full segment table returns."""
-  best = tf.reduce_min(score, axis=-1, keepdims=True)
-  # tf.equal, never `==`: see the module docstring.
-  winner = tf.reduce_min(tf.where(tf.equal(score, best), index, tf.int32.max), axis=-1)
-  return winner, best[..., 0]
 
 
 def _park_invalid(points, valid):
@@ -238,7 +136,7 @@ def distance_to_nearest_object(xyzh, valid, size, num_eval, scale=1):
   pair_ok = (valid_t[:, :num_eval, tf.newaxis] & valid_t[:, tf.newaxis]
              & ~tf.eye(num_eval, num_agents, dtype=tf.bool)[tf.newaxis])
   lower = tf.where(pair_ok, lower, BIG)
-  other, next_bound = _select_smallest(lower, NEAREST_OBJECTS * scale)  # [T, E, k]
+  other, next_bound = pruned_search.select_smallest(lower, NEAREST_OBJECTS * scale)  # [T, E, k]
   num_other = other.shape[-1]
   eval_c = tf.broadcast_to(corners[:, :num_eval, tf.newaxis],
                            [num_steps, num_eval, num_other, 4, 2])
@@ -348,7 +246,7 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
   corners = _park_invalid(corners, valid[:num_eval])
   valid = valid[:, 1:]
   start, end, seg_ok = edges['edge_start'], edges['edge_end'], edges['edge_valid']
-  groups, next_bound, wide_groups, wide_bound = _nearest_groups(
+  groups, next_bound, wide_groups, wide_bound = pruned_search.nearest_groups(
       corners, edges['edge_group_box'], [k * scale for k in EDGE_GROUPS], num_samples)
   member = edges['edge_groups']
   # The argmin runs on squared scores (sqrt is monotonic, so min and argmin are the same up
@@ -370,7 +268,8 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
     d3_sq = (offset[..., 0] * offset[..., 0] + offset[..., 1] * offset[..., 1]
              + (_Z_STRETCH * offset[..., 2]) * (_Z_STRETCH * offset[..., 2]))
     d3_sq = tf.where(tf.gather(seg_ok, cand)[:, tf.newaxis], d3_sq, BIG)
-    seg, best = _first_argmin(d3_sq, tf.broadcast_to(cand[:, tf.newaxis], d3_sq.shape))
+    seg, best = pruned_search.first_argmin(d3_sq,
+                                           tf.broadcast_to(cand[:, tf.newaxis], d3_sq.shape))
     return seg, tf.sqrt(best)
 
   num_queries = num_eval * num_steps
@@ -381,7 +280,7 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
   # where that does not settle it (e.g. mid-intersection, many edges about as far) are searched
   # again among all the level-1 groups of their chunk, packed into EDGE_RETRY_STEPS slots.
   miss = ~(tf.reshape(next_bound, [-1]) > tf.reduce_max(best, axis=-1) + _PRUNE_MARGIN)
-  query, used, fits = _compact(miss, EDGE_RETRY_STEPS * scale)
+  query, used, fits = pruned_search.compact(miss, EDGE_RETRY_STEPS * scale)
   wide = tf.reshape(tf.gather(member, tf.gather(tf.reshape(wide_groups, [num_queries, -1]),
                                                   query)), [query.shape[0], -1])
   seg2, best2 = nearest(tf.gather(flat_corners, query), wide)
@@ -409,26 +308,6 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
                   tf.where((rel_t > 1.0) & tf.gather(edges['edge_next_valid'], seg), after, n))
   dist = tf.reduce_max(sign * d2, axis=-1)
   return tf.where(valid[:num_eval], dist, -BIG), exact
-
-
-def _nearest_groups_of_points(points, group_box, num_groups):
-  """Single-level `_nearest_groups` for scattered points [Q, 2] -> ([Q, k], [Q] bound)."""
-  lower = _box_distance(points[:, tf.newaxis], group_box)  # [Q, G]
-  return _select_smallest(lower, num_groups)
-
-
-def _compact(flags, budget):
-  """Positions of the True entries of flags [N] packed into [budget] slots.
-
-  Returns:
-    ([budget] int32 index into flags (0 in unused slots), [budget] bool slot used,
-     [] bool every True entry got a slot).
-  """
-  count = tf.cumsum(tf.cast(flags, tf.int32))
-  slot = tf.where(flags & (count <= budget), count - 1, budget)  # `budget` = discard slot
-  index = tf.math.unsorted_segment_max(tf.range(flags.shape[0]), slot, budget + 1)[:budget]
-  used = tf.range(budget) < count[-1]
-  return tf.maximum(index, 0), used, count[-1] <= budget
 
 
 def red_light_violation(xy_full, valid, num_rows, lanes, scale=1):
@@ -461,12 +340,13 @@ def red_light_violation(xy_full, valid, num_rows, lanes, scale=1):
   candidate = valid[:num_rows, :, tf.newaxis] & red[tf.newaxis] & crossed  # [N, T, K]
   num_lights = candidate.shape[-1]
   candidate = tf.reshape(candidate, [-1, num_lights])
-  query, used, fits = _compact(tf.reduce_any(candidate, axis=-1), LANE_QUERIES * scale)
+  query, used, fits = pruned_search.compact(tf.reduce_any(candidate, axis=-1),
+                                            LANE_QUERIES * scale)
   pts = tf.gather(tf.reshape(xy[:, 1:], [-1, 2]), query)  # [Q, 2]
   start, end, seg_ok = lanes['lane_start'], lanes['lane_end'], lanes['lane_valid']
   # The official nearest-lane score is |(q - s) + t (e - s)| (sic): the distance from q to a
   # point of the segment mirrored through its start, [s, 2s - e], whose box bounds the group.
-  groups, next_bound = _nearest_groups_of_points(pts, lanes['lane_group_box'],
+  groups, next_bound = pruned_search.nearest_groups_of_points(pts, lanes['lane_group_box'],
                                                  LANE_GROUPS * scale)
   cand = tf.reshape(tf.gather(lanes['lane_groups'], groups), [pts.shape[0], -1])
   loose = tf.broadcast_to(lanes['lane_loose'], [pts.shape[0], lanes['lane_loose'].shape[0]])
@@ -479,7 +359,7 @@ def red_light_violation(xy_full, valid, num_rows, lanes, scale=1):
   score = tf.norm(start_to_point + start_to_end * tf.clip_by_value(rel_t, 0.0, 1.0)[..., tf.newaxis],
                   axis=-1)
   score = tf.where(tf.gather(seg_ok, cand), score, BIG)
-  seg, best = _first_argmin(score, cand)
+  seg, best = pruned_search.first_argmin(score, cand)
   exact = fits & tf.reduce_all(~used | (next_bound > best + _PRUNE_MARGIN))
   lane = tf.gather(lanes['lane_id'], seg)  # [Q]
   tl_lane = tf.gather(lanes['tl_lane_id'][CURRENT + 1:], query % num_steps)  # [Q, K]
