@@ -12,8 +12,13 @@ Figures:
     static shapes (`flop_count`): forward + backward (+ for RL the sampler's decode loop x T and
     the collision einsums).
   matmul_roofline_gflops: a dense [M, K] x [K, N] float32 matmul (sizes --roofline_dim) timed in
-    this process -- what this machine's matmul units deliver right now.
+    this process -- what this machine's matmul units deliver right now. Measured before and
+    after every timed step loop and the BEST is used (on a shared machine a roofline taken
+    in a busy moment would inflate the MFU); `roofline_samples_gflops` lists them all.
   bc_mfu / rl_mfu: (step FLOPs / step time) / roofline. The goal for BC on CPU is >= 0.4.
+  load_average_1min: the machine's load when the run started and ended (2 cores here).
+
+Run it for the paper's 10M model too: --gin_file=gin/model_10m.gin.
 """
 from __future__ import annotations
 
@@ -109,15 +114,23 @@ def main(argv):
                     f"--output_dir={os.path.join(tmp, 'data')}", "--format=scenario"],
                    check=True, capture_output=True)
     data = os.path.join(tmp, "data", "*.tfrecord.gz")
-    roof = matmul_roofline(FLAGS.roofline_dim)
+    roofs = [matmul_roofline(FLAGS.roofline_dim)]
+    load_start = os.getloadavg()[0]
     out = {"model_params": SimAgentModel().count_params(), "batch": FLAGS.batch,
-           "rollouts": FLAGS.rollouts, "matmul_roofline_gflops": roof / 1e9,
-           "gin_file": FLAGS.gin_file, "jit_compile": FLAGS.jit_compile}
+           "rollouts": FLAGS.rollouts, "gin_file": FLAGS.gin_file,
+           "jit_compile": FLAGS.jit_compile}
+    timed = {}
     for mode in (["bc", "rl"] if FLAGS.which == "both" else [FLAGS.which]):
-        step_s, flops = _time_learner(mode, data, os.path.join(tmp, mode))
+        timed[mode] = _time_learner(mode, data, os.path.join(tmp, mode))
+        roofs.append(matmul_roofline(FLAGS.roofline_dim))
+    roof = max(roofs)
+    out["matmul_roofline_gflops"] = roof / 1e9
+    out["roofline_samples_gflops"] = [round(r / 1e9, 1) for r in roofs]
+    for mode, (step_s, flops) in timed.items():
         out[f"{mode}_step_s"] = step_s
         out[f"{mode}_matmul_gflop"] = flops / 1e9
         out[f"{mode}_mfu"] = flops / step_s / roof
+    out["load_average_1min"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(out), flush=True)
 
 
