@@ -22,6 +22,10 @@ Figures:
   speedup_vs_uncached: the same model sampling the same way but re-running the full decoder
     over the growing token prefix at every step (no KV cache; scene encoded once; one XLA
     program per prefix length), / seconds_per_scenario.
+  flop_ratio_vs_uncached: uncached FLOPs / cached FLOPs (both counted as above): the speedup the
+    cache would give if both ran at the same FLOP/s. The cached step reads its whole prefix
+    (about (T + 1) / 2 steps of keys) through small per-(rollout, head) attention matmuls;
+    `speedup_vs_uncached / flop_ratio_vs_uncached` is the cached run's relative efficiency.
   peak_memory_gb: process peak RSS after the cached runs (before the uncached baseline runs);
     peak_memory_gb_with_uncached: at the end.
 """
@@ -40,7 +44,7 @@ from absl import app, flags
 from motion_sim.data.scenario_reader import read_scenario_files
 from motion_sim.data.scene_builder import build_scene
 from motion_sim.layers import decoder_block
-from motion_sim.models import inputs
+from motion_sim.models import inputs, motion_decoder
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.sampler import Sampler, filter_logits
 from motion_sim.tokenizer import ActionTokenizer
@@ -79,32 +83,69 @@ def _scene(path: str, num_agents: int) -> dict:
     return scene
 
 
+def _encoder_flops(model: SimAgentModel, A: int, N: int, P: int, L: int, TL: int) -> float:
+    """FLOPs of encoding one scene (token encoders + transformer encoder)."""
+    hp = model.hparams
+    D, F, W = hp["hidden"], hp["ffn_dim"], hp["encoder_mlp_width"]
+    enc = (_mm(A, 85, W) + _mm(A, W, W) + _mm(A, W, D)  # agent history MLP
+           + _mm(P * L, 5, W) + _mm(P * L, W, W) + _mm(P * L, 2 * W, W) + _mm(P * L, W, D)
+           + _mm(TL, 2, W) + _mm(TL, W, D))  # PointNet polylines, traffic lights
+    return enc + hp["num_encoder_layers"] * (4 * _mm(N, D, D) + 2 * _mm(N, N, D)
+                                             + 2 * _mm(N, D, F))
+
+
+def _mm(m, k, n) -> float:
+    return 2.0 * m * k * n
+
+
+def _decoder_rows_flops(model: SimAgentModel, rows: int, N: int) -> float:
+    """Decoder FLOPs that scale with its query rows, all layers + logits: self-attention q, k,
+    v, o projections, cross-attention q, o, scores and values, FFN."""
+    hp = model.hparams
+    D, F, V = hp["hidden"], hp["ffn_dim"], hp["vocab_size"]
+    per_layer = 6 * _mm(rows, D, D) + 2 * _mm(rows, N, D) + 2 * _mm(rows, D, F)
+    return hp["num_decoder_layers"] * per_layer + _mm(rows, D, V)
+
+
 def rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,
                   P: int, L: int, TL: int) -> float:
     """FLOPs of one compiled rollout as executed (see module docstring)."""
     hp = model.hparams
-    D, F, W, V = hp["hidden"], hp["ffn_dim"], hp["encoder_mlp_width"], hp["vocab_size"]
-    le, ld = hp["num_encoder_layers"], hp["num_decoder_layers"]
-    mm = lambda m, k, n: 2.0 * m * k * n
-    enc = (mm(A, 85, W) + mm(A, W, W) + mm(A, W, D)  # agent history MLP
-           + mm(P * L, 5, W) + mm(P * L, W, W) + mm(P * L, 2 * W, W) + mm(P * L, W, D)  # PointNet
-           + mm(TL, 2, W) + mm(TL, W, D))
-    enc += le * (4 * mm(N, D, D) + 2 * mm(N, N, D) + 2 * mm(N, D, F))
-    enc *= B
+    D, W, ld = hp["hidden"], hp["encoder_mlp_width"], hp["num_decoder_layers"]
     q = B * R * A  # decoder rows per step
-    per_step = ld * (4 * mm(q, D, D)  # self-attention q, k, v, o
-                     + 2 * mm(q, D, D)  # cross-attention q, o
-                     + 2 * mm(q, N, D)  # cross-attention scores + values
-                     + 2 * mm(q, D, F))  # FFN
-    per_step += mm(q, D, V)  # logits
     # Self-attention scores + values over the cache prefix the step's bucket reads
     # (`decoder_block._MAX_PREFIX_BUCKETS`): executed work, masked keys inside it included.
     buckets = min(T, decoder_block._MAX_PREFIX_BUCKETS)
     bucket_steps = -(-T // buckets)
     keys = sum(min((t // bucket_steps + 1) * bucket_steps, T) * A for t in range(T))
-    self_attn = ld * 2 * mm(q, 1, D) * keys
-    once = B * ld * 2 * mm(N, D, D) + B * (mm(A, 14, W) + mm(A, W, D))  # scene K/V, identity
-    return enc + once + T * per_step + self_attn
+    self_attn = ld * 2 * _mm(q, 1, D) * keys
+    once = B * ld * 2 * _mm(N, D, D) + B * (_mm(A, 14, W) + _mm(A, W, D))  # scene K/V, identity
+    return B * _encoder_flops(model, A, N, P, L, TL) + once + T * _decoder_rows_flops(
+        model, q, N) + self_attn
+
+
+def uncached_rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,
+                           P: int, L: int, TL: int) -> float:
+    """FLOPs of the uncached baseline (`uncached_rollout_fn`): step t runs the whole decoder
+    over t + 1 steps of tokens, block-causal self-attention in the teacher-forced pass's query
+    chunks (`motion_decoder._SELF_ATTENTION_CHUNKS`), scene keys/values projected every step.
+
+    `uncached_rollout_flops / rollout_flops` is the speedup the KV cache can give at equal
+    FLOP/s: the cache saves the decoder work over earlier steps, but the cached step's own
+    attention over the prefix remains.
+    """
+    hp = model.hparams
+    D, W, ld = hp["hidden"], hp["encoder_mlp_width"], hp["num_decoder_layers"]
+    total = B * _encoder_flops(model, A, N, P, L, TL) + B * (_mm(A, 14, W) + _mm(A, W, D))
+    for t in range(T):
+        n = t + 1
+        rows = B * R * n * A
+        total += _decoder_rows_flops(model, rows, N) + ld * 2 * _mm(B * R * N, D, D)
+        chunks = max(1, min(motion_decoder._SELF_ATTENTION_CHUNKS, n))
+        bounds = [round(i * n / chunks) for i in range(chunks + 1)]
+        for start, end in zip(bounds[:-1], bounds[1:]):  # queries [start, end) x keys [0, end)
+            total += ld * 2 * _mm(B * R * (end - start) * A, D, end * A)  # all heads
+    return total
 
 
 def matmul_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:
@@ -198,7 +239,9 @@ def main(argv):
 
     spec = scene["map_xy"].shape
     N = A + spec[1] + scene["tl_xy"].shape[2]
-    flops = rollout_flops(model, 1, R, A, T, N, spec[1], spec[2], scene["tl_xy"].shape[2])
+    sizes = (1, R, A, T, N, spec[1], spec[2], scene["tl_xy"].shape[2])
+    flops = rollout_flops(model, *sizes)
+    uncached_flops = uncached_rollout_flops(model, *sizes)
     roof = max(roof_before, roof_after)
     achieved = flops / seconds / 1e9
     result = {
@@ -207,6 +250,8 @@ def main(argv):
         "seconds_per_scenario": round(seconds, 4),
         "tokens_per_second": round(R * A * T / seconds, 1),
         "flops_per_scenario": flops,
+        "uncached_flops_per_scenario": uncached_flops,
+        "flop_ratio_vs_uncached": round(uncached_flops / flops, 2),
         "achieved_gflops": round(achieved, 2),
         "matmul_gflops": round(roof, 2),
         "matmul_gflops_samples": [round(roof_before, 2), round(roof_after, 2)],

@@ -138,6 +138,32 @@ class Attention(tf.keras.layers.Layer):
             outs.append(self.attend_heads(qs[i], k_i, v_i, bias, training=training))
         return tf.concat(outs, axis=1)
 
+    def attend_folded(self, q, k_folded, v_folded) -> tf.Tensor:
+        """Attention over keys/values that carry their mask and softmax denominator along.
+
+        Args:
+          q: [B, Q, H, d] scaled queries (`project_*`).
+          k_folded: [B, H, K, d + 1] keys whose extra column is the key's additive bias
+            (0 = visible, MASK_VALUE = masked; `fold_keys`).
+          v_folded: [B, H, K, d + 1] values whose extra column is 1 (`fold_values`).
+        Returns: [B, Q, H, d], the same as `attend_heads(q, k, v, bias)`.
+
+        For decoding, where keys/values are written once and read at every later step. A
+        constant 1 appended to the queries makes the score matmul add the key bias, and the
+        ones column makes the value matmul return the softmax denominator next to the
+        numerator: the two elementwise passes over the [B, H, Q, K] scores that `attend_heads`
+        spends on the bias and on the row sums are gone (on CPU, a float row sum cannot be
+        vectorised without reassociation and costs about as much as the score matmul).
+        """
+        ones = tf.ones(tf.concat([tf.shape(q)[:-1], [1]], axis=0), q.dtype)
+        q = tf.concat([q, ones], axis=-1)
+        scores = tf.cast(tf.einsum("bqhd,bhkd->bhqk", q, k_folded), tf.float32)
+        row_max = tf.reduce_max(scores, axis=-1, keepdims=True)
+        weights = tf.exp(scores - row_max)
+        out = tf.cast(tf.einsum("bhqk,bhkd->bqhd", tf.cast(weights, v_folded.dtype), v_folded),
+                      tf.float32)
+        return tf.cast(out[..., :-1] / out[..., -1:], v_folded.dtype)
+
     def project_output(self, heads: tf.Tensor) -> tf.Tensor:
         """[B, Q, H, d] -> [B, Q, D]."""
         return self._output_dense(heads)
@@ -191,3 +217,15 @@ def dropout_keep_mask(x: tf.Tensor, rate: float):
     if 2 * words != last:
         bits = bits[..., :last]
     return bits >= tf.constant(threshold, tf.uint16), 1.0 - threshold / levels
+
+
+def fold_keys(k: tf.Tensor, key_bias: tf.Tensor) -> tf.Tensor:
+    """Keys [B, H, K, d] + float32 bias [B, K] (0 / MASK_VALUE) -> [B, H, K, d + 1]
+    (`Attention.attend_folded`)."""
+    bias = tf.cast(key_bias, k.dtype)[:, None, :, None]
+    return tf.concat([k, tf.broadcast_to(bias, tf.concat([tf.shape(k)[:-1], [1]], 0))], -1)
+
+
+def fold_values(v: tf.Tensor) -> tf.Tensor:
+    """Values [B, H, K, d] -> [B, H, K, d + 1] with a ones column (`Attention.attend_folded`)."""
+    return tf.concat([v, tf.ones(tf.concat([tf.shape(v)[:-1], [1]], 0), v.dtype)], -1)

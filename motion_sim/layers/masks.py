@@ -73,15 +73,3 @@ def block_causal_chunk_biases(agent_mask: tf.Tensor, num_steps: int,
         key_valid = tf.tile(agent_mask, [1, end])  # [B, K_i], p = t*A + a
         biases.append(mask_to_bias(causal[None, None] & key_valid[:, None, None, :]))
     return tuple(biases)
-
-
-def cached_step_bias(agent_mask: tf.Tensor, num_steps: int, step) -> tf.Tensor:
-    """Self-attention bias for decoding step `step` against a [T, A] KV cache: [B, 1, 1, T*A].
-
-    Keys of steps <= `step` from valid agents are visible; later cache slots (still zero, or
-    stale) and padded agents are masked. Same visibility as row `step` of `block_causal_bias`.
-    """
-    num_agents = agent_mask.shape[-1]
-    steps = tf.repeat(tf.range(num_steps), num_agents)  # [T*A]
-    visible = (steps <= step)[None, :] & tf.tile(agent_mask, [1, num_steps])
-    return mask_to_bias(visible)[:, None, None, :]

@@ -13,16 +13,16 @@ class DecodeCache(NamedTuple):
     L decoder layers, H heads of width d, D model width. Shapes never change while decoding.
 
     Attributes:
-      self_kv: L-tuple of [B*R, 2, H, T, A, d] compute-dtype self-attention keys/values; step
-        t's slot is written by step t (later slots are masked until then).
-      scene_kv: L-tuple of [B, 2, H, N, d] cross-attention keys/values, computed once per scene
-        and shared by its R rollouts.
-      scene_bias: [B, 1, 1, N] float32 scene padding bias.
+      self_kv: L-tuple of [B*R, 2, H, T, A, d + 1] compute-dtype self-attention keys/values,
+        folded (`attention.fold_keys` / `fold_values`: keys carry their bias, values a 1);
+        step t's slot is written by step t (later slots are masked until then).
+      scene_kv: L-tuple of [B, 2, H, N, d + 1] folded cross-attention keys/values (padded
+        scene tokens masked by their key bias), computed once per scene and shared by its R
+        rollouts.
       agent_embedding: [B*R, A, D] agent identity embeddings.
       agent_mask: [B*R, A] bool, real agents (padded agents are masked as keys).
     """
     self_kv: tuple
     scene_kv: tuple
-    scene_bias: tf.Tensor
     agent_embedding: tf.Tensor
     agent_mask: tf.Tensor

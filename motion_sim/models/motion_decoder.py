@@ -110,14 +110,12 @@ class MotionDecoder(tf.keras.layers.Layer):
         def tile(x):  # [B, ...] -> [B*R, ...], rows b * R + r
             return tf.repeat(x, num_rollouts, axis=0)
 
-        scene_kv = tuple(block.scene_kv(scene_emb) for block in self.blocks)
+        scene_kv = tuple(block.scene_kv(scene_emb, scene_mask) for block in self.blocks)
         dtype = scene_kv[0].dtype
-        empty = tf.zeros(tf.stack([batch * num_rollouts, 2, self.num_heads, num_steps,
-                                   num_agents, self.key_dim]), dtype)
         return DecodeCache(
-            self_kv=tuple(empty for _ in self.blocks),
+            self_kv=tuple(block.empty_cache(batch * num_rollouts, num_steps, num_agents, dtype)
+                          for block in self.blocks),
             scene_kv=scene_kv,
-            scene_bias=masks.key_padding_bias(tf.cast(scene_mask, tf.bool)),
             agent_embedding=tile(tf.cast(agent_embedding, dtype)),
             agent_mask=tile(tf.cast(agent_mask, tf.bool)))
 
@@ -135,11 +133,10 @@ class MotionDecoder(tf.keras.layers.Layer):
                              tokens_prev)
         x = self.token_embedding(tokens_in) + self.step_embedding(step)
         x = x + tf.cast(cache.agent_embedding, x.dtype)
-        num_steps = cache.self_kv[0].shape[3]
-        self_bias = masks.cached_step_bias(cache.agent_mask, num_steps, step)
+        key_bias = masks.mask_to_bias(cache.agent_mask)  # this step's keys: padded agents masked
         new_kv = []
         for block, kv, scene_kv in zip(self.blocks, cache.self_kv, cache.scene_kv):
-            x, kv = block.step(x, step, kv, self_bias, scene_kv, cache.scene_bias)
+            x, kv = block.step(x, step, kv, key_bias, scene_kv)
             new_kv.append(kv)
         logits = self.head(self.final_norm(x))
         return logits, cache._replace(self_kv=tuple(new_kv))

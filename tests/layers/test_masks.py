@@ -22,14 +22,6 @@ class MasksTest(TestCase):
         self.assertEqual(bias[5, 0], 0.0)   # step 1 agent 2 sees step 0 agent 0
         self.assertEqual(bias[0, 3], masks.MASK_VALUE)  # step 0 never sees step 1
 
-    def test_cached_step_bias_equals_row_of_teacher_forced_bias(self):
-        agent_mask = tf.constant([[True, True, False], [False, True, True]])
-        full = masks.block_causal_bias(agent_mask, 4).numpy()
-        for t in range(4):
-            step = masks.cached_step_bias(agent_mask, 4, t).numpy()
-            for a in range(3):
-                np.testing.assert_array_equal(step[:, 0, 0], full[:, 0, t * 3 + a])
-
     def test_chunk_biases_are_blocks_of_the_full_bias(self):
         agent_mask = tf.constant([[True, False, True], [True, True, False]])
         T, A = 7, 3

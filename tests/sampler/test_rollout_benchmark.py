@@ -39,6 +39,27 @@ class RolloutBenchmarkTest(TestCase):
         self.assertEqual(rollout.rollout_flops(model, B, R, A, T, N, P, L, TL),
                          enc + once + T * step + self_attn)
 
+    def test_uncached_flops_by_hand(self):
+        model = tiny_model()  # D=32, F=64, W=32, 1 encoder + 2 decoder layers, V=169
+        B, R, A, T, N, P, L, TL = 1, 2, 3, 2, 4, 1, 2, 1
+        mm = lambda m, k, n: 2.0 * m * k * n
+        enc = (mm(3, 85, 32) + mm(3, 32, 32) + mm(3, 32, 32)
+               + mm(2, 5, 32) + mm(2, 32, 32) + mm(2, 64, 32) + mm(2, 32, 32)
+               + mm(1, 2, 32) + mm(1, 32, 32))
+        enc += 4 * mm(4, 32, 32) + 2 * mm(4, 4, 32) + 2 * mm(4, 32, 64)
+        identity = mm(3, 14, 32) + mm(3, 32, 32)
+
+        def rows(q):  # the decoder over q rows (2 layers) + logits
+            return 2 * (6 * mm(q, 32, 32) + 2 * mm(q, 4, 32) + 2 * mm(q, 32, 64)) + mm(q, 32, 169)
+
+        scene_kv = 2 * 2 * mm(R * N, 32, 32)  # every step, both layers, tiled R times
+        # Step 0: one step of 3 agents, one chunk. Step 1: two steps -> two one-step chunks,
+        # the first reads 3 keys, the second 6.
+        step0 = rows(6) + scene_kv + 2 * 2 * mm(6, 32, 3)
+        step1 = rows(12) + scene_kv + 2 * 2 * (mm(6, 32, 3) + mm(6, 32, 6))
+        self.assertEqual(rollout.uncached_rollout_flops(model, B, R, A, T, N, P, L, TL),
+                         enc + identity + step0 + step1)
+
     @pytest.mark.slow
     def test_end_to_end_tiny(self):
         if not rollout.FLAGS.is_parsed():
@@ -50,7 +71,8 @@ class RolloutBenchmarkTest(TestCase):
                 rollout.main([])
         result = json.loads(out.text.strip().splitlines()[-1])
         for key in ("params", "seconds_per_scenario", "tokens_per_second", "achieved_gflops",
-                    "matmul_gflops", "roofline_ratio", "speedup_vs_uncached", "peak_memory_gb"):
+                    "matmul_gflops", "roofline_ratio", "speedup_vs_uncached", "peak_memory_gb",
+                    "flop_ratio_vs_uncached"):
             self.assertGreater(result[key], 0, key)
         self.assertEqual(result["trace_count"], 1)
 

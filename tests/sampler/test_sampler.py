@@ -21,7 +21,7 @@ class _HugeLogitModel:
 
     def init_cache(self, scene, num_rollouts, num_steps, encoding=None):
         mask = tf.repeat(tf.cast(scene["agent_mask"], tf.bool), num_rollouts, axis=0)
-        return DecodeCache((), (), tf.zeros([1]), tf.zeros([1]), mask)
+        return DecodeCache((), (), tf.zeros([1]), mask)
 
     def next(self, tokens_prev, cache, step):
         want = (7 * step + tf.range(tf.shape(tokens_prev)[1])) % 169
