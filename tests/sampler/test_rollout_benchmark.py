@@ -12,6 +12,18 @@ from tests.policy_fixtures import GIN_DIR, tiny_model
 from tests.test_case import TestCase
 
 
+def _mm(m, k, n):
+    return 2.0 * m * k * n
+
+
+# Encoding the test scene (A=3 agents, P=1 polyline of L=2 points, TL=1 light, N=4 tokens) with
+# the tiny config (D=32, F=64, W=32, 1 encoder layer), matmul by matmul.
+_TINY_ENCODER_FLOPS = (_mm(3, 85, 32) + _mm(3, 32, 32) + _mm(3, 32, 32)  # agent history MLP
+                       + _mm(2, 5, 32) + _mm(2, 32, 32) + _mm(2, 64, 32) + _mm(2, 32, 32)
+                       + _mm(1, 2, 32) + _mm(1, 32, 32)  # PointNet, traffic light
+                       + 4 * _mm(4, 32, 32) + 2 * _mm(4, 4, 32) + 2 * _mm(4, 32, 64))
+
+
 class RolloutBenchmarkTest(TestCase):
 
     def test_scene_has_exactly_the_requested_valid_agents(self):
@@ -26,11 +38,7 @@ class RolloutBenchmarkTest(TestCase):
     def test_flops_by_hand(self):
         model = tiny_model()  # D=32, F=64, W=32, 1 encoder + 2 decoder layers, V=169
         B, R, A, T, N, P, L, TL = 1, 2, 3, 2, 4, 1, 2, 1
-        mm = lambda m, k, n: 2.0 * m * k * n
-        enc = (mm(3, 85, 32) + mm(3, 32, 32) + mm(3, 32, 32)
-               + mm(2, 5, 32) + mm(2, 32, 32) + mm(2, 64, 32) + mm(2, 32, 32)
-               + mm(1, 2, 32) + mm(1, 32, 32))
-        enc += 4 * mm(4, 32, 32) + 2 * mm(4, 4, 32) + 2 * mm(4, 32, 64)
+        mm, enc = _mm, _TINY_ENCODER_FLOPS
         q = 6
         step = 2 * (6 * mm(q, 32, 32) + 2 * mm(q, 4, 32) + 2 * mm(q, 32, 64)) + mm(q, 32, 169)
         # T=2 -> 2 buckets of one step: step 0 reads 1*A keys, step 1 reads 2*A keys.
@@ -42,11 +50,7 @@ class RolloutBenchmarkTest(TestCase):
     def test_uncached_flops_by_hand(self):
         model = tiny_model()  # D=32, F=64, W=32, 1 encoder + 2 decoder layers, V=169
         B, R, A, T, N, P, L, TL = 1, 2, 3, 2, 4, 1, 2, 1
-        mm = lambda m, k, n: 2.0 * m * k * n
-        enc = (mm(3, 85, 32) + mm(3, 32, 32) + mm(3, 32, 32)
-               + mm(2, 5, 32) + mm(2, 32, 32) + mm(2, 64, 32) + mm(2, 32, 32)
-               + mm(1, 2, 32) + mm(1, 32, 32))
-        enc += 4 * mm(4, 32, 32) + 2 * mm(4, 4, 32) + 2 * mm(4, 32, 64)
+        mm, enc = _mm, _TINY_ENCODER_FLOPS
         identity = mm(3, 14, 32) + mm(3, 32, 32)
 
         def rows(q):  # the decoder over q rows (2 layers) + logits
