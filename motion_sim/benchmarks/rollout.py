@@ -83,6 +83,10 @@ def _scene(path: str, num_agents: int) -> dict:
     return scene
 
 
+def _mm(m, k, n) -> float:
+    return 2.0 * m * k * n
+
+
 def _encoder_flops(model: SimAgentModel, A: int, N: int, P: int, L: int, TL: int) -> float:
     """FLOPs of encoding one scene (token encoders + transformer encoder)."""
     hp = model.hparams
@@ -92,10 +96,6 @@ def _encoder_flops(model: SimAgentModel, A: int, N: int, P: int, L: int, TL: int
            + _mm(TL, 2, W) + _mm(TL, W, D))  # PointNet polylines, traffic lights
     return enc + hp["num_encoder_layers"] * (4 * _mm(N, D, D) + 2 * _mm(N, N, D)
                                              + 2 * _mm(N, D, F))
-
-
-def _mm(m, k, n) -> float:
-    return 2.0 * m * k * n
 
 
 def _decoder_rows_flops(model: SimAgentModel, rows: int, N: int) -> float:

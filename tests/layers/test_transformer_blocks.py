@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from motion_sim.layers import masks
+from motion_sim.layers.attention import Attention, fold_keys, fold_values
 from motion_sim.layers.decoder_block import DecoderBlock
 from motion_sim.layers.encoder_block import EncoderBlock
 from tests.test_case import TestCase
@@ -53,7 +54,6 @@ class TransformerBlocksTest(TestCase):
         np.testing.assert_array_equal(cache[..., :-1], 0.0)
 
     def test_attend_folded_equals_attend_heads(self):
-        from motion_sim.layers.attention import Attention, fold_keys, fold_values
         att = Attention(2, 8)
         att.build(tf.TensorShape([2, 3, 16]))
         q = tf.random.stateless_normal([2, 3, 2, 8], [1, 2])
