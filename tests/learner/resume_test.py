@@ -24,7 +24,7 @@ def _cmd(root, shards):
             "--gin_file=gin/demo_pretrain.gin", f"--gin_bindings=DEMO_DATA='{shards}'",
             f"--gin_bindings=train.max_steps={MAX_STEPS}", "--gin_bindings=train.steps_per_loop=5",
             "--gin_bindings=train.checkpoint_interval=5", "--gin_bindings=train.shuffle_data=False",
-            "--seed=7"]
+            "--seed=7", "--deterministic"]
 
 
 def _env():
@@ -64,12 +64,11 @@ def test_kill9_and_resume_matches_uninterrupted(tmp_path):
     w_int, step_int = _model_weights(interrupted)
     assert step_ref == step_int == MAX_STEPS
     assert w_ref.keys() == w_int.keys() and len(w_ref) > 10
-    # CPU kernels reorder float sums between processes (two uninterrupted runs of the same seed
-    # differed by 1.5e-5 after these 30 steps; the resumed run by 3e-6)
-    # One Adam step at this learning rate moves weights by ~1e-3, so a lost
-    # optimizer slot, a repeated / skipped batch or a wrong step would far exceed 1e-4.
+    # --deterministic makes two uninterrupted runs bit-equal (without it they differed by up to
+    # 2e-4 here, from the inter-op pool's scheduling), so a correct resume is bit-equal too;
+    # a lost optimizer slot, a repeated or skipped batch or a wrong step would not be.
     for name in w_ref:
-        np.testing.assert_allclose(w_int[name], w_ref[name], atol=1e-4, err_msg=name)
+        np.testing.assert_array_equal(w_int[name], w_ref[name], err_msg=name)
 
 
 def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
