@@ -3,8 +3,9 @@
 The whole rollout -- scene encoding, R rollouts per scene, the `tf.while_loop` over token steps
 and the decoding of tokens to 10 Hz trajectories -- is ONE `tf.function(jit_compile=True)`,
 built once per `Sampler` and reused (shapes fixed by the scene batch, so a second call with the
-same shapes does not retrace). R rollouts of a scene share one scene encoding: the decoder
-carries them as a B*R batch and folds R into the cross-attention query axis.
+same shapes does not retrace). R rollouts of a scene share one scene encoding and one decoding
+of step 0 (whose input, START, is the same for all of them); from step 1 the decoder carries
+them as a B*R batch and folds R into the cross-attention query axis.
 
 Sampling is stateless: step t draws with seed fold_in(seed, t), so a rollout is a pure function
 of (weights, scene, seed, forced tokens) -- reproducible across calls and machines.
@@ -161,14 +162,17 @@ class Sampler:
         def tile(x):  # [B, ...] -> [B*R, ...], rows b * R + r (the cache's order)
             return tf.repeat(x, R, axis=0)
 
-        cache = model.init_cache(scene, R, T, encoding=model.encode(scene))
+        # Step 0's input is START for every rollout, so its logits and cache entries are the
+        # same for all R rollouts of a scene: decode it once per scene, then copy the cache.
+        cache = model.init_cache(scene, 1, T, encoding=model.encode(scene))
+        logits0, cache = model.next(tf.zeros_like(scene["agent_mask"], tf.int32), cache, 0)
+        cache = cache.repeat_rollouts(R)
         agent_mask = cache.agent_mask  # [B*R, A]
         forced_t = tf.transpose(tile(forced_tokens), [2, 0, 1])  # [T, B*R, A]
         forced_m = tf.transpose(tile(forced_mask), [2, 0, 1])
         zero = tf.fill([batch_r, num_agents], tok.zero_token)
 
-        def body(t, prev, tokens, log_probs, cache):
-            logits, cache = model.next(prev, cache, t)  # [B*R, A, V] float32
+        def sample(t, logits):  # logits [B*R, A, V] float32 of step t -> (tokens, log-probs)
             logp = tf.nn.log_softmax(logits, axis=-1)  # temperature-1 policy (for RL)
             sample_logits = filter_logits(logits / self.temperature, self.top_k, self.top_p)
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
@@ -180,15 +184,21 @@ class Sampler:
             # Padded agents coast (zero acceleration) and carry no probability mass.
             choice = tf.where(agent_mask, choice, zero)
             lp = tf.gather(logp, choice, axis=-1, batch_dims=2)
-            lp = tf.where(agent_mask, lp, tf.zeros_like(lp))
+            return choice, tf.where(agent_mask, lp, tf.zeros_like(lp))
+
+        def body(t, prev, tokens, log_probs, cache):
+            logits, cache = model.next(prev, cache, t)  # [B*R, A, V] float32
+            choice, lp = sample(t, logits)
             tokens = tf.tensor_scatter_nd_update(tokens, [[t]], choice[None])
             log_probs = tf.tensor_scatter_nd_update(log_probs, [[t]], lp[None])
             return t + 1, choice, tokens, log_probs, cache
 
-        loop_vars = (tf.constant(0), zero, tf.zeros([T, batch_r, num_agents], tf.int32),
-                     tf.zeros([T, batch_r, num_agents], tf.float32), cache)
+        choice0, lp0 = sample(0, tile(logits0))
+        pad = [[0, T - 1], [0, 0], [0, 0]]
+        loop_vars = (tf.constant(1), choice0, tf.pad(choice0[None], pad),
+                     tf.pad(lp0[None], pad), cache)
         _, _, tokens, log_probs, _ = tf.while_loop(lambda t, *_: t < T, body, loop_vars,
-                                                   maximum_iterations=T)
+                                                   maximum_iterations=T - 1)
         tokens = tf.transpose(tokens, [1, 2, 0])  # [B*R, A, T]
         log_probs = tf.transpose(log_probs, [1, 2, 0])
 

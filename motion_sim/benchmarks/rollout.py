@@ -112,16 +112,17 @@ def rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,
     """FLOPs of one compiled rollout as executed (see module docstring)."""
     hp = model.hparams
     D, W, ld = hp["hidden"], hp["encoder_mlp_width"], hp["num_decoder_layers"]
-    q = B * R * A  # decoder rows per step
+    # Step 0 (START for every rollout) runs once per scene, steps 1.. once per rollout.
+    rows = [B * A] + [B * R * A] * (T - 1)
     # Self-attention scores + values over the cache prefix the step's bucket reads
     # (`decoder_block._MAX_PREFIX_BUCKETS`): executed work, masked keys inside it included.
     buckets = min(T, decoder_block._MAX_PREFIX_BUCKETS)
     bucket_steps = -(-T // buckets)
-    keys = sum(min((t // bucket_steps + 1) * bucket_steps, T) * A for t in range(T))
-    self_attn = ld * 2 * _mm(q, 1, D) * keys
+    keys = [min((t // bucket_steps + 1) * bucket_steps, T) * A for t in range(T)]
+    self_attn = sum(ld * 2 * _mm(q, 1, D) * k for q, k in zip(rows, keys))
     once = B * ld * 2 * _mm(N, D, D) + B * (_mm(A, 14, W) + _mm(A, W, D))  # scene K/V, identity
-    return B * _encoder_flops(model, A, N, P, L, TL) + once + T * _decoder_rows_flops(
-        model, q, N) + self_attn
+    return B * _encoder_flops(model, A, N, P, L, TL) + once + sum(
+        _decoder_rows_flops(model, q, N) for q in rows) + self_attn
 
 
 def uncached_rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,

@@ -26,3 +26,16 @@ class DecodeCache(NamedTuple):
     scene_kv: tuple
     agent_embedding: tf.Tensor
     agent_mask: tf.Tensor
+
+    def repeat_rollouts(self, num_rollouts: int) -> "DecodeCache":
+        """A cache of one rollout per scene ([B, ...] rows) -> R copies per scene (rows b * R + r).
+
+        Lets the sampler decode step 0, whose input (START) is the same for every rollout,
+        once per scene and copy its keys/values, rather than R times.
+        """
+        def tile(x):
+            return tf.repeat(x, num_rollouts, axis=0)
+
+        return self._replace(self_kv=tuple(tile(kv) for kv in self.self_kv),
+                             agent_embedding=tile(self.agent_embedding),
+                             agent_mask=tile(self.agent_mask))

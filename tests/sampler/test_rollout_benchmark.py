@@ -39,13 +39,14 @@ class RolloutBenchmarkTest(TestCase):
         model = tiny_model()  # D=32, F=64, W=32, 1 encoder + 2 decoder layers, V=169
         B, R, A, T, N, P, L, TL = 1, 2, 3, 2, 4, 1, 2, 1
         mm, enc = _mm, _TINY_ENCODER_FLOPS
-        q = 6
-        step = 2 * (6 * mm(q, 32, 32) + 2 * mm(q, 4, 32) + 2 * mm(q, 32, 64)) + mm(q, 32, 169)
-        # T=2 -> 2 buckets of one step: step 0 reads 1*A keys, step 1 reads 2*A keys.
-        self_attn = 2 * 2 * mm(q, 1, 32) * (3 + 6)
+        def step(q):  # decoder rows q: 2 layers of projections, cross-attention, FFN + logits
+            return 2 * (6 * mm(q, 32, 32) + 2 * mm(q, 4, 32) + 2 * mm(q, 32, 64)) + mm(q, 32, 169)
+        # Step 0 runs once per scene (A=3 rows), step 1 per rollout (R*A=6 rows). T=2 -> 2
+        # buckets of one step: step 0 reads 1*A keys, step 1 reads 2*A keys.
+        self_attn = 2 * 2 * (mm(3, 1, 32) * 3 + mm(6, 1, 32) * 6)
         once = 2 * 2 * mm(4, 32, 32) + mm(3, 14, 32) + mm(3, 32, 32)
         self.assertEqual(rollout.rollout_flops(model, B, R, A, T, N, P, L, TL),
-                         enc + once + T * step + self_attn)
+                         enc + once + step(3) + step(6) + self_attn)
 
     def test_uncached_flops_by_hand(self):
         model = tiny_model()  # D=32, F=64, W=32, 1 encoder + 2 decoder layers, V=169
