@@ -141,6 +141,11 @@ def main(argv):
     if not FLAGS.gin_file:
         raise app.UsageError("at least one --gin_file is required (e.g. gin/demo_pretrain.gin)")
     if FLAGS.deterministic:
+        if FLAGS.tpu or os.environ.get("TF_CONFIG"):
+            # Collective ops wait on each other across workers; with one inter-op thread that
+            # wait can block the only thread (a known TF hang), so only single-host runs.
+            raise app.UsageError("--deterministic is for single-host runs: drop --tpu / "
+                                 "TF_CONFIG, or run without it")
         enable_determinism()
     try:
         parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)

@@ -67,3 +67,13 @@ def test_paper_finetune_config_fails_clearly_from_cli(tmp_path):
     assert "motion_sim.train: error:" in proc.stderr
     assert "PRETRAINED_CHECKPOINT" in proc.stderr or "init_checkpoint" in proc.stderr
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_deterministic_refuses_multi_worker(tmp_path):
+    tf_config = '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 0}}'
+    proc = fixtures.run_cli(str(tmp_path / "run"), ["gin/demo_pretrain.gin"], ["DEMO_DATA='x'"],
+                            timeout=300, extra_flags=["--deterministic"],
+                            env_extra={"TF_CONFIG": tf_config})
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "--deterministic is for single-host runs" in proc.stderr
+    assert not os.path.exists(tmp_path / "run")

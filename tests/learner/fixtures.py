@@ -31,9 +31,9 @@ def parse_tiny_gin(extra=()):
     gin.parse_config(list(TINY_BINDINGS) + list(extra))
 
 
-def run_cli(root_dir, gin_files, bindings=(), timeout=600, env_extra=None):
+def run_cli(root_dir, gin_files, bindings=(), timeout=600, env_extra=None, extra_flags=()):
     """Runs `python -m motion_sim.train` and returns the CompletedProcess (text)."""
-    cmd = [PYTHON, "-m", "motion_sim.train", f"--root_dir={root_dir}"]
+    cmd = [PYTHON, "-m", "motion_sim.train", f"--root_dir={root_dir}", *extra_flags]
     cmd += [f"--gin_file={f}" for f in gin_files] + [f"--gin_bindings={b}" for b in bindings]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env_extra or {}))
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
