@@ -107,17 +107,15 @@ class MotionDecoder(tf.keras.layers.Layer):
         num_agents = agent_embedding.shape[1]
         batch = tf.shape(agent_embedding)[0]
 
-        def tile(x):  # [B, ...] -> [B*R, ...], rows b * R + r
-            return tf.repeat(x, num_rollouts, axis=0)
-
         scene_kv = tuple(block.scene_kv(scene_emb, scene_mask) for block in self.blocks)
         dtype = scene_kv[0].dtype
-        return DecodeCache(
-            self_kv=tuple(block.empty_cache(batch * num_rollouts, num_steps, num_agents, dtype)
+        one = DecodeCache(  # one rollout per scene, then R copies
+            self_kv=tuple(block.empty_cache(batch, num_steps, num_agents, dtype)
                           for block in self.blocks),
             scene_kv=scene_kv,
-            agent_embedding=tile(tf.cast(agent_embedding, dtype)),
-            agent_mask=tile(tf.cast(agent_mask, tf.bool)))
+            agent_embedding=tf.cast(agent_embedding, dtype),
+            agent_mask=tf.cast(agent_mask, tf.bool))
+        return one.repeat_rollouts(num_rollouts)
 
     def step(self, tokens_prev, cache: DecodeCache, step):
         """One decoding step for every agent of every rollout.
