@@ -138,15 +138,13 @@ class Attention(tf.keras.layers.Layer):
             outs.append(self.attend_heads(qs[i], k_i, v_i, bias, training=training))
         return tf.concat(outs, axis=1)
 
-    def attend_folded(self, q, k_folded, v_folded, keys_transposed: bool = False) -> tf.Tensor:
+    def attend_folded(self, q, k_folded, v_folded) -> tf.Tensor:
         """Attention over keys/values that carry their mask and softmax denominator along.
 
         Args:
           q: [B, Q, H, d] scaled queries (`project_*`).
           k_folded: [B, H, K, d + 1] keys whose extra column is the key's additive bias
-            (0 = visible, MASK_VALUE = masked; `fold_keys`), or [B, H, d + 1, K] when
-            `keys_transposed` (then the score matmul is a plain [Q, d+1] x [d+1, K] product,
-            which XLA's CPU matmuls run faster than one with the keys' rows as its columns).
+            (0 = visible, MASK_VALUE = masked; `fold_keys`).
           v_folded: [B, H, K, d + 1] values whose extra column is 1 (`fold_values`).
         Returns: [B, Q, H, d], the same as `attend_heads(q, k, v, bias)`.
 
@@ -159,8 +157,7 @@ class Attention(tf.keras.layers.Layer):
         """
         ones = tf.ones(tf.concat([tf.shape(q)[:-1], [1]], axis=0), q.dtype)
         q = tf.concat([q, ones], axis=-1)
-        equation = "bqhd,bhdk->bhqk" if keys_transposed else "bqhd,bhkd->bhqk"
-        scores = tf.cast(tf.einsum(equation, q, k_folded), tf.float32)
+        scores = tf.cast(tf.einsum("bqhd,bhkd->bhqk", q, k_folded), tf.float32)
         row_max = tf.reduce_max(scores, axis=-1, keepdims=True)
         weights = tf.exp(scores - row_max)
         out = tf.cast(tf.einsum("bhqk,bhkd->bqhd", tf.cast(weights, v_folded.dtype), v_folded),

@@ -13,10 +13,9 @@ class DecodeCache(NamedTuple):
     L decoder layers, H heads of width d, D model width. Shapes never change while decoding.
 
     Attributes:
-      self_kv: L-tuple of [B*R, H, T, 2 * A * (d + 1)] compute-dtype self-attention
-        keys/values (`DecoderBlock.empty_cache`; slot t = step t's keys transposed, then its
-        values), folded (`attention.fold_keys` / `fold_values`: keys carry their bias, values
-        a 1); step t's slot is written by step t (later slots are masked until then).
+      self_kv: L-tuple of [B*R, 2, H, T, A, d + 1] compute-dtype self-attention keys/values,
+        folded (`attention.fold_keys` / `fold_values`: keys carry their bias, values a 1);
+        step t's slot is written by step t (later slots are masked until then).
       scene_kv: L-tuple of [B, 2, H, N, d + 1] folded cross-attention keys/values (padded
         scene tokens masked by their key bias), computed once per scene and shared by its R
         rollouts.
