@@ -33,6 +33,9 @@ class DecodeCache(NamedTuple):
         Lets the sampler decode step 0, whose input (START) is the same for every rollout,
         once per scene and copy its keys/values, rather than R times.
         """
+        if num_rollouts == 1:
+            return self
+
         def tile(x):
             return tf.repeat(x, num_rollouts, axis=0)
 

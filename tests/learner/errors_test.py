@@ -70,7 +70,8 @@ def test_paper_finetune_config_fails_clearly_from_cli(tmp_path):
 
 
 def test_deterministic_refuses_multi_worker(tmp_path):
-    tf_config = '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 0}}'
+    tf_config = ('{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
+                 '"task": {"type": "worker", "index": 0}}')
     proc = fixtures.run_cli(str(tmp_path / "run"), ["gin/demo_pretrain.gin"], ["DEMO_DATA='x'"],
                             timeout=300, extra_flags=["--deterministic"],
                             env_extra={"TF_CONFIG": tf_config})
