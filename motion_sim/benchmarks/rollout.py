@@ -28,6 +28,8 @@ Figures:
     `speedup_vs_uncached / flop_ratio_vs_uncached` is the cached run's relative efficiency.
   peak_memory_gb: process peak RSS after the cached runs (before the uncached baseline runs);
     peak_memory_gb_with_uncached: at the end.
+  intra_op_threads: `--intra_op_threads` (0 = TF's default pool). With 1 both paths run on one
+    core, so speedup_vs_uncached then shows the cache's gain without the cores' scaling.
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ flags.DEFINE_integer("token_hz", 2, "Token rate (2 Hz = 16 steps).")
 flags.DEFINE_integer("repeats", 3, "Timed calls (best is reported).")
 flags.DEFINE_bool("uncached", True, "Also time the uncached baseline.")
 flags.DEFINE_string("scenario", _SAMPLE, "Scenario proto TFRecord for the scene.")
+flags.DEFINE_integer("intra_op_threads", 0,
+                     "Threads of TF's intra-op pool, which XLA CPU's matmuls run on (0: TF's "
+                     "default, one per core). 1 measures how each path scales with cores.")
 FLAGS = flags.FLAGS
 
 
@@ -221,6 +226,8 @@ def _best_time(fn, repeats: int) -> float:
 
 def main(argv):
     del argv
+    if FLAGS.intra_op_threads:  # before the first op: the pool is fixed once TF starts
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
     gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_param)
     model = SimAgentModel()
     tokenizer = ActionTokenizer(FLAGS.token_hz)
@@ -260,6 +267,8 @@ def main(argv):
         "compile_seconds": round(compile_s, 2),
         "peak_memory_gb": round(peak_cached, 3),
         "trace_count": sampler.trace_count,
+        # As TF applied it (0: its default pool): a flag given after TF started would not be.
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
     }
     if FLAGS.uncached:
         run = uncached_rollout_fn(model, tokenizer, R)

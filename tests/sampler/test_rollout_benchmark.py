@@ -1,5 +1,8 @@
 """The rollout benchmark: analytic FLOP count by hand, scene padding, and one tiny end-to-end run."""
 import json
+import os
+import subprocess
+import sys
 
 import gin
 import numpy as np
@@ -8,7 +11,7 @@ import tensorflow as tf
 from absl.testing import flagsaver
 
 from motion_sim.benchmarks import rollout
-from tests.policy_fixtures import GIN_DIR, tiny_model
+from tests.policy_fixtures import GIN_DIR, REPO, tiny_model
 from tests.test_case import TestCase
 
 
@@ -80,6 +83,20 @@ class RolloutBenchmarkTest(TestCase):
                     "flop_ratio_vs_uncached"):
             self.assertGreater(result[key], 0, key)
         self.assertEqual(result["trace_count"], 1)
+        self.assertEqual(result["intra_op_threads"], 0)  # TF's default pool unless asked
+
+    @pytest.mark.slow
+    def test_intra_op_threads_flag_reaches_tf(self):
+        # A fresh process: TF fixes its thread pools when it starts.
+        cmd = [sys.executable, "-m", "motion_sim.benchmarks.rollout",
+               f"--gin_file={GIN_DIR}/model_tiny.gin", "--agents=4", "--rollouts=2",
+               "--repeats=1", "--nouncached", "--intra_op_threads=1"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.assertEqual(result["intra_op_threads"], 1)
+        self.assertNotIn("speedup_vs_uncached", result)  # --nouncached skips the baseline
 
 
 class _Capture:
