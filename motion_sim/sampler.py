@@ -202,7 +202,8 @@ class Sampler:
         tokens = tf.transpose(tokens, [1, 2, 0])  # [B*R, A, T]
         log_probs = tf.transpose(log_probs, [1, 2, 0])
 
-        pos, vel = tok.initial_state(scene["agent_xy"], scene["agent_valid"])  # [B, A, 2]
+        pos, vel = tok.initial_state(scene["agent_xy"], scene["agent_valid"],  # [B, A, 2]
+                                     scene.get("agent_vel"))
         heading0 = tf.cast(scene["agent_heading"][:, :, _CUR], tf.float32)
         xy, heading = tok.decode(tokens, tile(pos), tile(vel), tile(heading0))
         real = agent_mask[:, :, None]

@@ -84,16 +84,20 @@ class ActionTokenizer:
         return pos + vel * self.dt, vel
 
     # ----------------------------------------------------------------- state
-    def initial_state(self, xy, valid):
+    def initial_state(self, xy, valid, logged_vel=None):
         """State at the current step from the log.
 
         Args:
           xy: [..., 91, 2] scene-frame positions; valid: [..., 91] bool.
+          logged_vel: optional [..., 91, 2] scene-frame logged velocities (`Scene.agent_vel`).
         Returns:
           pos, vel: [..., 2]. vel is the mean velocity over the last token interval (the Verlet
           state the dynamics use). When the log has a hole there, the latest earlier valid step
           gives the mean velocity instead: starting a moving agent from rest would cost it
-          seconds of clipped acceleration to catch up. Zero when nothing earlier is valid.
+          seconds of clipped acceleration to catch up. When nothing earlier is valid (an agent
+          first seen at the current step), the logged velocity at the current step if given
+          (a car entering the scene at 12 m/s otherwise starts from rest and lags the log by
+          ~9 m), else zero.
         """
         xy = tf.convert_to_tensor(xy, tf.float32)
         valid = tf.convert_to_tensor(valid, tf.bool)
@@ -101,7 +105,11 @@ class ActionTokenizer:
         # Candidate earlier steps, preferred first: one token interval back, then nearest.
         prev_steps = [_CUR - self.steps_per_token] + [
             j for j in range(_CUR - 1, -1, -1) if j != _CUR - self.steps_per_token]
-        vel = tf.zeros_like(pos)
+        if logged_vel is None:
+            vel = tf.zeros_like(pos)
+        else:
+            vel = tf.convert_to_tensor(logged_vel, tf.float32)[..., _CUR, :]
+            vel = tf.where(valid[..., _CUR, None], vel, tf.zeros_like(vel))
         for j in reversed(prev_steps):  # later assignments win, so iterate least preferred first
             ok = (valid[..., j] & valid[..., _CUR])[..., None]
             vel = tf.where(ok, (pos - xy[..., j, :]) / ((_CUR - j) / _STEP_HZ), vel)
@@ -137,11 +145,12 @@ class ActionTokenizer:
         targets = tf.where((has_prev | is_logged)[..., None], targets, p1)
         return targets, is_logged | (has_prev & has_next), is_logged
 
-    def encode(self, xy, valid):
+    def encode(self, xy, valid, logged_vel=None):
         """Closed-loop ground-truth tokens.
 
         Args:
           xy: [..., 91, 2] scene-frame log positions; valid: [..., 91] bool log validity.
+          logged_vel: optional [..., 91, 2] logged velocities (see `initial_state`).
         Returns:
           tokens: [..., T] int32; token_valid: [..., T] bool, True where the log is valid at the
             token's target step and the agent exists at the current step (loss mask).
@@ -149,7 +158,7 @@ class ActionTokenizer:
         xy = tf.convert_to_tensor(xy, tf.float32)
         valid = tf.convert_to_tensor(valid, tf.bool)
         targets, has_target, is_logged = self._gap_filled_targets(xy, valid)
-        pos, vel = self.initial_state(xy, valid)
+        pos, vel = self.initial_state(xy, valid, logged_vel)
         tokens = []
         for k in range(self.num_tokens):
             want = (targets[..., k, :] - pos - vel * self.dt) / (self.dt * self.dt)
@@ -218,15 +227,17 @@ class ActionTokenizer:
         return xy, self.headings(xy, pos, heading0)
 
     # ------------------------------------------------------------ evaluation
-    def reconstruction_error(self, xy, valid):
+    def reconstruction_error(self, xy, valid, logged_vel=None):
         """Error of tokenised ground truth decoded back to 10 Hz, vs the log.
+
+        `logged_vel` ([..., 91, 2], optional): see `initial_state`.
 
         Returns err [..., 80] (m) and mask [..., 80] (valid log future of agents valid now).
         """
         xy = tf.convert_to_tensor(xy, tf.float32)
         valid = tf.convert_to_tensor(valid, tf.bool)
-        tokens, _ = self.encode(xy, valid)
-        pos, vel = self.initial_state(xy, valid)
+        tokens, _ = self.encode(xy, valid, logged_vel)
+        pos, vel = self.initial_state(xy, valid, logged_vel)
         knots, vels = self.decode_knots(tokens, pos, vel)
         rec = self.upsample(knots, vels)
         err = tf.norm(rec - xy[..., _CUR + 1:, :], axis=-1)

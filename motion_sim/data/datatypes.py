@@ -97,6 +97,12 @@ class RawScenario(NamedTuple):
       tl_state: [S, L] int32 `TrafficLightState`.
       tl_xyz: [S, L, 3] float64 stop-point position.
       tl_valid: [S, L] bool.
+      history_only: True for a test-split scene: the source holds only steps 0..CURRENT_INDEX
+        (no logged future); the arrays still have S steps, all invalid after CURRENT_INDEX.
+      sdc_inferred: True when the source did not say which track is the SDC and the reader
+        picked it by its stated rule (see `gpudrive_reader`).
+      defaults_applied: names of the documented defaults a reader filled in for fields the
+        source lacks (e.g. "object_id_from_row", "height_by_type"); counted by `preprocess`.
     """
     scenario_id: str
     source: str
@@ -114,6 +120,9 @@ class RawScenario(NamedTuple):
     tl_state: np.ndarray
     tl_xyz: np.ndarray
     tl_valid: np.ndarray
+    history_only: bool = False
+    sdc_inferred: bool = False
+    defaults_applied: tuple = ()
 
 
 class Scene(NamedTuple):

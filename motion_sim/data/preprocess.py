@@ -152,6 +152,7 @@ def main(argv) -> int:
         print(f"preprocess: error: {e}", file=sys.stderr)
         return 2
     summary = {k: stats[k] for k in ("scenarios_read", "scenarios_written", "skipped",
+                                     "history_only", "sdc_inferred", "defaults_applied",
                                      "agents_kept", "agents_dropped",
                                      "token_reconstruction_error_m", "failed_units")}
     print(json.dumps(summary))

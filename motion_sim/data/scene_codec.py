@@ -4,6 +4,8 @@ Each field is one bytes feature holding a serialized `TensorProto` (what `tf.io.
 writes), so float64 frame fields keep full precision and shapes/dtypes travel with the data;
 parsing checks both against `scene_spec()`. `dropped_agent_ids` (variable length) is an int64
 list feature: agents valid at the current step that did not fit in MAX_AGENTS slots.
+`history_only` (int64 0/1) marks a test-split scene with no logged future (`RawScenario.
+history_only`); shards written before it existed parse as 0.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from motion_sim.data.datatypes import Scene, scene_spec
 
 DROPPED_IDS_KEY = "dropped_agent_ids"
+HISTORY_ONLY_KEY = "history_only"
 
 
 def _tf_dtype(np_dtype) -> tf.DType:
@@ -37,7 +40,8 @@ def _tensor_proto_bytes(value: np.ndarray, dtype) -> bytes:
     return proto.SerializeToString()
 
 
-def serialize_scene(scene: Scene, dropped_agent_ids: np.ndarray) -> bytes:
+def serialize_scene(scene: Scene, dropped_agent_ids: np.ndarray,
+                    history_only: bool = False) -> bytes:
     """Serialized tf.train.Example of one (unbatched) scene."""
     feature = {}
     for name, (shape, dtype) in scene_spec().items():
@@ -50,6 +54,8 @@ def serialize_scene(scene: Scene, dropped_agent_ids: np.ndarray) -> bytes:
             bytes_list=tf.train.BytesList(value=[_tensor_proto_bytes(value, dtype)]))
     feature[DROPPED_IDS_KEY] = tf.train.Feature(
         int64_list=tf.train.Int64List(value=np.asarray(dropped_agent_ids, np.int64).tolist()))
+    feature[HISTORY_ONLY_KEY] = tf.train.Feature(
+        int64_list=tf.train.Int64List(value=[int(bool(history_only))]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -73,6 +79,13 @@ def parse_scene(serialized: tf.Tensor, with_dropped_ids: bool = False):
     if with_dropped_ids:
         return scene, tf.sparse.to_dense(parsed[DROPPED_IDS_KEY])
     return scene
+
+
+def parse_history_only(serialized: tf.Tensor) -> tf.Tensor:
+    """[] bool: the serialized scene has no logged future (graph-safe; False for old shards)."""
+    parsed = tf.io.parse_single_example(
+        serialized, {HISTORY_ONLY_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0)})
+    return parsed[HISTORY_ONLY_KEY] > 0
 
 
 def decode_scene(serialized: bytes) -> tuple[Scene, np.ndarray]:

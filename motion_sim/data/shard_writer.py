@@ -81,7 +81,8 @@ def _reconstruction_error_fn():
     from motion_sim.tokenizer import ActionTokenizer  # heavy; only where it is used
     return tf.function(ActionTokenizer().reconstruction_error, input_signature=[
         tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32),
-        tf.TensorSpec([MAX_AGENTS, NUM_STEPS], tf.bool)])
+        tf.TensorSpec([MAX_AGENTS, NUM_STEPS], tf.bool),
+        tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32)])
 
 
 class _TokenErrorMeter:
@@ -93,7 +94,7 @@ class _TokenErrorMeter:
 
     def add(self, scene) -> None:
         valid = scene.agent_valid & scene.agent_mask[:, None]
-        err, mask = self._fn(scene.agent_xy, valid)
+        err, mask = self._fn(scene.agent_xy, valid, scene.agent_vel)
         err = err.numpy()[mask.numpy()]
         if err.size:
             self.total += float(err.sum(dtype=np.float64))
@@ -103,6 +104,7 @@ class _TokenErrorMeter:
 
 def empty_stats() -> dict:
     return {"scenarios_read": 0, "scenarios_written": 0, "skipped": {}, "skipped_examples": {},
+            "history_only": 0, "sdc_inferred": 0, "defaults_applied": {},
             "agents_kept": 0, "agents_dropped": 0, "token_error_sum_m": 0.0,
             "token_error_count": 0, "token_error_max_m": 0.0, "output_files": []}
 
@@ -152,7 +154,8 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
                 progress(len(payload) + _TFRECORD_FRAMING_BYTES if isinstance(payload, bytes)
                          else tf.io.gfile.stat(payload).length)
             try:
-                scene, dropped = build_scene(_read(fmt, source, payload))
+                raw = _read(fmt, source, payload)
+                scene, dropped = build_scene(raw)
             except ScenarioError as e:
                 stats["skipped"][e.reason] = stats["skipped"].get(e.reason, 0) + 1
                 examples = stats["skipped_examples"].setdefault(e.reason, [])
@@ -167,9 +170,13 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
                 temp_paths.append(temp)
                 final_paths.append(final)
                 writer, in_shard = tf.io.TFRecordWriter(temp, options), 0
-            writer.write(serialize_scene(scene, dropped))
+            writer.write(serialize_scene(scene, dropped, history_only=raw.history_only))
             in_shard += 1
             stats["scenarios_written"] += 1
+            stats["history_only"] += int(raw.history_only)
+            stats["sdc_inferred"] += int(raw.sdc_inferred)
+            for name in raw.defaults_applied:
+                stats["defaults_applied"][name] = stats["defaults_applied"].get(name, 0) + 1
             stats["agents_kept"] += int(scene.agent_mask.sum())
             stats["agents_dropped"] += int(scene.num_agents_dropped)
             meter.add(scene)
@@ -200,6 +207,11 @@ def merge_stats(per_unit: list[dict]) -> dict:
         for key in ("scenarios_read", "scenarios_written", "agents_kept", "agents_dropped",
                     "token_error_sum_m", "token_error_count"):
             total[key] += stats[key]
+        # Units committed before these counts existed lack them: count them as zero.
+        for key in ("history_only", "sdc_inferred"):
+            total[key] += stats.get(key, 0)
+        for name, n in stats.get("defaults_applied", {}).items():
+            total["defaults_applied"][name] = total["defaults_applied"].get(name, 0) + n
         total["token_error_max_m"] = max(total["token_error_max_m"], stats["token_error_max_m"])
         for reason, n in stats["skipped"].items():
             total["skipped"][reason] = total["skipped"].get(reason, 0) + n

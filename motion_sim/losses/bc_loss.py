@@ -31,8 +31,10 @@ class BCLoss:
 
     def targets(self, scene):
         """Ground-truth tokens [B, A, T] int32 and loss mask [B, A, T] bool."""
+        # The logged velocity starts agents first seen at the current step (as the sampler does).
         tokens, token_valid = self.tokenizer.encode(scene_get(scene, "agent_xy"),
-                                                    scene_get(scene, "agent_valid"))
+                                                    scene_get(scene, "agent_valid"),
+                                                    scene_get(scene, "agent_vel"))
         # Only real agents (padding rows have agent_mask False) at steps whose log exists.
         mask = token_valid & scene_get(scene, "agent_mask")[..., None]
         return tokens, mask

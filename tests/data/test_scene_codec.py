@@ -52,3 +52,15 @@ def test_field_bytes_equal_serialize_tensor(example_raw):
         expected = tf.io.serialize_tensor(
             tf.constant(value.item() if dtype is np.object_ else value)).numpy()
         assert _tensor_proto_bytes(value, dtype) == expected, name
+
+
+def test_history_only_flag_round_trips(womd_raw):
+    from motion_sim.data.scene_codec import HISTORY_ONLY_KEY, parse_history_only
+    scene, dropped = build_scene(womd_raw)
+    assert not parse_history_only(tf.constant(serialize_scene(scene, dropped))).numpy()
+    flagged = serialize_scene(scene, dropped, history_only=True)
+    assert parse_history_only(tf.constant(flagged)).numpy()
+    # shards written before the flag existed parse as full scenes
+    example = tf.train.Example.FromString(flagged)
+    del example.features.feature[HISTORY_ONLY_KEY]
+    assert not parse_history_only(tf.constant(example.SerializeToString())).numpy()
