@@ -1,11 +1,24 @@
 """Matmul FLOPs of a traced `tf.function`, from the graph's static shapes.
 
 Counts MatMul, BatchMatMul(V2/V3) and Einsum (2 FLOPs per multiply-add) in the graph and,
-recursively, in the functions it calls; a While body counts its static trip count
-(`maximum_iterations`, else `default_trips`) times, an If its costlier branch. Elementwise work is
-left out: MFU is measured against a matmul roofline, so only matmul work is comparable.
+recursively, in the functions its control-flow ops call -- every kind TF 2 emits from a
+`tf.function`:
+
+  PartitionedCall / StatefulPartitionedCall   nested `tf.function`s, `recompute_grad`: once.
+  While / StatelessWhile   `tf.while_loop`: the body `trips` times and the condition
+      `trips + 1` times; trips = the loop's static `maximum_iterations`, else `default_trips`.
+  If / StatelessIf         `tf.cond`: one branch, see `Branch`.
+  Case / StatelessCase     `tf.switch_case` (the cached decoder's prefix buckets): one branch.
+
+Which branch a conditional takes is only known at run time, so `branch` picks the costliest
+(`Branch.MAX`, the default: an upper bound) or the cheapest (`Branch.MIN`); a count that must
+be exact should come from a graph whose conditionals all have one branch (or equal ones).
+Elementwise work is left out: MFU is measured against a matmul roofline, so only matmul work is
+comparable.
 """
 from __future__ import annotations
+
+import enum
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +27,15 @@ _MATMULS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
 _CALLS = ("PartitionedCall", "StatefulPartitionedCall")
 _WHILES = ("While", "StatelessWhile")
 _IFS = ("If", "StatelessIf")
+_CASES = ("Case", "StatelessCase")
+CONTROL_FLOW_OPS = _CALLS + _WHILES + _IFS + _CASES
+
+
+class Branch(enum.Enum):
+    """Which branch of an If / Case to count."""
+
+    MAX = "max"
+    MIN = "min"
 
 
 def _dims(t):
@@ -56,32 +78,43 @@ def _op_flops(op) -> int:
     return 2 * batch * m * k * n
 
 
-def graph_matmul_flops(graph, default_trips: int = 1, _fns=None) -> float:
+def _while_trips(op, default_trips: int) -> int:
+    # while_v2's first two inputs are the loop counter and maximum_iterations (-1 if unset).
+    trips = tf.get_static_value(op.inputs[1]) if len(op.inputs) > 1 else None
+    return int(trips) if trips is not None and int(trips) > 0 else default_trips
+
+
+def graph_matmul_flops(graph, default_trips: int = 1, branch: Branch = Branch.MAX,
+                       _fns=None) -> float:
+    """Matmul FLOPs of one run of `graph` (a `FuncGraph`), control flow followed (see module)."""
     fns = dict(_fns or {})
     fns.update(getattr(graph, "_functions", {}))
+    pick = max if branch is Branch.MAX else min
+
+    def call(name):
+        fn = fns.get(name)
+        if fn is None or not hasattr(fn, "graph"):
+            raise ValueError(f"flop_count: function {name} called in the graph is not found")
+        return graph_matmul_flops(fn.graph, default_trips, branch, fns)
+
     total = 0.0
     for op in graph.get_operations():
         if op.type in _MATMULS:
             total += _op_flops(op)
         elif op.type in _CALLS:
-            total += _call(fns, op.get_attr("f").name, default_trips)
+            total += call(op.get_attr("f").name)
         elif op.type in _WHILES:
-            trips = tf.get_static_value(op.inputs[1]) if len(op.inputs) > 1 else None
-            trips = int(trips) if trips is not None and int(trips) > 0 else default_trips
-            total += trips * _call(fns, op.get_attr("body").name, default_trips)
+            trips = _while_trips(op, default_trips)
+            total += trips * call(op.get_attr("body").name)
+            total += (trips + 1) * call(op.get_attr("cond").name)
         elif op.type in _IFS:
-            total += max(_call(fns, op.get_attr(b).name, default_trips)
-                         for b in ("then_branch", "else_branch"))
+            total += pick(call(op.get_attr(b).name) for b in ("then_branch", "else_branch"))
+        elif op.type in _CASES:
+            total += pick(call(b.name) for b in op.get_attr("branches"))
     return total
 
 
-def _call(fns, name, default_trips) -> float:
-    fn = fns.get(name)
-    if fn is None or not hasattr(fn, "graph"):
-        return 0.0
-    return graph_matmul_flops(fn.graph, default_trips, fns)
-
-
-def concrete_matmul_flops(concrete_fn, default_trips: int = 1) -> float:
+def concrete_matmul_flops(concrete_fn, default_trips: int = 1,
+                          branch: Branch = Branch.MAX) -> float:
     """FLOPs of one call of a concrete function (`tf.function(...).get_concrete_function(...)`)."""
-    return graph_matmul_flops(concrete_fn.graph, default_trips)
+    return graph_matmul_flops(concrete_fn.graph, default_trips, branch)

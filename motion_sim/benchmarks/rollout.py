@@ -11,14 +11,21 @@ with shifted copies so all `--agents` are valid), `--rollouts` joint rollouts of
 Figures:
   seconds_per_scenario: best of `--repeats` timed calls of the compiled sampler (compile
     excluded), encoding + decoding + 10 Hz trajectories included.
-  achieved_gflops: FLOPs the cached rollout executes, counted analytically (matmuls and
-    attention products, 2 FLOPs per multiply-add; self-attention is counted over the cache
-    prefix each step actually reads -- its bucket of the static [T*A] cache -- masked keys
-    inside that prefix included, as executed), / seconds_per_scenario.
+  achieved_gflops: FLOPs the cached rollout executes (`model_flops`, analytic, checked against
+    the traced graph in tests: matmuls and attention products, 2 FLOPs per multiply-add;
+    self-attention over the cache prefix each step actually reads -- its bucket of the static
+    [T*A] cache -- masked keys inside it and the folded bias/denominator columns included),
+    / seconds_per_scenario.
+  useful_flops_per_scenario: the model's work on the scene's real entities only (valid agents,
+    polylines and lights; each step attends to exactly the steps so far, head width d);
+    useful_fraction = useful / executed.
   matmul_gflops: an XLA dense [R*A, D] x [D, FFN] matmul, timed in this process: the
     roofline of a compute-bound matmul of the rollout's typical size. Timed right before and
     right after the cached runs; the BEST is used (a roofline taken in a busy moment of a
     shared machine would inflate the ratio). load_average_1min: at start and end.
+  useful_mfu: useful FLOPs / seconds / matmul_gflops -- model FLOP utilisation on real
+    work, the figure to quote. hardware_utilisation: achieved_gflops / matmul_gflops (executed
+    work, padding included; called roofline_ratio before 2026-12-02).
   speedup_vs_uncached: the same model sampling the same way but re-running the full decoder
     over the growing token prefix at every step (no KV cache; scene encoded once; one XLA
     program per prefix length), / seconds_per_scenario.
@@ -38,15 +45,15 @@ import os
 import resource
 import time
 
-import gin
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+import gin
+from motion_sim.benchmarks import model_flops
 from motion_sim.data.scenario_reader import read_scenario_files
 from motion_sim.data.scene_builder import build_scene
-from motion_sim.layers import decoder_block
-from motion_sim.models import inputs, motion_decoder
+from motion_sim.models import inputs
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.sampler import Sampler, filter_logits
 from motion_sim.tokenizer import ActionTokenizer
@@ -88,69 +95,32 @@ def _scene(path: str, num_agents: int) -> dict:
     return scene
 
 
-def _mm(m, k, n) -> float:
-    return 2.0 * m * k * n
+def rollout_flops(model: SimAgentModel, scene: dict, R: int, T: int, useful: bool) -> float:
+    """FLOPs of one compiled rollout of `scene` (`model_flops.rollout_flops`): as executed
+    (useful=False: padding, prefix buckets and folded columns included) or the useful work."""
+    dims = model_flops.ModelDims.from_model(model)
+    return model_flops.rollout_flops(dims, model_flops.scene_counts(scene, useful), R, T, useful)
 
 
-def _encoder_flops(model: SimAgentModel, A: int, N: int, P: int, L: int, TL: int) -> float:
-    """FLOPs of encoding one scene (token encoders + transformer encoder)."""
-    hp = model.hparams
-    D, F, W = hp["hidden"], hp["ffn_dim"], hp["encoder_mlp_width"]
-    enc = (_mm(A, 85, W) + _mm(A, W, W) + _mm(A, W, D)  # agent history MLP
-           + _mm(P * L, 5, W) + _mm(P * L, W, W) + _mm(P * L, 2 * W, W) + _mm(P * L, W, D)
-           + _mm(TL, 2, W) + _mm(TL, W, D))  # PointNet polylines, traffic lights
-    return enc + hp["num_encoder_layers"] * (4 * _mm(N, D, D) + 2 * _mm(N, N, D)
-                                             + 2 * _mm(N, D, F))
-
-
-def _decoder_rows_flops(model: SimAgentModel, rows: int, N: int) -> float:
-    """Decoder FLOPs that scale with its query rows, all layers + logits: self-attention q, k,
-    v, o projections, cross-attention q, o, scores and values, FFN."""
-    hp = model.hparams
-    D, F, V = hp["hidden"], hp["ffn_dim"], hp["vocab_size"]
-    per_layer = 6 * _mm(rows, D, D) + 2 * _mm(rows, N, D) + 2 * _mm(rows, D, F)
-    return hp["num_decoder_layers"] * per_layer + _mm(rows, D, V)
-
-
-def rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,
-                  P: int, L: int, TL: int) -> float:
-    """FLOPs of one compiled rollout as executed (see module docstring)."""
-    hp = model.hparams
-    D, W, ld = hp["hidden"], hp["encoder_mlp_width"], hp["num_decoder_layers"]
-    # Step 0 (START for every rollout) runs once per scene, steps 1.. once per rollout.
-    rows = [B * A] + [B * R * A] * (T - 1)
-    # Self-attention scores + values over the cache prefix the step's bucket reads
-    # (`decoder_block._MAX_PREFIX_BUCKETS`): executed work, masked keys inside it included.
-    buckets = min(T, decoder_block._MAX_PREFIX_BUCKETS)
-    bucket_steps = -(-T // buckets)
-    keys = [min((t // bucket_steps + 1) * bucket_steps, T) * A for t in range(T)]
-    self_attn = sum(ld * 2 * _mm(q, 1, D) * k for q, k in zip(rows, keys))
-    once = B * ld * 2 * _mm(N, D, D) + B * (_mm(A, 14, W) + _mm(A, W, D))  # scene K/V, identity
-    return B * _encoder_flops(model, A, N, P, L, TL) + once + sum(
-        _decoder_rows_flops(model, q, N) for q in rows) + self_attn
-
-
-def uncached_rollout_flops(model: SimAgentModel, B: int, R: int, A: int, T: int, N: int,
-                           P: int, L: int, TL: int) -> float:
-    """FLOPs of the uncached baseline (`uncached_rollout_fn`): step t runs the whole decoder
-    over t + 1 steps of tokens, block-causal self-attention in the teacher-forced pass's query
-    chunks (`motion_decoder._SELF_ATTENTION_CHUNKS`), scene keys/values projected every step.
+def uncached_rollout_flops(model: SimAgentModel, scene: dict, R: int, T: int) -> float:
+    """FLOPs of the uncached baseline (`uncached_rollout_fn`) as executed: the scene encoded
+    once, then step t runs the whole decoder over t + 1 steps of tokens for the R rollouts,
+    block-causal self-attention in the teacher-forced pass's query chunks, scene keys/values
+    projected every step.
 
     `uncached_rollout_flops / rollout_flops` is the speedup the KV cache can give at equal
     FLOP/s: the cache saves the decoder work over earlier steps, but the cached step's own
     attention over the prefix remains.
     """
-    hp = model.hparams
-    D, W, ld = hp["hidden"], hp["encoder_mlp_width"], hp["num_decoder_layers"]
-    total = B * _encoder_flops(model, A, N, P, L, TL) + B * (_mm(A, 14, W) + _mm(A, W, D))
-    for t in range(T):
-        n = t + 1
-        rows = B * R * n * A
-        total += _decoder_rows_flops(model, rows, N) + ld * 2 * _mm(B * R * N, D, D)
-        chunks = max(1, min(motion_decoder._SELF_ATTENTION_CHUNKS, n))
-        bounds = [round(i * n / chunks) for i in range(chunks + 1)]
-        for start, end in zip(bounds[:-1], bounds[1:]):  # queries [start, end) x keys [0, end)
-            total += ld * 2 * _mm(B * R * (end - start) * A, D, end * A)  # all heads
+    dims = model_flops.ModelDims.from_model(model)
+    total = 0.0
+    for c in model_flops.scene_counts(scene, useful=False):
+        total += model_flops.scene_encoder_flops(dims, c)[0]
+        total += model_flops.identity_flops(dims, c.agents)[0]
+        # The decoder pass over t + 1 steps of R rollouts, less its identity MLP (run once).
+        total += R * sum(model_flops.teacher_forced_flops(dims, c, t + 1, useful=False)[0]
+                         - model_flops.scene_encoder_flops(dims, c)[0]
+                         - model_flops.identity_flops(dims, c.agents)[0] for t in range(T))
     return total
 
 
@@ -245,25 +215,28 @@ def main(argv):
     roof_after = matmul_gflops(R * A, hp["hidden"], hp["ffn_dim"])
     peak_cached = _peak_rss_gb()
 
-    spec = scene["map_xy"].shape
-    N = A + spec[1] + scene["tl_xy"].shape[2]
-    sizes = (1, R, A, T, N, spec[1], spec[2], scene["tl_xy"].shape[2])
-    flops = rollout_flops(model, *sizes)
-    uncached_flops = uncached_rollout_flops(model, *sizes)
+    flops = rollout_flops(model, scene, R, T, useful=False)
+    useful = rollout_flops(model, scene, R, T, useful=True)
+    uncached_flops = uncached_rollout_flops(model, scene, R, T)
     roof = max(roof_before, roof_after)
     achieved = flops / seconds / 1e9
     result = {
         "params": int(model.count_params()),
         "agents": A, "rollouts": R, "token_steps": T,
+        "valid_polylines": model_flops.scene_counts(scene, useful=True)[0].polylines,
+        "valid_lights": model_flops.scene_counts(scene, useful=True)[0].lights,
         "seconds_per_scenario": round(seconds, 4),
         "tokens_per_second": round(R * A * T / seconds, 1),
         "flops_per_scenario": flops,
+        "useful_flops_per_scenario": useful,
+        "useful_fraction": round(useful / flops, 4),
         "uncached_flops_per_scenario": uncached_flops,
         "flop_ratio_vs_uncached": round(uncached_flops / flops, 2),
         "achieved_gflops": round(achieved, 2),
         "matmul_gflops": round(roof, 2),
         "matmul_gflops_samples": [round(roof_before, 2), round(roof_after, 2)],
-        "roofline_ratio": round(achieved / roof, 3),
+        "useful_mfu": round(useful / seconds / 1e9 / roof, 3),
+        "hardware_utilisation": round(achieved / roof, 3),
         "compile_seconds": round(compile_s, 2),
         "peak_memory_gb": round(peak_cached, 3),
         "trace_count": sampler.trace_count,

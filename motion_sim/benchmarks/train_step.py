@@ -8,14 +8,23 @@ tf.function call, compile excluded: the first call is a warm-up).
 
 Figures:
   bc_step_s / rl_step_s: wall seconds per optimizer step (best of `--repeats` loops).
-  bc_matmul_gflop / rl_matmul_gflop: matmul FLOPs of one step counted from the traced graph's
-    static shapes (`flop_count`): forward + backward (+ for RL the sampler's decode loop x T and
-    the collision einsums).
+  bc_matmul_gflop / rl_matmul_gflop: matmul FLOPs one step EXECUTES on the padded batch
+    (`model_flops`, analytic: forward + backward, + for RL the sampled rollout), padding
+    included. bc_graph_matmul_gflop / rl_graph_matmul_gflop: the same counted on the traced
+    step graph (`flop_count`; the RL graph's prefix-bucket switch counted at its costliest
+    branch, an upper bound, and the collision einsums included).
+  bc_useful_gflop / rl_useful_gflop: the model's work on the batch's real entities only --
+    valid agents, map polylines and traffic lights, attention over exactly the unmasked keys
+    (`model_flops`, useful=True). useful_fraction = useful / matmul.
   matmul_roofline_gflops: a dense [M, K] x [K, N] float32 matmul (sizes --roofline_dim) timed in
     this process -- what this machine's matmul units deliver right now. Measured before and
     after every timed step loop and the BEST is used (on a shared machine a roofline taken
     in a busy moment would inflate the MFU); `roofline_samples_gflops` lists them all.
-  bc_mfu / rl_mfu: (step FLOPs / step time) / roofline. The goal for BC on CPU is >= 0.4.
+  bc_useful_mfu / rl_useful_mfu: (useful FLOPs / step time) / roofline -- model FLOP
+    utilisation on real work, the figure to quote. The goal for BC on CPU is >= 0.4.
+  bc_hardware_utilisation / rl_hardware_utilisation: (executed FLOPs / step time) / roofline --
+    how busy the matmul units are, padding included.
+  valid_agents / agent_slots, valid_polylines, valid_lights: per scene of the timed batches.
   load_average_1min: the machine's load when the run started and ended (2 cores here).
 
 Run it for the paper's 10M model too: --gin_file=gin/model_10m.gin.
@@ -29,13 +38,12 @@ import sys
 import tempfile
 import time
 
-import gin
 import tensorflow as tf
 from absl import app, flags
 
 from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
-from motion_sim.benchmarks import flop_count
+from motion_sim.benchmarks import model_flops
 from motion_sim.data import pipeline
 from motion_sim.learner.gin_config import parse_gin
 from motion_sim.learner.learner import Learner
@@ -71,7 +79,8 @@ def matmul_roofline(dim: int, repeats: int = 5) -> float:
     return 3 * 2 * dim**3 / best
 
 
-def _time_learner(mode: str, data: str, root: str) -> tuple[float, float]:
+def _time_learner(mode: str, data: str, root: str) -> tuple[float, float, Learner]:
+    """(best seconds per step, graph-counted matmul FLOPs of one step, learner)."""
     tokenizer = tokenizer_lib.ActionTokenizer()
     model = SimAgentModel()
     optimizer = tf.keras.optimizers.AdamW(1e-4)
@@ -81,7 +90,7 @@ def _time_learner(mode: str, data: str, root: str) -> tuple[float, float]:
     else:
         sampler = sampler_lib.Sampler(model, tokenizer=tokenizer, num_rollouts=FLAGS.rollouts)
         loss = ReinforceLoss(steps_per_token=tokenizer.steps_per_token)
-        rollout_fn = lambda scene, seed: sampler(scene, seed)  # noqa: E731
+        rollout_fn = lambda scene, seed: sampler(scene, seed)
     learner = Learner(root, tf.distribute.get_strategy(), model, optimizer, loss,
                       lambda ctx: pipeline.make_dataset(data, FLAGS.batch, shuffle=False,
                                                         cache=True, input_context=ctx),
@@ -96,12 +105,13 @@ def _time_learner(mode: str, data: str, root: str) -> tuple[float, float]:
         means, _ = learner._train_loop(learner.iterator, n)
         float(means[loss.metric_names[0]])
         best = min(best, (time.perf_counter() - t) / FLAGS.steps)
-    # FLOPs of one step: trace the per-replica step alone on the data's element spec.
-    spec = learner.iterator.element_spec
-    step = tf.function(lambda scene: learner._replica_compute(scene, tf.constant(0, tf.int64)))
-    concrete = step.get_concrete_function(spec)
-    flops = flop_count.concrete_matmul_flops(concrete, default_trips=tokenizer.num_tokens)
-    return best, flops
+    return best, model_flops.learner_step_graph_flops(learner, tokenizer.num_tokens), learner
+
+
+def _timed_batches(data: str, count: int) -> list[dict]:
+    """The first `count` batches the learner sees (same pipeline, same order)."""
+    dataset = pipeline.make_dataset(data, FLAGS.batch, shuffle=False, cache=True)
+    return [{k: v.numpy() for k, v in b.items()} for b in dataset.take(count)]
 
 
 def main(argv):
@@ -126,10 +136,23 @@ def main(argv):
     roof = max(roofs)
     out["matmul_roofline_gflops"] = roof / 1e9
     out["roofline_samples_gflops"] = [round(r / 1e9, 1) for r in roofs]
-    for mode, (step_s, flops) in timed.items():
+    num_tokens = tokenizer_lib.ActionTokenizer().num_tokens
+    batches = _timed_batches(data, FLAGS.steps)
+    valid = model_flops.scene_counts(batches[0], useful=True)
+    out["agent_slots"] = model_flops.scene_counts(batches[0], useful=False)[0].agents
+    out["valid_agents"] = [c.agents for c in valid]
+    out["valid_polylines"] = [c.polylines for c in valid]
+    out["valid_lights"] = [c.lights for c in valid]
+    for mode, (step_s, graph_flops, learner) in timed.items():
+        executed, useful = (model_flops.train_step_flops(mode, learner.model, batches, FLAGS.rollouts,
+                                                num_tokens, u) for u in (False, True))
         out[f"{mode}_step_s"] = step_s
-        out[f"{mode}_matmul_gflop"] = flops / 1e9
-        out[f"{mode}_mfu"] = flops / step_s / roof
+        out[f"{mode}_matmul_gflop"] = executed / 1e9
+        out[f"{mode}_graph_matmul_gflop"] = graph_flops / 1e9
+        out[f"{mode}_useful_gflop"] = useful / 1e9
+        out[f"{mode}_useful_fraction"] = round(useful / executed, 4)
+        out[f"{mode}_useful_mfu"] = useful / step_s / roof
+        out[f"{mode}_hardware_utilisation"] = executed / step_s / roof
     out["load_average_1min"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(out), flush=True)
 
