@@ -10,4 +10,6 @@ marker=(-m "not slow and not long")
 if [[ "${CI:-}" == "true" || "${MOTION_SIM_SLOW:-0}" == "1" ]]; then marker=(-m "not long"); fi
 if [[ "${MOTION_SIM_LONG:-0}" == "1" ]]; then marker=(); fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# Which tiers run is said up front; tests/conftest.py counts each tier's tests at the end.
+echo "test.sh: pytest ${marker[*]:-(all tiers)}" >&2
 exec "$py" -m pytest "${marker[@]}" "$@"
