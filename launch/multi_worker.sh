@@ -9,7 +9,7 @@
 # data position in ROOT_DIR/checkpoints/data_worker_<index>/. train.batch_size is GLOBAL.
 # SIGTERM (or the platform's preemption notice) to any worker: every worker checkpoints at the same
 # step and exits with code 42; re-running the same commands resumes exactly
-# (tests/learner/multi_worker_test.py runs this with 2 workers on localhost).
+# (tests/learner/test_multi_worker.py runs this with 2 workers on localhost).
 set -euo pipefail
 if [[ $# -lt 3 || -z "${WORKERS:-}" ]]; then
   echo "usage: WORKERS=h1:port,h2:port $0 TASK_INDEX ROOT_DIR GIN_FILE [flags...]" >&2; exit 2

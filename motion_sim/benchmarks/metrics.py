@@ -27,8 +27,10 @@ from motion_sim.metrics import rollout_checks
 from motion_sim.metrics import rollouts_io
 from motion_sim.metrics import scenario_arrays
 
-_TESTDATA = pathlib.Path(__file__).resolve().parents[2] / 'tests' / 'testdata' / 'metrics'
-_SCENARIOS = flags.DEFINE_string('scenarios', str(_TESTDATA / 'motion_data_one_scenario.tfrecord'),
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+_TESTDATA = _REPO / 'tests' / 'testdata' / 'metrics'
+_SAMPLE = _REPO / 'motion_sim' / 'data' / 'sample'
+_SCENARIOS = flags.DEFINE_string('scenarios', str(_SAMPLE / 'motion_data_one_scenario.tfrecord'),
                                  'Scenario TFRecord glob.')
 _ROLLOUTS = flags.DEFINE_string('rollouts', str(_TESTDATA / 'test_submission.binproto'),
                                 'Rollouts glob (binproto / .tar.gz).')

@@ -46,7 +46,7 @@ class Checkpointer:
                 and resolver.task_id not in (None, 0)):
             # Every worker must take part in a save; only the chief (worker 0) keeps its files in
             # the shared directory. The others write to a private scratch dir (kept at 1) and
-            # restore from the chief's checkpoints (tests/learner/multi_worker_test.py).
+            # restore from the chief's checkpoints (tests/learner/test_multi_worker.py).
             self.manager = tf.train.CheckpointManager(
                 self.checkpoint, os.path.join(directory, f".worker_{resolver.task_id}"),
                 max_to_keep=1, step_counter=trackables.get("step"))

@@ -4,7 +4,7 @@ Waymo's `interaction_features.compute_distance_to_nearest_object` gives only the
 *nearest* object and loops over objects with dynamic shapes; the RL reward needs a per-agent
 collision flag for thousands of rollout steps inside one compiled step, so this is a direct
 [..., A, A] separating-axis test (two convex rectangles are disjoint iff one of their 4 edge
-normals separates their projections). `tests/losses/collision_test.py` cross-checks it against
+normals separates their projections). `tests/rl/test_collision.py` cross-checks it against
 the waymo function on random boxes.
 """
 from __future__ import annotations

@@ -13,8 +13,8 @@ from motion_sim.agents.logged_oracle import logged_oracle_rollouts
 from motion_sim.agents.random_agent import random_rollouts
 from motion_sim.data import datatypes
 from motion_sim.data import tfrecord_io
+from tests.fixtures import SAMPLE_DIR
 
-SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "motion_sim", "data", "sample")
 CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 CUR = datatypes.CURRENT_INDEX
 

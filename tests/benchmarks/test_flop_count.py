@@ -4,7 +4,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from motion_sim.benchmarks import flop_count
-from tests.test_case import TestCase
+from tests.fixtures.testcase import TestCase
 
 _X = tf.TensorSpec([4, 8], tf.float32)
 _W = tf.TensorSpec([8, 16], tf.float32)

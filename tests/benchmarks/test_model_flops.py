@@ -19,8 +19,8 @@ from motion_sim.learner.learner import Learner
 from motion_sim.losses.bc_loss import BCLoss
 from motion_sim.models import inputs, motion_decoder
 from motion_sim.sampler import Sampler
-from tests.policy_fixtures import tiny_model, womd_scene
-from tests.test_case import TestCase
+from tests.fixtures.policy import tiny_model, womd_scene
+from tests.fixtures.testcase import TestCase
 
 _R = 2
 

@@ -14,7 +14,7 @@ from motion_sim.data.scenario_writer import to_scenario_proto
 from motion_sim.data.scene_codec import decode_scene
 from motion_sim.data.synthetic import SyntheticScenarioGenerator
 
-from conftest import EXAMPLE_FILE, GPUDRIVE_FILE, SAMPLE_DIR
+from tests.fixtures import EXAMPLE_FILE, GPUDRIVE_FILE, SAMPLE_DIR
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STATS_KEYS = {"scenarios_read", "scenarios_written", "skipped", "agents_kept", "agents_dropped",

@@ -10,7 +10,8 @@ from waymo_open_dataset.protos import scenario_pb2
 from motion_sim.data import example_reader, gpudrive_reader, scenario_reader
 from motion_sim.data.datatypes import NUM_STEPS, AgentType, MapType, ScenarioError
 
-from conftest import EXAMPLE_FILE, GPUDRIVE_FILE, SCENARIO_FILES
+from tests.fixtures import (EXAMPLE_FILE, GPUDRIVE_FILE, SCENARIO_FILE, SCENARIO_FILES,
+                            WOMD_SCENARIO_FILE)
 
 
 def _first_record(path):
@@ -18,10 +19,10 @@ def _first_record(path):
 
 
 def test_scenario_reader_matches_proto(womd_raw):
-    proto = scenario_pb2.Scenario.FromString(_first_record(SCENARIO_FILES[0]))
+    proto = scenario_pb2.Scenario.FromString(_first_record(WOMD_SCENARIO_FILE))
     raw = womd_raw
     assert raw.scenario_id == "ee519cf571686d19"
-    assert raw.source == f"{SCENARIO_FILES[0]}:0"
+    assert raw.source == f"{WOMD_SCENARIO_FILE}:0"
     assert raw.xyz.shape == (257, NUM_STEPS, 3) and raw.xyz.dtype == np.float64
     assert raw.sdc_index == 256
     assert raw.tracks_to_predict.tolist() == [18, 234, 229, 26]
@@ -52,7 +53,7 @@ def test_scenario_reader_traffic_lights(womd_lights_raw):
     raw = womd_lights_raw
     assert raw.scenario_id == "637f20cafde22ff8"
     assert raw.tl_valid.shape[0] == NUM_STEPS and raw.tl_valid.sum(axis=1).tolist() == [12] * 91
-    proto = scenario_pb2.Scenario.FromString(_first_record(SCENARIO_FILES[1]))
+    proto = scenario_pb2.Scenario.FromString(_first_record(SCENARIO_FILE))
     lane_state = proto.dynamic_map_states[10].lane_states[3]
     assert raw.tl_lane_id[10, 3] == lane_state.lane and raw.tl_state[10, 3] == lane_state.state
     assert raw.tl_xyz[10, 3, 0] == lane_state.stop_point.x
@@ -133,7 +134,7 @@ def test_readers_reject_wrong_record_type():
         del raw
     assert EXAMPLE_FILE in str(e.value) and e.value.reason in ("bad_record", "bad_length")
     with pytest.raises(ScenarioError, match="lacks feature") as e:
-        next(example_reader.read_example_files(SCENARIO_FILES[0]))
+        next(example_reader.read_example_files(WOMD_SCENARIO_FILE))
     assert e.value.reason == "bad_record"
 
 
@@ -163,7 +164,7 @@ def test_bulk_decoder_matches_python_proto_path():
 
 
 def test_short_track_is_rejected_by_both_paths():
-    proto = scenario_pb2.Scenario.FromString(_first_record(SCENARIO_FILES[1]))
+    proto = scenario_pb2.Scenario.FromString(_first_record(SCENARIO_FILE))
     del proto.tracks[5].states[40:]
     for read in (lambda: scenario_reader.read_scenario_proto(proto, "f:2"),
                  lambda: scenario_reader.read_scenario_bytes(proto.SerializeToString(), "f:2")):

@@ -6,11 +6,11 @@ from motion_sim.data import scenario_reader
 from motion_sim.data.datatypes import ScenarioError
 from motion_sim.data.tfrecord_io import expand_pattern, iter_records
 
-from conftest import SCENARIO_FILES
+from tests.fixtures import SCENARIO_FILES, WOMD_SCENARIO_FILE
 
 
 def test_truncated_tfrecord(tmp_path):
-    data = open(SCENARIO_FILES[0], "rb").read()
+    data = open(WOMD_SCENARIO_FILE, "rb").read()
     path = tmp_path / "two_then_truncated.tfrecord"
     path.write_bytes(data + data[: len(data) // 2])  # record 0 intact, record 1 cut short
     records = iter_records(str(path))

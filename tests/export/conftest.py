@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from export import signature
-from export_testdata import read_scenarios
+from tests.fixtures.scenarios import read_scenarios
 from motion_sim.agents.constant_velocity import ConstantVelocityAgent
 from motion_sim.agents.random_agent import RandomAgent
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-import export_testdata
+from tests.fixtures import scenarios as export_testdata
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -255,8 +255,7 @@ def test_cli_reports_a_missing_run_and_exits_2(tmp_path):
 @pytest.mark.slow
 def test_cli_exports_a_real_training_run(tmp_path):
     """motion_sim.train (tiny, 2 steps) -> python -m export.export_model -> loadable model."""
-    sys.path.insert(0, os.path.join(REPO, "tests", "learner"))
-    from fixtures import preprocess_sample, run_cli  # noqa: E402  (learner test helpers)
+    from tests.fixtures.training import preprocess_sample, run_cli
     shards = preprocess_sample(str(tmp_path / "data"))
     root = tmp_path / "run"
     train = run_cli(str(root), ["gin/demo_pretrain.gin"],

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-import export_testdata
+from tests.fixtures import scenarios as export_testdata
 import numpy as np
 import pytest
 import tensorflow as tf

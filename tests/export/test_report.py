@@ -12,14 +12,14 @@ from waymo_open_dataset.protos import sim_agents_metrics_pb2
 
 from export import export_model
 from export import report
-from export_testdata import SCENARIO_FILES
+from tests.fixtures import METRICS_TESTDATA, SCENARIO_FILES
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SMALL = SCENARIO_FILES[0]  # 637f20cafde22ff8, 50 sim agents
 # 84 sim agents; the fast backend scores it without widening its map search (637f20 needs
 # 16x, an XLA compile of many minutes on a 2-core box).
 BIG = SCENARIO_FILES[1]
-REFERENCE = os.path.join(REPO, "tests", "testdata", "metrics", "official_reference.json")
+REFERENCE = os.path.join(METRICS_TESTDATA, "official_reference.json")
 
 
 def test_parse_named_models_keeps_order_and_rejects_bad_values():
@@ -153,7 +153,7 @@ def test_cli_bad_saved_model_flag_exits_2(tmp_path):
 @pytest.mark.slow
 def test_cli_fast_backend_with_a_trained_model(tmp_path):
     """Trained (tiny) model exported with 32 rollouts + the logged oracle, fast backend, CLI."""
-    from test_export_model import _trained_model, _write_run  # noqa: E402 (shared fixtures)
+    from tests.export.test_export_model import _trained_model, _write_run
     root = _write_run(tmp_path / "run", _trained_model(seed=3))
     model_dir = export_model.export_run(root, str(tmp_path / "tiny"), num_rollouts=32)
     out = tmp_path / "report"

@@ -14,7 +14,8 @@ from absl import app
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 from waymo_open_dataset.utils.sim_agents import submission_specs
 
-from export_testdata import SCENARIO_FILES, read_scenarios
+from tests.fixtures import SCENARIO_FILES
+from tests.fixtures.scenarios import read_scenarios
 from export import loader
 from export import saved_model_rollouts
 from export import wosac_submission

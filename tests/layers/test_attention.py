@@ -4,7 +4,7 @@ import tensorflow as tf
 from motion_sim.layers import masks
 from motion_sim.layers import attention
 from motion_sim.layers.attention import Attention
-from tests.test_case import TestCase
+from tests.fixtures.testcase import TestCase
 
 
 class AttentionTest(TestCase):

@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from motion_sim.layers import masks
-from tests.test_case import TestCase
+from tests.fixtures.testcase import TestCase
 
 
 class MasksTest(TestCase):

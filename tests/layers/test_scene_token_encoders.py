@@ -6,8 +6,8 @@ from motion_sim.layers.agent_history_encoder import AgentHistoryEncoder
 from motion_sim.layers.polyline_encoder import PolylineEncoder
 from motion_sim.layers.traffic_light_encoder import TrafficLightEncoder
 from motion_sim.models.inputs import scene_inputs
-from tests.policy_fixtures import womd_scene
-from tests.test_case import TestCase
+from tests.fixtures.policy import womd_scene
+from tests.fixtures.testcase import TestCase
 
 
 def _scene(num_agents=8):

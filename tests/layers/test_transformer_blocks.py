@@ -6,7 +6,7 @@ from motion_sim.layers import masks
 from motion_sim.layers.attention import Attention, fold_keys, fold_values
 from motion_sim.layers.decoder_block import DecoderBlock
 from motion_sim.layers.encoder_block import EncoderBlock
-from tests.test_case import TestCase
+from tests.fixtures.testcase import TestCase
 
 
 class TransformerBlocksTest(TestCase):

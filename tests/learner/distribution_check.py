@@ -1,13 +1,12 @@
-"""Run as a subprocess by distribution_test.py: one BC and one RL step (fixed rollouts) under the
-default strategy and under MirroredStrategy on 2 virtual CPUs, from the same weights and the
-same global batch; prints the max abs difference of the parameter updates as JSON.
+"""Run as `python -m tests.learner.distribution_check` by test_distribution.py: one BC and one
+RL step (fixed rollouts) under the default strategy and under MirroredStrategy on 2 virtual
+CPUs, from the same weights and the same global batch; prints the max abs difference of the
+parameter updates as JSON.
 
 A separate process because virtual devices must be configured before TensorFlow initialises,
 which any earlier test in the same pytest process would already have done.
 """
 import json
-import os
-import sys
 import tempfile
 
 import tensorflow as tf
@@ -15,7 +14,6 @@ import tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from motion_sim import sampler as sampler_lib  # noqa: E402
 from motion_sim import tokenizer as tokenizer_lib  # noqa: E402
 from motion_sim.data import pipeline  # noqa: E402
@@ -25,7 +23,7 @@ from motion_sim.losses.reinforce_loss import ReinforceLoss  # noqa: E402
 from motion_sim.models.sim_agent_model import SimAgentModel  # noqa: E402
 from motion_sim.rl import returns as returns_lib  # noqa: E402
 from motion_sim.rl.rewards import RewardFunction  # noqa: E402
-from tests.learner import fixtures  # noqa: E402
+from tests.fixtures import training as fixtures  # noqa: E402
 
 R = 2
 LR = 0.5

@@ -1,5 +1,6 @@
-"""Run as a subprocess by mirrored_resume_test.py: MirroredStrategy on 2 virtual CPUs,
-BC for 8 steps uninterrupted vs 3 steps, a new Learner in the same run directory, 5 more.
+"""Run as `python -m tests.learner.mirrored_resume_check` by test_mirrored_resume.py:
+MirroredStrategy on 2 virtual CPUs, BC for 8 steps uninterrupted vs 3 steps, a new Learner in
+the same run directory, 5 more.
 Prints the max abs weight difference, and that of a control run that resumes weights and
 optimizer but re-opens the data stream (which must differ, or the check proves nothing).
 
@@ -7,7 +8,6 @@ A separate process because virtual devices must be configured before TensorFlow 
 """
 import json
 import os
-import sys
 import tempfile
 
 import tensorflow as tf
@@ -15,23 +15,14 @@ import tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from motion_sim import tokenizer as tokenizer_lib  # noqa: E402
-from motion_sim.data import pipeline, preprocess  # noqa: E402
+from motion_sim.data import pipeline  # noqa: E402
 from motion_sim.learner.learner import Learner  # noqa: E402
 from motion_sim.losses.bc_loss import BCLoss  # noqa: E402
 from motion_sim.models.sim_agent_model import SimAgentModel  # noqa: E402
-from tests.learner import fixtures  # noqa: E402
+from tests.fixtures import training as fixtures  # noqa: E402
 
 TOTAL, SPLIT = 8, 3  # SPLIT odd: with 4 scenes in global batches of 2 a re-opened stream is off
-
-
-def four_scene_shards(root):
-    """The 4 bundled scenes (2 Scenario protos, 1 tf.Example, 1 GPUDrive JSON)."""
-    for fmt, pattern in (("scenario", "*scenario*.tfrecord"), ("example", "*example*.tfrecord"),
-                         ("gpudrive", "*.json")):
-        preprocess.run(os.path.join(fixtures.SAMPLE, pattern), os.path.join(root, fmt), fmt)
-    return ",".join(os.path.join(root, f, "*.tfrecord.gz") for f in ("scenario", "example", "gpudrive"))
 
 
 def make_learner(strategy, root, shards, weights, max_steps):
@@ -54,7 +45,7 @@ def max_diff(a, b):
 
 def main():
     tmp = tempfile.mkdtemp()
-    shards = four_scene_shards(os.path.join(tmp, "scenes"))
+    shards = fixtures.four_scene_shards(os.path.join(tmp, "scenes"))
     fixtures.parse_tiny_gin(["ActionTokenizer.token_hz = 2"])
     tf.keras.utils.set_random_seed(0)
     weights = SimAgentModel().get_weights()

@@ -1,7 +1,8 @@
 """The fast (XLA) backend equals the official waymo-open-dataset metrics within 1e-3.
 
 Default suite: against `tests/testdata/metrics/official_reference.json`, written once by
-`make_reference.py` with the official code (minutes per case). `slow`: live official run.
+`tests/fixtures/make_metrics_reference.py` with the official code (minutes per case).
+`slow`: live official run.
 """
 import json
 
@@ -14,7 +15,7 @@ from motion_sim.metrics import fast_metrics
 from motion_sim.metrics import results as results_lib
 from motion_sim.metrics import scenario_arrays
 
-import rollout_fixtures
+from tests.fixtures import rollouts as rollout_fixtures
 
 TOLERANCE = 1e-3
 REFERENCE = json.loads((rollout_fixtures.TESTDATA / 'official_reference.json').read_text())

@@ -18,9 +18,10 @@ import textwrap
 import pytest
 
 from motion_sim.metrics import results as results_lib
+from tests.fixtures import METRICS_TESTDATA, REPO
 
-_REPO = pathlib.Path(__file__).resolve().parents[2]
-_TESTDATA = _REPO / 'tests' / 'testdata' / 'metrics'
+_REPO = pathlib.Path(REPO)
+_TESTDATA = pathlib.Path(METRICS_TESTDATA)
 TOLERANCE = 1e-3
 # Same scenario and shapes: one compilation serves both cases.
 CASES = ('test_submission', '637f20cafde22ff8/noisy_log')
@@ -41,7 +42,7 @@ _LATE_IMPORT_MAIN = textwrap.dedent('''
       from motion_sim.metrics import fast_metrics
       from motion_sim.metrics import results as results_lib
       from motion_sim.metrics import scenario_arrays
-      import rollout_fixtures
+      from tests.fixtures import rollouts as rollout_fixtures
 
       @tf.function
       def traced_eq(x):
@@ -65,8 +66,7 @@ _LATE_IMPORT_MAIN = textwrap.dedent('''
 @pytest.fixture(scope='module')
 def late_import_run():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
-             PYTHONPATH=os.pathsep.join([str(_REPO), str(_REPO / 'tests' / 'metrics'),
-                                         os.environ.get('PYTHONPATH', '')]))
+             PYTHONPATH=os.pathsep.join([str(_REPO), os.environ.get('PYTHONPATH', '')]))
   # Importing TF sets TF2_BEHAVIOR=1 in this (pytest) process; inherited, it would switch TF2
   # on before the early context is made and hide the hazard. A fresh shell does not have it.
   env.pop('TF2_BEHAVIOR', None)

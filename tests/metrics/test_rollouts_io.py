@@ -7,7 +7,7 @@ from waymo_open_dataset.protos import sim_agents_submission_pb2
 from motion_sim.metrics import rollout_checks
 from motion_sim.metrics import rollouts_io
 
-import rollout_fixtures
+from tests.fixtures import rollouts as rollout_fixtures
 
 
 @pytest.fixture(scope='module')

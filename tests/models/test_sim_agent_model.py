@@ -5,8 +5,8 @@ from absl.testing import parameterized
 
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.tokenizer import ActionTokenizer
-from tests.policy_fixtures import model_from_gin, tiny_model, womd_scene
-from tests.test_case import TestCase
+from tests.fixtures.policy import model_from_gin, tiny_model, womd_scene
+from tests.fixtures.testcase import TestCase
 
 
 def _tokens(scene, token_hz):

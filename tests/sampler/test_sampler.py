@@ -6,8 +6,8 @@ from motion_sim.data import scene_builder
 from motion_sim.models.decode_cache import DecodeCache
 from motion_sim.sampler import Sampler, filter_logits
 from motion_sim.tokenizer import ActionTokenizer
-from tests.policy_fixtures import tiny_model, womd_scene
-from tests.test_case import TestCase
+from tests.fixtures.policy import tiny_model, womd_scene
+from tests.fixtures.testcase import TestCase
 
 A = 6
 

@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.learner import fixtures
-from tests.learner.mirrored_resume_check import four_scene_shards
+from tests.fixtures import training as fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +97,7 @@ def _max_diff(a, b):
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multi_worker")
     logs = str(tmp)
-    shards = four_scene_shards(str(tmp / "scenes"))
+    shards = fixtures.four_scene_shards(str(tmp / "scenes"))
     names = ("straight", "resumed", "control", "preempted")
     straight, resumed, control, preempted = (str(tmp / n) for n in names)
     out = dict(straight=straight, resumed=resumed, control=control, preempted=preempted)

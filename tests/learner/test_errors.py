@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from motion_sim import train as train_lib
 from motion_sim.learner import checkpointing, gin_config
-from tests.learner import fixtures
+from tests.fixtures import training as fixtures
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from motion_sim.learner.learner import Learner, NonFiniteLossError
 from motion_sim.losses.bc_loss import BCLoss
 from motion_sim.losses.loss_output import LossOutput
 from motion_sim.models.sim_agent_model import SimAgentModel
-from tests.learner import fixtures
+from tests.fixtures import training as fixtures
 
 
 class PoisonedBC:

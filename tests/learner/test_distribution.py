@@ -10,13 +10,13 @@ import subprocess
 
 import pytest
 
-from tests.learner import fixtures
+from tests.fixtures import training as fixtures
 
 
 @pytest.fixture(scope="module")
 def result():
     proc = subprocess.run(
-        [fixtures.PYTHON, os.path.join(os.path.dirname(__file__), "distribution_check.py")],
+        [fixtures.PYTHON, "-m", "tests.learner.distribution_check"],
         cwd=fixtures.REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

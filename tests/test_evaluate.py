@@ -11,7 +11,7 @@ from motion_sim import evaluate
 from motion_sim.metrics import results as results_lib
 from motion_sim.metrics import rollout_checks
 
-import rollout_fixtures
+from tests.fixtures import rollouts as rollout_fixtures
 
 SMALL = str(rollout_fixtures.SCENARIO_FILES['637f20cafde22ff8'])
 BIG = str(rollout_fixtures.SCENARIO_FILES['ee519cf571686d19'])

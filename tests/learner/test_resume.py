@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.learner import fixtures
+from tests.fixtures import training as fixtures
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import tensorflow as tf
 from absl.testing import flagsaver
 
 from motion_sim.benchmarks import rollout
-from tests.policy_fixtures import GIN_DIR, REPO
-from tests.test_case import TestCase
+from tests.fixtures import GIN_DIR, REPO
+from tests.fixtures.testcase import TestCase
 
 
 class RolloutBenchmarkTest(TestCase):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.learner import fixtures
+from tests.fixtures import training as fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def result():
     proc = subprocess.run(
-        [fixtures.PYTHON, os.path.join(os.path.dirname(__file__), "mirrored_resume_check.py")],
+        [fixtures.PYTHON, "-m", "tests.learner.mirrored_resume_check"],
         cwd=fixtures.REPO, capture_output=True, text=True, timeout=900,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.learner import fixtures
+from tests.fixtures import training as fixtures
 
 # `long` (10-25 min): not in CI's run; MOTION_SIM_LONG=1 bash tools/test.sh runs it.
 pytestmark = [pytest.mark.slow, pytest.mark.long]
@@ -37,7 +37,7 @@ def test_bc_then_rl_reduces_collisions(tmp_path):
     for fmt, pattern in [("scenario", "*scenario*.tfrecord"), ("example", "*example*.tfrecord"),
                          ("gpudrive", "*.json")]:
         from motion_sim.data import preprocess
-        preprocess.run(f"{fixtures.SAMPLE}/{pattern}", str(out / fmt), fmt)
+        preprocess.run(f"{fixtures.SAMPLE_DIR}/{pattern}", str(out / fmt), fmt)
     data = f"{out}/*/*.tfrecord.gz"
 
     bc = fixtures.run_cli(str(tmp_path / "bc"), ["gin/demo_pretrain.gin"],
