@@ -91,6 +91,11 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
 
     # Fail on an empty / unreadable data set before any model is built.
     pipeline.make_dataset(train_data, batch_size, shuffle=False, repeat=False)
+    # Test-split scenes have no logged future to learn from: the pipeline skips them.
+    counts = pipeline.history_only_count(train_data)
+    if counts and counts[0]:
+        logging.warning("train data: skipping %d history-only (test split, no logged future) "
+                        "of %d scenes", *counts)
 
     tokenizer = tokenizer_lib.ActionTokenizer()
     with strategy.scope():

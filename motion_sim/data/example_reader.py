@@ -13,8 +13,8 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from motion_sim.data import map_types
-from motion_sim.data.datatypes import (NUM_FUTURE_STEPS, NUM_HISTORY_STEPS, NUM_STEPS, RawScenario,
-                                       ScenarioError)
+from motion_sim.data.datatypes import (CURRENT_INDEX, NUM_FUTURE_STEPS, NUM_HISTORY_STEPS,
+                                       RawScenario, ScenarioError)
 from motion_sim.data.tfrecord_io import expand_pattern, iter_records
 
 _PHASES = (("past", NUM_HISTORY_STEPS - 1), ("current", 1), ("future", NUM_FUTURE_STEPS))
@@ -26,6 +26,14 @@ class _Features:
     def __init__(self, example: tf.train.Example, source: str):
         self._features = example.features.feature
         self._source = source
+        # Test-split examples may carry no future features at all: they read as zeros
+        # (invalid), like the -1 / valid=0 padding of those that do.
+        self.has_future = "state/future/valid" in self._features
+
+    def _phase(self, prefix: str, phase: str, name: str, dtype, shape) -> np.ndarray:
+        if phase == "future" and not self.has_future:
+            return np.zeros(shape, dtype)
+        return self.get(f"{prefix}/{phase}/{name}", dtype, shape)
 
     def get(self, key: str, dtype, shape) -> np.ndarray:
         if key not in self._features:
@@ -41,13 +49,14 @@ class _Features:
 
     def states(self, name: str, num_tracks: int, dtype=np.float64) -> np.ndarray:
         """[num_tracks, 91] concatenation of state/past|current|future/<name>."""
-        return np.concatenate([self.get(f"state/{phase}/{name}", dtype, (num_tracks, steps))
+        return np.concatenate([self._phase("state", phase, name, dtype, (num_tracks, steps))
                                for phase, steps in _PHASES], axis=1)
 
     def lights(self, name: str, num_lights: int, dtype) -> np.ndarray:
         """[91, num_lights] concatenation of traffic_light_state/past|current|future/<name>."""
-        return np.concatenate([self.get(f"traffic_light_state/{phase}/{name}", dtype,
-                                        (steps, num_lights)) for phase, steps in _PHASES], axis=0)
+        return np.concatenate([self._phase("traffic_light_state", phase, name, dtype,
+                                           (steps, num_lights)) for phase, steps in _PHASES],
+                              axis=0)
 
 
 def _roadgraph(features: _Features, source: str) -> list:
@@ -73,7 +82,8 @@ def _roadgraph(features: _Features, source: str) -> list:
 
 
 def read_motion_example(example: tf.train.Example, source: str) -> RawScenario:
-    """Converts one WOMD motion tf.Example."""
+    """Converts one WOMD motion tf.Example. A test-split example (no `state/future/*`, or no
+    track valid after the current step) reads as `history_only`."""
     features = _Features(example, source)
     track_id = features.get("state/id", np.float64, (-1,))
     n = len(track_id)
@@ -111,7 +121,8 @@ def read_motion_example(example: tf.train.Example, source: str) -> RawScenario:
         map_polylines=_roadgraph(features, source),
         tl_lane_id=np.where(tl_valid, features.lights("id", num_lights, np.int64), -1),
         tl_state=features.lights("state", num_lights, np.int64).astype(np.int32),
-        tl_xyz=tl_xyz, tl_valid=tl_valid)
+        tl_xyz=tl_xyz, tl_valid=tl_valid,
+        history_only=not valid[rows, CURRENT_INDEX + 1:].any())
 
 
 def parse_example_bytes(serialized: bytes, source: str) -> tf.train.Example:

@@ -3,15 +3,18 @@
 Order of stages, and why:
   list files (shuffled) -> shard files per input pipeline (each host reads disjoint files; falls
   back to sharding records when there are fewer files than pipelines) -> interleave shard readers
-  -> parse -> [cache] -> [shuffle] -> [repeat] -> batch(drop_remainder: static batch shape for
+  -> [skip history-only scenes: no logged future] -> parse -> [cache] -> [shuffle] -> [repeat] -> batch(drop_remainder: static batch shape for
   XLA/TPU) -> prefetch.
 Caching after parsing means later epochs skip decompression and TensorProto parsing.
 """
 from __future__ import annotations
 
+import json
+import os
+
 import tensorflow as tf
 
-from motion_sim.data.scene_codec import parse_scene
+from motion_sim.data.scene_codec import parse_history_only, parse_scene
 
 _SHUFFLE_BUFFER = 1024
 
@@ -27,9 +30,45 @@ def _check_not_empty(files: list[str], file_pattern: str) -> None:
     raise ValueError(f"dataset {file_pattern!r} is empty: {len(files)} files, no records")
 
 
+def _check_has_future(files: list[str], file_pattern: str) -> None:
+    """Raises unless some scene has a logged future; stops at the first one (cheap when the
+    data is not all test split)."""
+    example = None
+    for path in files:
+        for record in tf.data.TFRecordDataset(path, compression_type=_compression(path)):
+            if not parse_history_only(record):
+                return
+            if example is None:
+                example = (path, parse_scene(record)["scenario_id"].numpy().decode())
+    raise ValueError(f"dataset {file_pattern!r} has no scene with a logged future: every scene "
+                     f"is history-only (test split), e.g. scene {example[1]!r} in {example[0]}; "
+                     f"training and scoring need the logged future")
+
+
+def history_only_count(file_pattern: str) -> tuple[int, int] | None:
+    """(history-only scenes, all scenes) from the `stats.json` that `preprocess` writes beside
+    the shards, summed over the pattern's directories; None if a directory has none (counting
+    by reading every shard would cost a full pass over the data)."""
+    directories = set()
+    for part in file_pattern.split(","):
+        for path in tf.io.gfile.glob(part.strip()) if part.strip() else []:
+            directories.add(os.path.dirname(path))
+    history_only = total = 0
+    for directory in sorted(directories):
+        path = os.path.join(directory, "stats.json")
+        if not tf.io.gfile.exists(path):
+            return None
+        with tf.io.gfile.GFile(path) as f:
+            stats = json.load(f)
+        history_only += int(stats.get("history_only", 0))
+        total += int(stats.get("scenarios_written", 0))
+    return history_only, total
+
+
 def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
                  repeat: bool = True, input_context: tf.distribute.InputContext | None = None,
-                 seed: int | None = None, cache: bool = False) -> tf.data.Dataset:
+                 seed: int | None = None, cache: bool = False,
+                 require_future: bool = True) -> tf.data.Dataset:
     """Batched dicts of `Scene` fields (leading batch axis; scenario_id stays tf.string).
 
     Args:
@@ -43,6 +82,9 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
         the cost of parallel reads waiting for the slowest file; `seed=None` lets them deliver
         in completion order.
       cache: cache parsed scenes in memory after the first epoch.
+      require_future: skip history-only (test-split) scenes, which have no logged future to
+        learn from or score against; a data set with none other is a ValueError naming a
+        scene. `history_only_count` says how many are skipped. False keeps them.
     """
     files = []
     for part in file_pattern.split(","):
@@ -52,6 +94,8 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
     if not files:
         raise FileNotFoundError(f"no scene shards match {file_pattern!r}")
     _check_not_empty(files, file_pattern)
+    if require_future:
+        _check_has_future(files, file_pattern)
     compression = _compression(files[0])
     if any(_compression(f) != compression for f in files):
         raise ValueError(f"{file_pattern!r} mixes GZIP and uncompressed shards")
@@ -77,6 +121,8 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if shard_records:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if require_future:
+        ds = ds.filter(lambda record: tf.logical_not(parse_history_only(record)))
     ds = ds.map(parse_scene, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if cache:
         ds = ds.cache()

@@ -9,7 +9,8 @@ from google.protobuf.message import DecodeError
 from waymo_open_dataset.protos import scenario_pb2
 
 from motion_sim.data import map_types, scenario_decoder
-from motion_sim.data.datatypes import NUM_STEPS, RawScenario, ScenarioError
+from motion_sim.data.datatypes import (CURRENT_INDEX, NUM_HISTORY_STEPS, NUM_STEPS, RawScenario,
+                                       ScenarioError)
 from motion_sim.data.tfrecord_io import expand_pattern, iter_records
 
 # Per-state fields, in the column order of the arrays we build.
@@ -68,7 +69,8 @@ def _traffic_lights(scenario: scenario_pb2.Scenario, num_steps: int):
 
 
 def read_scenario_proto(scenario: scenario_pb2.Scenario, source: str) -> RawScenario:
-    """Converts one Scenario proto; raises `ScenarioError` if its shape is not WOMD's 91 steps.
+    """Converts one Scenario proto; raises `ScenarioError` if its shape is not WOMD's 91 steps
+    (or the test split's 11: history only, `RawScenario.history_only`, steps 11..90 invalid).
 
     Reads states through the Python protobuf API; `read_scenario_bytes` gives the same result
     ~3x faster from the serialized bytes and is what batch jobs use.
@@ -80,8 +82,8 @@ def read_scenario_proto(scenario: scenario_pb2.Scenario, source: str) -> RawScen
     for i, track in enumerate(scenario.tracks):
         values, track_valid = _track_states(track)
         num_states[i] = len(values)
-        if len(values) == NUM_STEPS:
-            states[i], valid[i] = values, track_valid
+        if len(values) in (NUM_STEPS, NUM_HISTORY_STEPS):
+            states[i, :len(values)], valid[i, :len(values)] = values, track_valid
     return _assemble(scenario, source, states, valid, num_states, _map_polylines(scenario))
 
 
@@ -97,8 +99,9 @@ def read_scenario_bytes(serialized: bytes, source: str) -> RawScenario:
     states = np.zeros((n, NUM_STEPS, len(_STATE_FIELDS)), np.float64)
     valid = np.zeros((n, NUM_STEPS), bool)
     num_states = arrays["num_states"].astype(np.int64)
-    if n and arrays["states"].shape[1] == NUM_STEPS:
-        states, valid = arrays["states"], arrays["valid"]
+    decoded_steps = arrays["states"].shape[1]
+    if n and decoded_steps in (NUM_STEPS, NUM_HISTORY_STEPS):
+        states[:, :decoded_steps], valid[:, :decoded_steps] = arrays["states"], arrays["valid"]
     polylines = _map_polylines(scenario, scenario_decoder.polylines_by_feature(arrays))
     return _assemble(scenario, source, states, valid, num_states, polylines)
 
@@ -106,18 +109,23 @@ def read_scenario_bytes(serialized: bytes, source: str) -> RawScenario:
 def _assemble(scenario: scenario_pb2.Scenario, source: str, states: np.ndarray,
               valid: np.ndarray, num_states: np.ndarray, polylines: list) -> RawScenario:
     num_steps = len(scenario.timestamps_seconds)
-    if num_steps != NUM_STEPS:
+    if num_steps not in (NUM_STEPS, NUM_HISTORY_STEPS):
         raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has {num_steps} "
-                                    f"timestamps, expected {NUM_STEPS}", reason="bad_length")
+                                    f"timestamps, expected {NUM_STEPS} (or {NUM_HISTORY_STEPS} "
+                                    f"for a history-only test-split scene)", reason="bad_length")
+    if scenario.current_time_index != CURRENT_INDEX:
+        raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has current_time_index "
+                                    f"{scenario.current_time_index}, expected {CURRENT_INDEX}",
+                            reason="bad_length")
     if not scenario.tracks:
         raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has no tracks",
                             reason="no_valid_agents")
     n = len(scenario.tracks)
-    bad = np.flatnonzero(num_states != NUM_STEPS)
+    bad = np.flatnonzero(num_states != num_steps)
     if len(bad):
         raise ScenarioError(source, f"track {scenario.tracks[bad[0]].id} has "
-                                    f"{num_states[bad[0]]} states, expected {NUM_STEPS}",
-                            reason="bad_length")
+                                    f"{num_states[bad[0]]} states, expected {num_steps} (the "
+                                    f"scenario's timestamps)", reason="bad_length")
     if not 0 <= scenario.sdc_track_index < n:
         raise ScenarioError(source, f"sdc_track_index {scenario.sdc_track_index} outside "
                                     f"[0, {n})", reason="sdc_invalid")
@@ -135,7 +143,8 @@ def _assemble(scenario: scenario_pb2.Scenario, source: str, states: np.ndarray,
         sdc_index=int(scenario.sdc_track_index),
         tracks_to_predict=np.array([p.track_index for p in scenario.tracks_to_predict], np.int32),
         map_polylines=polylines,
-        tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz, tl_valid=tl_valid)
+        tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz, tl_valid=tl_valid,
+        history_only=num_steps == NUM_HISTORY_STEPS)
 
 
 def parse_scenario_bytes(serialized: bytes, source: str) -> scenario_pb2.Scenario:
