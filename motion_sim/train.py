@@ -21,7 +21,7 @@ from absl import app, flags, logging
 from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
 from motion_sim.data import pipeline
-from motion_sim.learner import checkpointing, export_trigger, optimization, strategy as strategy_lib
+from motion_sim.learner import checkpointing, export_trigger, image_trigger, optimization, strategy as strategy_lib
 from motion_sim.learner.gin_config import ConfigError, parse_gin, write_operative_config
 from motion_sim.learner.learner import Learner, NonFiniteLossError
 from motion_sim.losses.bc_loss import BCLoss
@@ -122,6 +122,10 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
         max_consecutive_nonfinite=max_consecutive_nonfinite, seed=seed,
         init_checkpoint=init_checkpoint, is_chief=strategy_lib.is_chief(strategy),
         jit_compile=jit_compile, extra_triggers=exports)
+    # Rollout pictures in TensorBoard (gin `make_image_triggers.interval`, off by default).
+    learner.extra_triggers.extend(image_trigger.make_image_triggers(
+        learner.writer, model, tokenizer, train_data, start=int(learner.step.numpy()),
+        is_chief=learner.is_chief, seed=seed))
     if learner.is_chief:
         write_operative_config(root_dir, learner.writer, int(learner.step.numpy()))
     return learner.run()

@@ -1,0 +1,1 @@
+"""Pictures of rollouts: view (numpy), collision / off-road events, figure, animation."""
