@@ -88,12 +88,17 @@ def load_policy(checkpoint: str):
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, checkpoint dir or run dir.")
-flags.DEFINE_multi_string("gin_file", [], "The run's gin files (model size, tokenizer).")
-flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
-flags.DEFINE_string("data", None, "Glob of scene shards.")
-flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scene.")
-flags.DEFINE_integer("seed", 0, "Sampling seed.")
+
+
+def _define_flags():
+    # Only when run as the CLI: tests import this module next to other CLIs that define the same
+    # flag names (`gin_file`), and absl refuses a second definition in one process.
+    flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, checkpoint dir or run dir.")
+    flags.DEFINE_multi_string("gin_file", [], "The run's gin files (model size, tokenizer).")
+    flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
+    flags.DEFINE_string("data", None, "Glob of scene shards.")
+    flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scene.")
+    flags.DEFINE_integer("seed", 0, "Sampling seed.")
 
 
 def main(argv):
@@ -107,5 +112,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     flags.mark_flags_as_required(["checkpoint", "data"])
     app.run(main)

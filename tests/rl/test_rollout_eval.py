@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from motion_sim.rl import rollout_eval
-from tests.test_case import TestCase
+from tests.fixtures.testcase import TestCase
 
 _Rollout = collections.namedtuple("_Rollout", "xy heading")
 
