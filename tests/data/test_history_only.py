@@ -12,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import EXAMPLE_FILE, SAMPLE_DIR, SCENARIO_FILES
 from waymo_open_dataset.protos import scenario_pb2
 
 from motion_sim.data import (
@@ -25,8 +24,8 @@ from motion_sim.data import (
 from motion_sim.data.datatypes import CURRENT_INDEX, NUM_STEPS
 from motion_sim.data.scene_builder import build_scene
 from motion_sim.data.scene_codec import parse_history_only
+from tests.fixtures import EXAMPLE_FILE, REPO, SAMPLE_DIR, SCENARIO_FILES
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TEST_SPLIT = os.path.join(SAMPLE_DIR, "test_split_fcb5b4973f486e78.tfrecord")
 TEST_SPLIT_JSON = os.path.join(REPO, "tests", "testdata", "gpudrive",
                                "tfrecord-00000-of-00150_78.json.gz")
@@ -97,7 +96,7 @@ def test_tf_example_without_future():
 def mixed_shards(tmp_path_factory):
     """The test-split proto and the two full sample protos, preprocessed to one directory."""
     out = str(tmp_path_factory.mktemp("mixed"))
-    stats = preprocess.run(",".join([TEST_SPLIT] + SCENARIO_FILES), out, "scenario")
+    stats = preprocess.run(",".join([TEST_SPLIT, *SCENARIO_FILES]), out, "scenario")
     return out, stats
 
 
