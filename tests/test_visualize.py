@@ -9,7 +9,6 @@ import sys
 
 import imageio.v2 as imageio
 import numpy as np
-import policy_fixtures
 import pytest
 import tensorflow as tf
 from PIL import Image
@@ -20,15 +19,17 @@ from motion_sim.data import datatypes
 from motion_sim.metrics import rollouts_io
 from motion_sim.sampler import Sampler
 from motion_sim.tokenizer import ActionTokenizer
-from tests.learner import fixtures
+from tests.fixtures import REPO, SCENARIO_FILE
+from tests.fixtures import policy as policy_fixtures
+from tests.fixtures import training as fixtures
 
-SCENARIO = os.path.join(fixtures.SAMPLE, "motion_data_one_scenario.tfrecord")
+SCENARIO = SCENARIO_FILE
 SCENARIO_ID = "637f20cafde22ff8"
 
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "motion_sim.visualize", *args],
-                          cwd=fixtures.REPO, capture_output=True, text=True, timeout=900,
+                          cwd=REPO, capture_output=True, text=True, timeout=900,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), check=False)
 
 

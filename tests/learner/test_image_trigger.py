@@ -7,7 +7,6 @@ import os
 import threading
 
 import numpy as np
-import policy_fixtures
 import pytest
 import tensorflow as tf
 from PIL import Image
@@ -18,7 +17,8 @@ from motion_sim import train as train_lib
 from motion_sim.data import datatypes
 from motion_sim.learner import image_trigger
 from motion_sim.tokenizer import ActionTokenizer
-from tests.learner import fixtures
+from tests.fixtures import policy as policy_fixtures
+from tests.fixtures import training as fixtures
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import policy_fixtures
 import pytest
 import tensorflow as tf
 
@@ -10,6 +9,7 @@ from motion_sim.data import datatypes
 from motion_sim.sampler import Sampler
 from motion_sim.tokenizer import ActionTokenizer
 from motion_sim.viz import rollout_events, rollout_view
+from tests.fixtures import policy as policy_fixtures
 
 NUM_ROLLOUTS = 4
 
