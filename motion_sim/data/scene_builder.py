@@ -77,6 +77,17 @@ def _validate(raw: RawScenario) -> None:
         raise ScenarioError(src, f"scenario {raw.scenario_id!r}: sdc_index {raw.sdc_index} or "
                                  f"tracks_to_predict {ttp.tolist()} outside [0, {n})",
                             reason="bad_record")
+    # One rule for every stage (preprocess, submission, any reader): a scene whose object ids
+    # repeat is skipped as a whole -- which row is "the" agent is unknowable, and WOSAC scores by
+    # id. Checked here because every reader's output passes through build_scene.
+    ids, counts = np.unique(np.asarray(raw.track_id), return_counts=True)
+    if (counts > 1).any():
+        dups = ids[counts > 1]
+        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: object id(s) "
+                                 f"{dups[:5].tolist()}{' ...' if len(dups) > 5 else ''} appear "
+                                 f"more than once ({int((counts[counts > 1] - 1).sum())} "
+                                 "duplicate tracks); object ids must be unique in a scene",
+                            reason="duplicate_object_id")
     current_valid = raw.valid[:, CURRENT_INDEX]
     if not current_valid.any():
         raise ScenarioError(src, f"scenario {raw.scenario_id!r}: no track is valid at the current "

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from typing import Iterator
 
 import numpy as np
@@ -41,18 +42,65 @@ class Unit:
     paths: tuple
 
 
-def plan_units(files: list[str], fmt: str, shard_size: int) -> list[Unit]:
-    """Deterministic units (same inputs -> same names), so a rerun finds finished ones."""
+def input_key(path: str) -> list:
+    """[size, mtime in ns] of an input file: changes when the file is regenerated or edited, and
+    costs one stat (hashing every input of a WOMD-sized run on each resume would not)."""
+    stat = tf.io.gfile.stat(path)
+    return [int(stat.length), int(stat.mtime_nsec)]
+
+
+def plan_units(files: list[str], fmt: str, shard_size: int,
+               compression: str = "GZIP") -> list[Unit]:
+    """Deterministic units (same inputs and flags -> same names), so a rerun finds finished ones.
+
+    A unit's name ends in a tag over everything that decides which scenes it writes and how
+    they are stored: the format, the compression, each of its input files' path, size and mtime,
+    and for GPUDrive (where it decides the grouping of files into units) the shard size. A
+    rerun with another such flag or a regenerated input therefore plans units with new names,
+    and the outputs of the earlier plan are found as stale (`stale_outputs`) instead of being
+    counted as done. (For TFRecord inputs a different --shard_size only cuts the same scenes into
+    other shards, so finished units stay valid.)
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
     def tag(paths):
-        return hashlib.sha1("\n".join(paths).encode()).hexdigest()[:8]
+        identity = {"format": fmt, "compression": compression,
+                    "inputs": [[p, *input_key(p)] for p in paths]}
+        if fmt == "gpudrive":
+            identity["shard_size"] = int(shard_size)
+        return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
     if fmt == "gpudrive":  # one scenario per file: group files into shard-sized units
         groups = [tuple(files[i:i + shard_size]) for i in range(0, len(files), shard_size)]
         return [Unit(f"gpudrive-{i:05d}-{tag(g)}", g) for i, g in enumerate(groups)]
-    return [Unit(f"{os.path.basename(p).split('.')[0]}-{tag([p])}", (p,)) for p in files]
+    return [Unit(f"{_stem(p)}-{tag([p])}", (p,)) for p in files]
+
+
+def _stem(path: str) -> str:
+    """A file's name up to its first dot, as a safe, short prefix of output names: the tag keeps
+    names unique, and a 250-character input name must not make a shard name over NAME_MAX."""
+    return re.sub(r"[^A-Za-z0-9_.+=-]", "_", os.path.basename(path).split(".")[0])[:64]
+
+
+_SHARD_RE = re.compile(r"^(?P<unit>.+)-\d{5}\.tfrecord(\.gz)?$")
+
+
+def stale_outputs(output_dir: str, units: list[Unit]) -> list[str]:
+    """Files in `output_dir` written by preprocess for units that are not in `units`: shards and
+    unit stats of an earlier plan (other inputs, format, shard size or compression)."""
+    names = {u.name for u in units}
+    stale = []
+    for entry in sorted(tf.io.gfile.listdir(output_dir)):
+        entry = entry.rstrip("/")
+        if entry.endswith(STATS_SUFFIX):
+            unit = entry[:-len(STATS_SUFFIX)]
+        else:
+            match = _SHARD_RE.match(entry)
+            unit = match.group("unit") if match else None
+        if unit is not None and unit not in names:
+            stale.append(entry)
+    return stale
 
 
 def _sources(unit: Unit, fmt: str) -> Iterator[tuple[str, object]]:
@@ -71,6 +119,9 @@ def _read(fmt: str, source: str, payload) -> RawScenario:
     if fmt == "example":
         return example_reader.read_motion_example(
             example_reader.parse_example_bytes(payload, source), source)
+    if tf.io.gfile.isdir(payload):
+        raise ScenarioError(source, "is a directory, not a JSON file (narrow the glob)",
+                            reason="not_a_file")
     return gpudrive_reader.read_gpudrive_file(payload)
 
 
@@ -109,6 +160,21 @@ def empty_stats() -> dict:
             "token_error_count": 0, "token_error_max_m": 0.0, "output_files": []}
 
 
+def is_failure(reason: str) -> bool:
+    """Skip reasons that mean the input could not be read at all (a reader error, a directory,
+    an unreadable file), as opposed to a scenario that was read and judged unusable: they make
+    `preprocess` exit non-zero even though the batch finished."""
+    return reason.startswith("unexpected_") or reason in ("not_a_file", "unreadable")
+
+
+def count_skip(stats: dict, reason: str, message: str) -> None:
+    """Counts one skipped scenario under `reason`, keeping the first few messages."""
+    stats["skipped"][reason] = stats["skipped"].get(reason, 0) + 1
+    examples = stats["skipped_examples"].setdefault(reason, [])
+    if len(examples) < _MAX_EXAMPLES_PER_REASON:
+        examples.append(message)
+
+
 def write_json_atomic(path: str, payload: dict) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with tf.io.gfile.GFile(tmp, "w") as f:
@@ -144,6 +210,8 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
     ext = ".tfrecord.gz" if compression == "GZIP" else ".tfrecord"
     options = tf.io.TFRecordOptions(compression_type=compression if compression != "NONE" else "")
     stats = empty_stats()
+    stats["scenarios"] = []  # [scenario_id, source, shard, agents kept]: for cross-unit checks
+    first_source = {}
     meter = _TokenErrorMeter()
     temp_paths, final_paths = [], []
     writer, in_shard = None, 0
@@ -156,12 +224,21 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
             try:
                 raw = _read(fmt, source, payload)
                 scene, dropped = build_scene(raw)
+                scenario_id = str(scene.scenario_id.item())
+                if scenario_id in first_source:
+                    raise ScenarioError(source, f"scenario {scenario_id!r} appears twice (kept "
+                                                f"{first_source[scenario_id]})",
+                                        reason="duplicate_scenario_id")
             except ScenarioError as e:
-                stats["skipped"][e.reason] = stats["skipped"].get(e.reason, 0) + 1
-                examples = stats["skipped_examples"].setdefault(e.reason, [])
-                if len(examples) < _MAX_EXAMPLES_PER_REASON:
-                    examples.append(str(e))
+                count_skip(stats, e.reason, str(e))
                 continue
+            except Exception as e:  # noqa: BLE001 -- one bad record must not stop the unit
+                # A reader bug or an input shape no check foresaw: named and counted like any
+                # other bad record, so the rest of the file and the batch still get converted.
+                count_skip(stats, f"unexpected_{type(e).__name__}",
+                           f"{source}: {type(e).__name__}: {e}")
+                continue
+            first_source[scenario_id] = source
             if writer is None or in_shard >= shard_size:
                 if writer is not None:
                     writer.close()
@@ -178,6 +255,8 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
             for name in raw.defaults_applied:
                 stats["defaults_applied"][name] = stats["defaults_applied"].get(name, 0) + 1
             stats["agents_kept"] += int(scene.agent_mask.sum())
+            stats["scenarios"].append([scenario_id, source, os.path.basename(final_paths[-1]),
+                                       int(scene.agent_mask.sum())])
             stats["agents_dropped"] += int(scene.num_agents_dropped)
             meter.add(scene)
         if writer is not None:
@@ -200,6 +279,72 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
     return stats
 
 
+def _scenario_id_of(serialized: bytes) -> str:
+    """The scenario id of a serialized scene, read from the Example without TF ops."""
+    from tensorflow.core.framework import tensor_pb2  # proto only: cheap
+    example = tf.train.Example.FromString(serialized)
+    tensor = tensor_pb2.TensorProto.FromString(
+        example.features.feature["scenario_id"].bytes_list.value[0])
+    return tensor.string_val[0].decode()
+
+
+def _rewrite_without(path: str, drop_ids: set) -> int:
+    """Rewrites shard `path` without the scenes whose id is in `drop_ids` (temp + rename; the
+    shard is removed when nothing is left); returns how many scenes it dropped."""
+    compression = "GZIP" if path.endswith(".gz") else ""
+    kept, dropped = [], 0
+    for record in tf.data.TFRecordDataset(path, compression_type=compression):
+        record = record.numpy()
+        if _scenario_id_of(record) in drop_ids:
+            dropped += 1
+        else:
+            kept.append(record)
+    if not dropped:
+        return 0
+    if not kept:
+        tf.io.gfile.remove(path)
+        return dropped
+    temp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.TFRecordWriter(temp, tf.io.TFRecordOptions(compression_type=compression)) as w:
+        for record in kept:
+            w.write(record)
+    tf.io.gfile.rename(temp, path, overwrite=True)
+    return dropped
+
+
+def drop_duplicate_scenarios(output_dir: str, units: list[Unit], per_unit: list[dict]) -> None:
+    """One scenario id, one scene: across units (in plan order) the first copy is kept and later
+    ones are removed from their shards and counted as skipped "duplicate_scenario_id" in their
+    unit's stats (rewritten). `per_unit[i]` are the stats of `units[i]` (updated in place).
+
+    Idempotent: a crash between a shard rewrite and its stats update is finished by the next run.
+    """
+    first = {}
+    for unit, stats in zip(units, per_unit):
+        later = [row for row in stats.get("scenarios", []) if row[0] in first]
+        for row in stats.get("scenarios", []):
+            first.setdefault(row[0], row[1])
+        if not later:
+            continue
+        by_shard = {}
+        for row in later:
+            by_shard.setdefault(row[2], []).append(row)
+        for shard, rows in by_shard.items():
+            path = os.path.join(output_dir, shard)
+            if tf.io.gfile.exists(path):
+                _rewrite_without(path, {row[0] for row in rows})
+            if not tf.io.gfile.exists(path) and shard in stats["output_files"]:
+                stats["output_files"].remove(shard)
+        for row in later:
+            stats["scenarios_written"] -= 1
+            stats["agents_kept"] -= row[3]
+            count_skip(stats, "duplicate_scenario_id",
+                       f"{row[1]}: scenario {row[0]!r} appears twice (kept {first[row[0]]})")
+        dropped = {id(row) for row in later}
+        stats["scenarios"] = [row for row in stats["scenarios"] if id(row) not in dropped]
+        write_json_atomic(unit_stats_path(output_dir, unit), stats)
+
+
 def merge_stats(per_unit: list[dict]) -> dict:
     """Sums per-unit stats into the stats.json summary."""
     total = empty_stats()
@@ -219,6 +364,7 @@ def merge_stats(per_unit: list[dict]) -> dict:
             kept = total["skipped_examples"].setdefault(reason, [])
             kept.extend(msgs[:_MAX_EXAMPLES_PER_REASON - len(kept)])
         total["output_files"].extend(stats["output_files"])
+    total.pop("scenarios", None)
     count = total.pop("token_error_count")
     total_err = total.pop("token_error_sum_m")
     total["token_reconstruction_error_m"] = {

@@ -145,6 +145,6 @@ def test_interrupted_unit_is_redone(tmp_path):
         path.write_bytes(b"partial")
     stats = preprocess.run(EXAMPLE_FILE, str(out), "example")
     assert stats["units_processed"] == 1 and stats["scenarios_written"] == 1
-    assert sorted(os.listdir(out)) == sorted([f"{unit.name}-00000.tfrecord.gz",
+    assert sorted(os.listdir(out)) == sorted([f"{unit.name}-00000.tfrecord.gz", "plan.json",
                                               f"{unit.name}.stats.json", "stats.json"])
     assert len(_read_scenes(str(out))) == 1
