@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
-from motion_sim.data import pipeline
+from motion_sim.data import pipeline, run_lock
 from motion_sim.learner import checkpointing, export_trigger, image_trigger, optimization, strategy as strategy_lib
 from motion_sim.learner.gin_config import ConfigError, parse_gin, write_operative_config
 from motion_sim.learner.learner import Learner, NonFiniteLossError
@@ -66,6 +66,13 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
       jit_compile: XLA-compile each replica's loss + gradient (faster on CPU, GPU and TPU).
     Returns: the last metrics.
     """
+    _check_types(batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
+                 checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
+                 log_interval=log_interval,
+                 max_consecutive_nonfinite=max_consecutive_nonfinite)
+    if grad_clip_norm is not None and (isinstance(grad_clip_norm, bool)
+                                       or not isinstance(grad_clip_norm, (int, float))):
+        raise ConfigError(f"train.grad_clip_norm={grad_clip_norm!r}: expected a number or None")
     if mode not in MODES:
         raise ConfigError(f"train.mode must be one of {MODES}, got {mode!r}")
     if mode == "rl" and not init_checkpoint:
@@ -78,24 +85,58 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
         raise ConfigError(f"train.train_data={train_data!r} matches no files (run "
                           "`python -m motion_sim.data.preprocess` first)")
 
-    strategy = strategy_lib.get_strategy(tpu=tpu, use_gpu=use_gpu)
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
-                          f"{replicas} replicas")
-    tf.keras.utils.set_random_seed(seed)
-
-    def dataset_fn(ctx: tf.distribute.InputContext):
-        return pipeline.make_dataset(train_data, batch_size, shuffle=shuffle_data, repeat=True,
-                                     input_context=ctx, seed=seed, cache=cache_data)
-
-    # Fail on an empty / unreadable data set before any model is built.
+    # Fail on an empty / unreadable data set before any model is built or anything written.
     pipeline.make_dataset(train_data, batch_size, shuffle=False, repeat=False)
     # Test-split scenes have no logged future to learn from: the pipeline skips them.
     counts = pipeline.history_only_count(train_data)
     if counts and counts[0]:
         logging.warning("train data: skipping %d history-only (test split, no logged future) "
                         "of %d scenes", *counts)
+    strategy = strategy_lib.get_strategy(tpu=tpu, use_gpu=use_gpu)
+    if batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
+                          f"{strategy.num_replicas_in_sync} replicas")
+    # One writer per run directory: the chief holds the lock for the whole run; the other
+    # workers of a multi-worker run write only their own sub-directories of it.
+    lock = run_lock.RunLock(root_dir, "training") if strategy_lib.is_chief(strategy) else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(root_dir, strategy, mode=mode, train_data=train_data,
+                      batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
+                      checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
+                      log_interval=log_interval, grad_clip_norm=grad_clip_norm,
+                      max_consecutive_nonfinite=max_consecutive_nonfinite,
+                      init_checkpoint=init_checkpoint, cache_data=cache_data,
+                      shuffle_data=shuffle_data, seed=seed, jit_compile=jit_compile)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _check_types(**values) -> None:
+    """Gin accepts any literal; a string or a float where a count belongs would otherwise fail
+    deep inside TF (a traceback, or "not divisible by the 1 replicas" for batch_size=2.5)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"train.{name}={value!r}: expected an integer, got "
+                              f"{type(value).__name__}")
+        if value < (0 if name == "max_steps" else 1):
+            raise ConfigError(f"train.{name}={value!r}: must be "
+                              f"{'>= 0' if name == 'max_steps' else '>= 1'}")
+
+
+def _train(root_dir, strategy, *, mode, train_data, batch_size, max_steps, steps_per_loop,
+           checkpoint_interval, summary_interval, log_interval, grad_clip_norm,
+           max_consecutive_nonfinite, init_checkpoint, cache_data, shuffle_data, seed,
+           jit_compile) -> dict:
+    """The run itself, under the run-directory lock."""
+    replicas = strategy.num_replicas_in_sync
+    tf.keras.utils.set_random_seed(seed)
+
+    def dataset_fn(ctx: tf.distribute.InputContext):
+        return pipeline.make_dataset(train_data, batch_size, shuffle=shuffle_data, repeat=True,
+                                     input_context=ctx, seed=seed, cache=cache_data)
 
     tokenizer = tokenizer_lib.ActionTokenizer()
     with strategy.scope():
@@ -160,8 +201,10 @@ def main(argv):
         parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
         train(FLAGS.root_dir, tpu=FLAGS.tpu, seed=FLAGS.seed)
     except (ConfigError, checkpointing.CheckpointError, FileNotFoundError,
-            NonFiniteLossError) as e:
+            NonFiniteLossError, run_lock.RunLockError, pipeline.DataError) as e:
         _fail(e)
+    except PermissionError as e:
+        _fail(f"{e.filename}: {e.strerror}")
     except ValueError as e:
         # gin reports missing %gin.REQUIRED values and unknown configurables at call time.
         if "gin" in str(e).lower() or "Required bindings" in str(e) or "dataset" in str(e):

@@ -13,8 +13,11 @@ import json
 import os
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
+from motion_sim.data.datatypes import scene_spec
 from motion_sim.data.scene_codec import parse_history_only, parse_scene
+from motion_sim.data.tfrecord_io import clean_tf_message
 
 _SHUFFLE_BUFFER = 1024
 
@@ -23,11 +26,37 @@ def _compression(path: str) -> str:
     return "GZIP" if path.endswith(".gz") else ""
 
 
-def _check_not_empty(files: list[str], file_pattern: str) -> None:
+class DataError(ValueError):
+    """The training data cannot be used (empty, unreadable, not scene shards); names the file."""
+
+
+def _check_scene_record(path: str, record: bytes) -> None:
+    """Raises DataError unless `record` is a serialized scene (what preprocess writes)."""
+    try:
+        features = tf.train.Example.FromString(record).features.feature
+    except DecodeError:
+        features = {}
+    missing = [name for name in scene_spec() if name not in features]
+    if missing:
+        raise DataError(f"{path}: record 0 is not a scene shard record (lacks "
+                        f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); raw "
+                        "WOMD Scenario / tf.Example / GPUDrive files must first go through "
+                        "`python -m motion_sim.data.preprocess`")
+
+
+def _check_data(files: list[str], file_pattern: str) -> None:
+    """Up-front check of the training data: not empty, readable, and scene shards (the first
+    record of the first non-empty file), so a wrong path fails in seconds with a line naming the
+    file instead of a graph traceback after the model is built."""
     for path in files:
-        for _ in tf.data.TFRecordDataset(path, compression_type=_compression(path)).take(1):
-            return
-    raise ValueError(f"dataset {file_pattern!r} is empty: {len(files)} files, no records")
+        try:
+            for record in tf.data.TFRecordDataset(path,
+                                                  compression_type=_compression(path)).take(1):
+                _check_scene_record(path, record.numpy())
+                return
+        except tf.errors.OpError as e:
+            raise DataError(f"{path}: not a readable scene shard ({clean_tf_message(e)})") from None
+    raise DataError(f"dataset {file_pattern!r} is empty: {len(files)} files, no records")
 
 
 def _check_has_future(files: list[str], file_pattern: str) -> None:
@@ -40,7 +69,7 @@ def _check_has_future(files: list[str], file_pattern: str) -> None:
                 return
             if example is None:
                 example = (path, parse_scene(record)["scenario_id"].numpy().decode())
-    raise ValueError(f"dataset {file_pattern!r} has no scene with a logged future: every scene "
+    raise DataError(f"dataset {file_pattern!r} has no scene with a logged future: every scene "
                      f"is history-only (test split), e.g. scene {example[1]!r} in {example[0]}; "
                      f"training and scoring need the logged future")
 
@@ -93,12 +122,12 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
     files = sorted(set(f for f in files if not f.endswith(".json") and ".tmp-" not in f))
     if not files:
         raise FileNotFoundError(f"no scene shards match {file_pattern!r}")
-    _check_not_empty(files, file_pattern)
+    _check_data(files, file_pattern)
     if require_future:
         _check_has_future(files, file_pattern)
     compression = _compression(files[0])
     if any(_compression(f) != compression for f in files):
-        raise ValueError(f"{file_pattern!r} mixes GZIP and uncompressed shards")
+        raise DataError(f"{file_pattern!r} mixes GZIP and uncompressed shards")
 
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)

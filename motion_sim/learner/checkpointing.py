@@ -94,10 +94,9 @@ class Checkpointer:
         """
         latest = self.read_manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("Resumed from %s", latest)
-            self._restore_worker_data(latest)
-            return latest
+            restored = self._restore_newest_intact()
+            self._restore_worker_data(restored)
+            return restored
         if init_checkpoint:
             path = resolve_checkpoint(init_checkpoint)
             partial = tf.train.Checkpoint(**(init_objects or {}))
@@ -112,6 +111,37 @@ class Checkpointer:
             logging.info("Initialised model weights from %s", path)
             return path
         return None
+
+    def _restore_newest_intact(self) -> str:
+        """Restores the newest checkpoint that reads back whole, newest first.
+
+        A checkpoint truncated by a full disk or a crash mid-copy fails deep in TF (e.g.
+        "IndexError: Read less bytes than requested"); the previous one is then restored and the
+        fall-back is said, so a run never dies on -- or silently trains from -- a broken save.
+        Every variable of the model is overwritten by the intact restore, so values a failed
+        partial restore may have set do not survive.
+        """
+        candidates = list(reversed(self.read_manager.checkpoints))
+        errors = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except AssertionError:
+                raise  # a model / checkpoint mismatch is a configuration error, not corruption
+            except Exception as e:  # noqa: BLE001 -- TF raises IndexError, DataLossError, ...
+                reason = getattr(e, "message", None) or str(e)
+                errors.append(f"{path}: {type(e).__name__}: {reason.splitlines()[0] if reason else ''}")
+                logging.error("checkpoint %s is unreadable (%s: %s)", path, type(e).__name__,
+                              reason.splitlines()[0] if reason else "")
+                continue
+            if errors:
+                logging.warning("Restored the previous intact checkpoint %s instead (the newer "
+                                "one(s) are corrupt or truncated: %s)", path, "; ".join(errors))
+            else:
+                logging.info("Resumed from %s", path)
+            return path
+        raise CheckpointError(f"every checkpoint in {self.read_manager.directory} is unreadable "
+                              f"({'; '.join(errors)}); move them away to start fresh")
 
     def _restore_worker_data(self, latest: str):
         if self._data_manager is None:
