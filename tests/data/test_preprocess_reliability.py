@@ -13,15 +13,14 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-from conftest import GPUDRIVE_FILE, SAMPLE_DIR
 
-from motion_sim.data import preprocess, run_lock
+from motion_sim.data import preprocess, run_lock, shard_writer
 from motion_sim.data.scenario_writer import to_scenario_proto
 from motion_sim.data.scene_codec import decode_scene
 from motion_sim.data.synthetic import SyntheticScenarioGenerator
-
-WOMD_FILE = os.path.join(SAMPLE_DIR, "womd_scenario_input.tfrecord")  # scenario ee519cf571686d19
-LIGHTS_FILE = os.path.join(SAMPLE_DIR, "motion_data_one_scenario.tfrecord")  # 637f20cafde22ff8
+from tests.fixtures import GPUDRIVE_FILE
+from tests.fixtures import SCENARIO_FILE as LIGHTS_FILE  # scenario 637f20cafde22ff8
+from tests.fixtures import WOMD_SCENARIO_FILE as WOMD_FILE  # scenario ee519cf571686d19
 
 
 def _scene_ids(output_dir):
@@ -81,15 +80,35 @@ def test_malformed_files_are_skipped_named_and_fail_the_exit_status(tmp_path, ca
     stats = _assert_stats_match_disk(out)
     assert stats["scenarios_read"] == 4 and stats["scenarios_written"] == 1
     assert _scene_ids(out) == ["1c365f15b70ebdbf"]
-    skipped = stats["skipped"]
-    assert skipped["unexpected_ValueError"] == 1 and skipped["not_a_file"] == 1
-    assert sum(skipped.values()) == 3
+    assert stats["skipped"] == {"bad_record": 2, "not_a_file": 1}
     examples = [m for ms in stats["skipped_examples"].values() for m in ms]
-    assert any("b_wide.json:0" in m and "'wide'" in m for m in examples)
-    assert any("c_lights.json:0" in m for m in examples)
+    assert any("b_wide.json:0: object" in m and "'wide'" in m for m in examples)
+    assert any("c_lights.json:0: traffic light of lane 17" in m for m in examples)
     assert any("d_dir.json:0: is a directory" in m for m in examples)
-    assert "b_wide.json:0" in err and "d_dir.json" in err
+    assert "d_dir.json" in err  # unreadable input is a failure: named on stderr, exit 1
     assert good  # the good file's scene is the one written
+
+
+def test_unexpected_reader_exception_is_isolated_to_its_record(tmp_path, capsys, monkeypatch):
+    """A reader bug (any exception, not only ScenarioError) skips one record, named."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _gpudrive(inputs, "a_good.json")
+    _gpudrive(inputs, "b_boom.json")
+    real = shard_writer._read
+
+    def flaky(fmt, source, payload):
+        if "b_boom" in source:
+            raise IndexError("list index out of range")
+        return real(fmt, source, payload)
+
+    monkeypatch.setattr(shard_writer, "_read", flaky)
+    out = str(tmp_path / "out")
+    status, err = _main(capsys, input=str(inputs / "*.json"), output_dir=out, format="gpudrive")
+    assert status == 1
+    stats = _assert_stats_match_disk(out)
+    assert stats["scenarios_written"] == 1 and stats["skipped"] == {"unexpected_IndexError": 1}
+    assert "b_boom.json:0: IndexError: list index out of range" in err
 
 
 def test_directory_matched_by_the_glob_fails_only_its_unit(tmp_path, capsys):

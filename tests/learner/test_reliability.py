@@ -16,7 +16,8 @@ import gin
 from motion_sim import train as train_lib
 from motion_sim.data import pipeline, run_lock
 from motion_sim.learner import checkpointing, gin_config
-from tests.learner import fixtures
+from tests import fixtures as shared
+from tests.fixtures import training as fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ def test_gin_type_errors_are_one_line(tmp_path, binding, message):
 
 
 def test_raw_scenario_tfrecord_as_training_data_is_named(tmp_path):
-    raw = os.path.join(fixtures.SAMPLE, "womd_scenario_input.tfrecord")
+    raw = shared.WOMD_SCENARIO_FILE
     with pytest.raises(pipeline.DataError,
                        match=f"{raw}: record 0 is not a scene shard record .*preprocess"):
         _train(tmp_path / "run", [f"DEMO_DATA = '{raw}'"])
@@ -121,14 +122,14 @@ def test_two_concurrent_trainings_on_one_root_dir_cannot_both_write(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     log = tmp_path / "first.log"
     with open(log, "w") as out:
-        first = subprocess.Popen(cmd, cwd=fixtures.REPO, env=env, stdout=out,
+        first = subprocess.Popen(cmd, cwd=shared.REPO, env=env, stdout=out,
                                  stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 240
         while not os.path.exists(os.path.join(root, "train")):  # the first run is writing
             assert first.poll() is None and time.time() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
-        second = subprocess.run(cmd, cwd=fixtures.REPO, env=env, capture_output=True,
+        second = subprocess.run(cmd, cwd=shared.REPO, env=env, capture_output=True,
                                 text=True, timeout=240, check=False)
         assert second.returncode == 2, second.stderr[-3000:]
         assert (f"motion_sim.train: error: {root} is in use by another run (training, "
