@@ -10,7 +10,9 @@ r"""Writes a WOSAC (Sim Agents Challenge) submission from a sim-agent SavedModel
 Output in OUT: `submission.binproto-KKKKK-of-NNNNN` shards (each a full
 `SimAgentsChallengeSubmission` with the metadata), `submission.tar.gz` of them (the file to
 upload), `plan.json`, per-shard `*.stats.json` and `stats.json` (scenarios written/skipped,
-constant-velocity fallback agents). Every scenario passes
+history-only scenes, sim agents, and how many of them the constant-velocity fallback drove:
+those beyond the model's `MAX_AGENTS`). The input is the WOMD test split (history only: 11
+steps); full 91-step scenes work too. Every scenario passes
 `submission_specs.validate_scenario_rollouts` before it is written. Re-running the same command
 after an interruption skips the shards already written. Bad records are skipped, counted and
 named (file:record); more than --max_skipped of them fails the run without a tarball, because
@@ -35,7 +37,7 @@ from export import loader
 from export import saved_model_rollouts
 from export import submission_shards
 from motion_sim.data import scenario_reader
-from motion_sim.data.datatypes import ScenarioError
+from motion_sim.data.datatypes import MAX_AGENTS, NUM_HISTORY_STEPS, ScenarioError
 
 _REQUIRED = ("saved_model", "scenarios", "output_dir", "account_name", "method_name", "authors",
              "affiliation", "description", "method_link",
@@ -111,6 +113,7 @@ def submission_metadata(values: dict) -> dict:
 
 def _empty_shard_stats() -> dict:
     return {"scenarios_written": 0, "scenarios_skipped": 0, "skipped": [],
+            "history_only_scenarios": 0,
             "sim_agents": 0, "model_agents": 0, "fallback_agents": 0,
             "scenarios_with_fallback": 0}
 
@@ -186,6 +189,8 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
             stats["model_agents"] += counts.num_model_agents
             stats["fallback_agents"] += counts.num_fallback_agents
             stats["scenarios_with_fallback"] += int(counts.num_fallback_agents > 0)
+            stats["history_only_scenarios"] += int(
+                len(scenario.timestamps_seconds) == NUM_HISTORY_STEPS)
         bar.update(1)
     if current is not None:
         flush(current)
@@ -244,7 +249,18 @@ def main(argv) -> None:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    print(coverage_line(totals), file=sys.stderr)
     print(json.dumps({k: v for k, v in totals.items() if k != "skipped"}, sort_keys=True))
+
+
+def coverage_line(totals: dict) -> str:
+    """One line on who drives the official sim agents, printed at the end of a run."""
+    return (f"wosac_submission: {totals.get('scenarios_written', 0)} scenarios "
+            f"({totals.get('history_only_scenarios', 0)} history-only) cover "
+            f"{totals.get('sim_agents', 0)} sim agents: {totals.get('model_agents', 0)} by the "
+            f"model, {totals.get('fallback_agents', 0)} by the constant-velocity fallback (agents "
+            f"beyond the model's {MAX_AGENTS}, in {totals.get('scenarios_with_fallback', 0)} "
+            f"scenarios)")
 
 
 if __name__ == "__main__":
