@@ -77,7 +77,7 @@ def one_step(strategy, shards, weights, mode, table=None):
 
 def main():
     shards = fixtures.preprocess_sample(tempfile.mkdtemp())
-    fixtures.parse_tiny_gin(["ActionTokenizer.token_hz = 2"])
+    fixtures.parse_tiny_gin()
     tf.keras.utils.set_random_seed(0)
     weights = SimAgentModel().get_weights()
     tokenizer = tokenizer_lib.ActionTokenizer()

@@ -46,7 +46,7 @@ def max_diff(a, b):
 def main():
     tmp = tempfile.mkdtemp()
     shards = fixtures.four_scene_shards(os.path.join(tmp, "scenes"))
-    fixtures.parse_tiny_gin(["ActionTokenizer.token_hz = 2"])
+    fixtures.parse_tiny_gin()
     tf.keras.utils.set_random_seed(0)
     weights = SimAgentModel().get_weights()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -25,7 +25,7 @@ def _losses(stdout):
 def _eval(ckpt, data):
     proc = subprocess.run(
         [fixtures.PYTHON, "-m", "motion_sim.rl.rollout_eval", f"--checkpoint={ckpt}",
-         "--gin_file=gin/model_tiny.gin", "--gin_bindings=SimAgentModel.max_steps=16",
+         "--gin_file=gin/test_tiny.gin",
          f"--data={data}", "--num_rollouts=32", "--seed=1"],
         cwd=fixtures.REPO, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
