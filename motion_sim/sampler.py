@@ -25,6 +25,21 @@ from motion_sim.tokenizer import ActionTokenizer
 _CUR = datatypes.CURRENT_INDEX
 
 
+class StepState(NamedTuple):
+    """Closed-loop decoding state between token steps (a `tf.nest` structure).
+
+    Attributes:
+      step: [] int32 token step t that the next `Sampler.step` samples.
+      prev_tokens: [B*R, A] int32 tokens of step t - 1 (rows b * R + r).
+      cache: the model's `DecodeCache` holding steps < t.
+      seed: [2] int32 seed of the rollout (step t draws with fold_in(seed, t)).
+    """
+    step: tf.Tensor
+    prev_tokens: tf.Tensor
+    cache: object
+    seed: tf.Tensor
+
+
 class RolloutOutput(NamedTuple):
     """Sampled joint rollouts. B scenes, R rollouts, A agents, T token steps, 80 10 Hz steps.
 
@@ -116,7 +131,12 @@ class Sampler:
         self.num_rollouts, self.temperature = int(num_rollouts), float(temperature)
         self.top_k, self.top_p = int(top_k), float(top_p)
         self.trace_count = 0  # incremented each time the rollout is (re)traced
+        self.step_trace_count = 0  # same for the closed-loop start / step functions
         self._rollout_fn = tf.function(self._rollout, jit_compile=True)
+        # Closed-loop stepping: the rollout's own first step and loop body, compiled on their
+        # own (one program per shape), the cache passed in and returned.
+        self._start_fn = tf.function(self._start, jit_compile=True)
+        self._step_fn = tf.function(self._step, jit_compile=True)
 
     def __call__(self, scene, seed, forced_tokens=None, forced_mask=None) -> RolloutOutput:
         """Samples rollouts.
@@ -144,61 +164,138 @@ class Sampler:
         if forced_tokens.shape != shape or forced_mask.shape != shape:
             raise ValueError(f"forced_tokens/forced_mask must be {shape}, got "
                              f"{forced_tokens.shape} / {forced_mask.shape}")
-        seed = tf.cast(seed, tf.int32)
-        if seed.shape.rank == 0:
-            seed = tf.stack([seed, tf.constant(0, tf.int32)])
+        seed = _seed(seed)
         frame = (tf.convert_to_tensor(scene["frame_origin"], tf.float64),
                  tf.convert_to_tensor(scene["frame_yaw"], tf.float64))
         return self._rollout_fn(model_inputs, frame, seed, forced_tokens, forced_mask)
 
+    # ------------------------------------------------------------ stepping
+    def start(self, scene, seed, forced_tokens, forced_mask):
+        """Closed-loop stepping, step 0: encodes the scene and samples token step 0.
+
+        The same compiled step the rollout runs (`_first_step`), exposed so that something
+        outside (an AV planner) can supply one agent's token at each step after seeing the
+        world so far. R worlds per scene run batched; their count is the R axis of the forced
+        tokens (any R, one compiled program per shape).
+
+        Args:
+          scene: batched `Scene` or dict (B scenes).
+          seed: int or [2] int32 seed (step t draws with fold_in(seed, t), as the rollout).
+          forced_tokens: [B, R, A] int tokens of step 0 that replace the sampled ones where
+            forced_mask [B, R, A] is True.
+        Returns: (`StepState`, tokens [B, R, A] int32, log_probs [B, R, A] float32) of step 0.
+        """
+        if hasattr(scene, "_asdict"):
+            scene = scene._asdict()
+        model_inputs = inputs.scene_inputs(scene)
+        forced_tokens, forced_mask = self._step_forcing(forced_tokens, forced_mask)
+        batch, num_rollouts = forced_tokens.shape[:2]
+        if batch != model_inputs["agent_mask"].shape[0]:
+            raise ValueError(f"forced tokens cover {batch} scenes, the scene batch has "
+                             f"{model_inputs['agent_mask'].shape[0]}")
+        state, tokens, log_probs = self._start_fn(model_inputs, _seed(seed),
+                                                  _fold(forced_tokens), _fold(forced_mask))
+        return state, _unfold(tokens, batch), _unfold(log_probs, batch)
+
+    def step(self, state: StepState, forced_tokens, forced_mask):
+        """Closed-loop stepping, steps 1..T-1: samples token step `state.step`.
+
+        Args:
+          state: from `start` or the previous `step`.
+          forced_tokens, forced_mask: [B, R, A] this step's forced tokens (see `start`).
+        Returns: (next `StepState`, tokens [B, R, A], log_probs [B, R, A]).
+        """
+        forced_tokens, forced_mask = self._step_forcing(forced_tokens, forced_mask)
+        batch = forced_tokens.shape[0]
+        state, tokens, log_probs = self._step_fn(state, _fold(forced_tokens), _fold(forced_mask))
+        return state, _unfold(tokens, batch), _unfold(log_probs, batch)
+
+    @staticmethod
+    def _step_forcing(forced_tokens, forced_mask):
+        forced_tokens = tf.cast(forced_tokens, tf.int32)
+        forced_mask = tf.cast(forced_mask, tf.bool)
+        if forced_tokens.shape.rank != 3 or forced_tokens.shape != forced_mask.shape:
+            raise ValueError(f"forced_tokens/forced_mask must both be [B, R, A], got "
+                             f"{forced_tokens.shape} / {forced_mask.shape}")
+        return forced_tokens, forced_mask
+
     # ---------------------------------------------------------------- compiled
+    def _sample(self, t, logits, seed, agent_mask, forced_tokens, forced_mask):
+        """Tokens and log-probs [B*R, A] of step t from its logits [B*R, A, V] float32."""
+        logp = tf.nn.log_softmax(logits, axis=-1)  # temperature-1 policy (for RL)
+        sample_logits = filter_logits(logits / self.temperature, self.top_k, self.top_p)
+        step_seed = tf.random.experimental.stateless_fold_in(seed, t)
+        sampled = tf.random.stateless_categorical(
+            tf.reshape(sample_logits, [-1, sample_logits.shape[-1]]), 1, step_seed,
+            dtype=tf.int32)
+        choice = tf.reshape(sampled, tf.shape(agent_mask))
+        choice = tf.where(forced_mask, forced_tokens, choice)
+        # Padded agents coast (zero acceleration) and carry no probability mass.
+        choice = tf.where(agent_mask, choice, tf.fill(tf.shape(choice), self.tokenizer.zero_token))
+        lp = tf.gather(logp, choice, axis=-1, batch_dims=2)
+        return choice, tf.where(agent_mask, lp, tf.zeros_like(lp))
+
+    def _first_step(self, scene, seed, forced_tokens, forced_mask):
+        """Step 0 of R rollouts per scene -> (StepState, tokens, log_probs), rows b * R + r.
+
+        Step 0's input is START for every rollout, so its logits and cache entries are the
+        same for all R rollouts of a scene: decode it once per scene, then copy the cache.
+        R = rows of forced_tokens [B*R, A] / B.
+        """
+        model = self.model
+        batch = scene["agent_mask"].shape[0]
+        rows = forced_tokens.shape[0]
+        # Static when known; an exported signature with an open R axis traces it symbolically
+        # (XLA then compiles one program per concrete R).
+        num_rollouts = rows // batch if rows is not None else tf.shape(forced_tokens)[0] // batch
+        cache = model.init_cache(scene, 1, self.tokenizer.num_tokens,
+                                 encoding=model.encode(scene))
+        logits0, cache = model.next(tf.zeros_like(scene["agent_mask"], tf.int32), cache, 0)
+        cache = cache.repeat_rollouts(num_rollouts)
+        logits0 = tf.repeat(logits0, num_rollouts, axis=0)
+        choice, lp = self._sample(0, logits0, seed, cache.agent_mask, forced_tokens, forced_mask)
+        return StepState(tf.constant(1), choice, cache, seed), choice, lp
+
+    def _next_step(self, state: StepState, forced_tokens, forced_mask):
+        """Step state.step given everything before it: the rollout loop's body."""
+        logits, cache = self.model.next(state.prev_tokens, state.cache, state.step)
+        choice, lp = self._sample(state.step, logits, state.seed, cache.agent_mask,
+                                  forced_tokens, forced_mask)
+        return StepState(state.step + 1, choice, cache, state.seed), choice, lp
+
+    def _start(self, scene, seed, forced_tokens, forced_mask):
+        self.step_trace_count += 1
+        return self._first_step(scene, seed, forced_tokens, forced_mask)
+
+    def _step(self, state, forced_tokens, forced_mask):
+        self.step_trace_count += 1
+        return self._next_step(state, forced_tokens, forced_mask)
+
     def _rollout(self, scene, frame, seed, forced_tokens, forced_mask) -> RolloutOutput:
         self.trace_count += 1  # Python side effect: runs only while tracing
-        model, tok = self.model, self.tokenizer
+        tok = self.tokenizer
         R, T = self.num_rollouts, tok.num_tokens
-        batch, num_agents = scene["agent_mask"].shape[:2]
-        batch_r = batch * R
+        batch = scene["agent_mask"].shape[0]
 
         def tile(x):  # [B, ...] -> [B*R, ...], rows b * R + r (the cache's order)
             return tf.repeat(x, R, axis=0)
 
-        # Step 0's input is START for every rollout, so its logits and cache entries are the
-        # same for all R rollouts of a scene: decode it once per scene, then copy the cache.
-        cache = model.init_cache(scene, 1, T, encoding=model.encode(scene))
-        logits0, cache = model.next(tf.zeros_like(scene["agent_mask"], tf.int32), cache, 0)
-        cache = cache.repeat_rollouts(R)
-        agent_mask = cache.agent_mask  # [B*R, A]
         forced_t = tf.transpose(tile(forced_tokens), [2, 0, 1])  # [T, B*R, A]
         forced_m = tf.transpose(tile(forced_mask), [2, 0, 1])
-        zero = tf.fill([batch_r, num_agents], tok.zero_token)
+        state, choice0, lp0 = self._first_step(scene, seed, forced_t[0], forced_m[0])
+        agent_mask = state.cache.agent_mask  # [B*R, A]
 
-        def sample(t, logits):  # logits [B*R, A, V] float32 of step t -> (tokens, log-probs)
-            logp = tf.nn.log_softmax(logits, axis=-1)  # temperature-1 policy (for RL)
-            sample_logits = filter_logits(logits / self.temperature, self.top_k, self.top_p)
-            step_seed = tf.random.experimental.stateless_fold_in(seed, t)
-            sampled = tf.random.stateless_categorical(
-                tf.reshape(sample_logits, [batch_r * num_agents, -1]), 1, step_seed,
-                dtype=tf.int32)
-            choice = tf.reshape(sampled, [batch_r, num_agents])
-            choice = tf.where(forced_m[t], forced_t[t], choice)
-            # Padded agents coast (zero acceleration) and carry no probability mass.
-            choice = tf.where(agent_mask, choice, zero)
-            lp = tf.gather(logp, choice, axis=-1, batch_dims=2)
-            return choice, tf.where(agent_mask, lp, tf.zeros_like(lp))
-
-        def body(t, prev, tokens, log_probs, cache):
-            logits, cache = model.next(prev, cache, t)  # [B*R, A, V] float32
-            choice, lp = sample(t, logits)
+        def body(state, tokens, log_probs):
+            t = state.step
+            state, choice, lp = self._next_step(state, forced_t[t], forced_m[t])
             tokens = tf.tensor_scatter_nd_update(tokens, [[t]], choice[None])
             log_probs = tf.tensor_scatter_nd_update(log_probs, [[t]], lp[None])
-            return t + 1, choice, tokens, log_probs, cache
+            return state, tokens, log_probs
 
-        choice0, lp0 = sample(0, tile(logits0))
         pad = [[0, T - 1], [0, 0], [0, 0]]
-        loop_vars = (tf.constant(1), choice0, tf.pad(choice0[None], pad),
-                     tf.pad(lp0[None], pad), cache)
-        _, _, tokens, log_probs, _ = tf.while_loop(lambda t, *_: t < T, body, loop_vars,
-                                                   maximum_iterations=T - 1)
+        loop_vars = (state, tf.pad(choice0[None], pad), tf.pad(lp0[None], pad))
+        _, tokens, log_probs = tf.while_loop(lambda state, *_: state.step < T, body, loop_vars,
+                                             maximum_iterations=T - 1)
         tokens = tf.transpose(tokens, [1, 2, 0])  # [B*R, A, T]
         log_probs = tf.transpose(log_probs, [1, 2, 0])
 
@@ -210,9 +307,23 @@ class Sampler:
         xy = tf.where(real[..., None], xy, tf.zeros_like(xy))
         heading = tf.where(real, heading, tf.zeros_like(heading))
 
-        def unfold(x):  # [B*R, ...] -> [B, R, ...]
-            return tf.reshape(x, [batch, R] + x.shape[1:].as_list())
-
-        tokens, log_probs, xy, heading = map(unfold, (tokens, log_probs, xy, heading))
+        tokens, log_probs, xy, heading = (_unfold(x, batch)
+                                          for x in (tokens, log_probs, xy, heading))
         world_xy, world_heading = to_world(xy, heading, frame[0], frame[1])
         return RolloutOutput(tokens, log_probs, xy, heading, world_xy, world_heading)
+
+
+def _seed(seed) -> tf.Tensor:
+    """int or [2] seed -> [2] int32."""
+    seed = tf.cast(seed, tf.int32)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.constant(0, tf.int32)])
+    return seed
+
+
+def _fold(x):  # [B, R, ...] -> [B*R, ...] (rows b * R + r)
+    return tf.reshape(x, [-1] + x.shape[2:].as_list())
+
+
+def _unfold(x, batch: int):  # [B*R, ...] -> [B, R, ...]
+    return tf.reshape(x, [batch, -1] + x.shape[1:].as_list())

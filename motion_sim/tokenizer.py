@@ -83,6 +83,14 @@ class ActionTokenizer:
         vel = vel + self.accel(tokens, pos.dtype) * self.dt
         return pos + vel * self.dt, vel
 
+    def target_token(self, pos: tf.Tensor, vel: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        """[...] int32 token whose Verlet step from (pos, vel) lands nearest `target` [..., 2].
+
+        The closed-loop encoding step: ground truth (`encode`) and an external planner's
+        executed motion (the closed-loop stepper's AV) are turned into tokens by this one rule.
+        """
+        return self.quantize((target - pos - vel * self.dt) / (self.dt * self.dt))
+
     # ----------------------------------------------------------------- state
     def initial_state(self, xy, valid, logged_vel=None):
         """State at the current step from the log.
@@ -161,8 +169,8 @@ class ActionTokenizer:
         pos, vel = self.initial_state(xy, valid, logged_vel)
         tokens = []
         for k in range(self.num_tokens):
-            want = (targets[..., k, :] - pos - vel * self.dt) / (self.dt * self.dt)
-            tok = tf.where(has_target[..., k], self.quantize(want), self.zero_token)
+            tok = tf.where(has_target[..., k], self.target_token(pos, vel, targets[..., k, :]),
+                           self.zero_token)
             pos, vel = self.step(pos, vel, tok)
             tokens.append(tok)
         tokens = tf.stack(tokens, axis=-1)

@@ -30,10 +30,11 @@ class DecodeCache(NamedTuple):
     def repeat_rollouts(self, num_rollouts: int) -> "DecodeCache":
         """A cache of one rollout per scene ([B, ...] rows) -> R copies per scene (rows b * R + r).
 
+        `num_rollouts` may be a scalar int tensor (an exported step signature's open R axis).
         Lets the sampler decode step 0, whose input (START) is the same for every rollout,
         once per scene and copy its keys/values, rather than R times.
         """
-        if num_rollouts == 1:
+        if isinstance(num_rollouts, int) and num_rollouts == 1:
             return self
 
         def tile(x):

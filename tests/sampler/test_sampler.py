@@ -169,3 +169,58 @@ class SamplerTest(TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class ClosedLoopStepTest(TestCase):
+    """`Sampler.start` / `step`: the rollout's own step function, driven from outside."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.model = tiny_model()
+        cls.tokenizer = ActionTokenizer(2)
+        cls.scene = womd_scene(num_agents=A, batch=2)
+        cls.scene["agent_mask"][1, 4:] = False
+
+    def _step_all(self, sampler, forced, forced_mask, seed):
+        """Runs T steps with forced [B, R, A, T] -> tokens, log_probs [B, R, A, T]."""
+        state, tok, lp = sampler.start(self.scene, seed, forced[..., 0], forced_mask[..., 0])
+        tokens, log_probs = [tok], [lp]
+        for t in range(1, self.tokenizer.num_tokens):
+            self.assertEqual(int(state.step), t)
+            state, tok, lp = sampler.step(state, forced[..., t], forced_mask[..., t])
+            tokens.append(tok)
+            log_probs.append(lp)
+        return tf.stack(tokens, -1), tf.stack(log_probs, -1)
+
+    def test_stepping_with_logged_av_equals_sampler_with_forced_tokens(self):
+        R = 3
+        sampler = Sampler(self.model, self.tokenizer, num_rollouts=R)
+        logged, _ = self.tokenizer.encode(self.scene["agent_xy"], self.scene["agent_valid"])
+        forced_mask = np.zeros([2, A, 16], bool)
+        forced_mask[:, 0] = True  # the AV (SDC) replays its logged tokens, the others react
+        want = sampler(self.scene, 7, forced_tokens=logged, forced_mask=forced_mask)
+        tile = lambda x: np.repeat(np.asarray(x)[:, None], R, axis=1)
+        tokens, log_probs = self._step_all(sampler, tile(logged), tile(forced_mask), 7)
+        self.assertAllEqual(tokens, want.tokens)
+        self.assertAllClose(log_probs, want.log_probs, atol=1e-5)
+        self.assertAllEqual(tokens[:, :, 0], tile(logged)[:, :, 0])
+        # The other agents really are sampled (not all forced / not all equal across worlds).
+        self.assertNotAllEqual(tokens[0, 0, 1], tokens[0, 1, 1])
+        # Second pass with another R: one more trace each, none for a repeated shape.
+        before = sampler.step_trace_count
+        self._step_all(sampler, tile(logged), tile(forced_mask), 8)
+        self.assertEqual(sampler.step_trace_count, before)
+        self.assertEqual(sampler.trace_count, 1)
+
+    def test_each_world_gets_its_own_forced_token(self):
+        sampler = Sampler(self.model, self.tokenizer, num_rollouts=1)
+        forced = np.zeros([2, 4, A], np.int32)
+        forced[:, :, 0] = np.arange(4) * 10  # world r's AV token is 10 r
+        mask = np.zeros([2, 4, A], bool)
+        mask[:, :, 0] = True
+        state, tok, _ = sampler.start(self.scene, 1, forced, mask)
+        self.assertAllEqual(tok[:, :, 0], forced[:, :, 0])
+        state, tok, _ = sampler.step(state, forced + 1, mask)
+        self.assertAllEqual(tok[:, :, 0], forced[:, :, 0] + 1)
+        self.assertAllEqual(state.prev_tokens.shape, [8, A])
