@@ -22,6 +22,50 @@ def box_corners(xy: tf.Tensor, heading: tf.Tensor, length: tf.Tensor, width: tf.
             + signs[:, 1:2] * ay[..., None, :])
 
 
+def boxes_overlap(xy_a: tf.Tensor, heading_a: tf.Tensor, length_a, width_a,
+                  xy_b: tf.Tensor, heading_b: tf.Tensor, length_b, width_b) -> tf.Tensor:
+    """Whether box a overlaps box b, elementwise with broadcasting (the one SAT test).
+
+    Args:
+      xy_a, xy_b: [..., 2] centres; heading_a, heading_b: [...] yaw (rad); length_*, width_*:
+        [...] sizes (m). All leading shapes broadcast against each other.
+    Returns:
+      [...] bool. Touching edges (zero-area contact) count as overlap, as in waymo's
+      `distance <= 0` collision rule.
+    """
+    dtype = xy_a.dtype
+    # Broadcast everything to one shape and flatten it: TF's CPU kernels do not broadcast
+    # every pattern beyond rank 5, and the maths below adds two axes.
+    parts = [xy_a[..., 0], xy_a[..., 1], heading_a, length_a, width_a,
+             xy_b[..., 0], xy_b[..., 1], heading_b, length_b, width_b]
+    parts = [tf.cast(p, dtype) for p in parts]
+    shape = tf.shape(parts[0])
+    for p in parts[1:]:
+        shape = tf.broadcast_dynamic_shape(shape, tf.shape(p))
+    flat = [tf.reshape(tf.broadcast_to(p, shape), [-1]) for p in parts]
+    xy_a, xy_b = tf.stack(flat[0:2], -1), tf.stack(flat[5:7], -1)
+    heading_a, length_a, width_a, heading_b, length_b, width_b = flat[2:5] + flat[7:10]
+
+    def frame(heading, length, width):
+        c, s = tf.cos(heading), tf.sin(heading)
+        axes = tf.stack([tf.stack([c, s], -1), tf.stack([-s, c], -1)], axis=-2)  # [n, 2, 2]
+        return axes, tf.stack([0.5 * length, 0.5 * width], axis=-1)
+
+    axes_a, half_a = frame(heading_a, length_a, width_a)
+    axes_b, half_b = frame(heading_b, length_b, width_b)
+    d = xy_b - xy_a                                                       # [..., 2]
+    proj_a = tf.reduce_sum(axes_a * d[..., None, :], axis=-1)            # [..., k]
+    proj_b = tf.reduce_sum(axes_b * d[..., None, :], axis=-1)            # [..., m]
+    # |a^k . b^m| for all axis pairs: [..., k, m]
+    cross = tf.abs(tf.reduce_sum(axes_a[..., :, None, :] * axes_b[..., None, :, :], axis=-1))
+    ext_b_on_a = tf.reduce_sum(cross * half_b[..., None, :], axis=-1)    # [..., k]
+    ext_a_on_b = tf.reduce_sum(cross * half_a[..., :, None], axis=-2)    # [..., m]
+    # Two convex rectangles are disjoint iff one of their 4 edge normals separates them.
+    separated = (tf.reduce_any(tf.abs(proj_a) > half_a + ext_b_on_a, axis=-1)
+                 | tf.reduce_any(tf.abs(proj_b) > half_b + ext_a_on_b, axis=-1))
+    return tf.reshape(~separated, shape)
+
+
 def pairwise_overlap(xy: tf.Tensor, heading: tf.Tensor, length: tf.Tensor, width: tf.Tensor,
                      valid: tf.Tensor) -> tf.Tensor:
     """Which pairs of boxes overlap.
@@ -30,29 +74,16 @@ def pairwise_overlap(xy: tf.Tensor, heading: tf.Tensor, length: tf.Tensor, width
       xy: [..., A, 2] centres; heading: [..., A] yaw (rad); length, width: [..., A] (m), broadcast
         against heading; valid: [..., A] bool, boxes that exist (padding never collides).
     Returns:
-      [..., A, A] bool, True where boxes i and j (i != j, both valid) overlap. Touching edges
-      (zero-area contact) count as overlap, as in waymo's `distance <= 0` collision rule.
+      [..., A, A] bool, True where boxes i and j (i != j, both valid) overlap (`boxes_overlap`).
     """
     length = tf.broadcast_to(tf.cast(length, xy.dtype), tf.shape(heading))
     width = tf.broadcast_to(tf.cast(width, xy.dtype), tf.shape(heading))
-    c, s = tf.cos(heading), tf.sin(heading)
-    axes = tf.stack([tf.stack([c, s], -1), tf.stack([-s, c], -1)], axis=-2)  # [..., A, 2 axes, 2]
-    half = tf.stack([0.5 * length, 0.5 * width], axis=-1)                  # [..., A, 2]
-    # Separation along box i's own axes: |proj(d)| > half_i + projected half-extent of box j.
-    d = xy[..., None, :, :] - xy[..., :, None, :]                          # [..., i, j, 2] = xj - xi
-    proj_d = tf.einsum("...ikc,...ijc->...ijk", axes, d)                   # [..., i, j, 2]
-    # |a_i^k . a_j^m| for all axis pairs: [..., i, j, k, m]
-    cross = tf.abs(tf.einsum("...ikc,...jmc->...ijkm", axes, axes))
-    ext_j_on_i = tf.einsum("...ijkm,...jm->...ijk", cross, half)           # [..., i, j, k]
-    sep_i = tf.abs(proj_d) > half[..., :, None, :] + ext_j_on_i
-    # Along box j's axes: project d on a_j, box i's extent via the transposed cross matrix.
-    proj_d_j = tf.einsum("...jmc,...ijc->...ijm", axes, d)
-    ext_i_on_j = tf.einsum("...ijkm,...ik->...ijm", cross, half)
-    sep_j = tf.abs(proj_d_j) > half[..., None, :, :] + ext_i_on_j
-    separated = tf.reduce_any(sep_i, axis=-1) | tf.reduce_any(sep_j, axis=-1)
+    overlap = boxes_overlap(xy[..., :, None, :], heading[..., :, None], length[..., :, None],
+                            width[..., :, None], xy[..., None, :, :], heading[..., None, :],
+                            length[..., None, :], width[..., None, :])
     num = tf.shape(valid)[-1]
     pair_ok = valid[..., :, None] & valid[..., None, :] & ~tf.eye(num, dtype=tf.bool)  # no self-pairs
-    return ~separated & pair_ok
+    return overlap & pair_ok
 
 
 def any_collision(xy, heading, length, width, valid) -> tf.Tensor:
