@@ -9,6 +9,12 @@ ScenarioRollouts) or .tar.gz archives of them; `--saved_model=DIR` instead gener
 with an exported model (export/saved_model_rollouts.py). Writes FILE.json (official field names)
 and FILE.md (a Table-1 row). Bad input stops the run with an error naming the file, scenario
 and cause.
+
+History-only scenes (the WOMD test split: 11 steps) have no logged future to score against:
+with --rollouts they are a one-line error naming the scene; with --saved_model their rollouts
+are generated and validated but not scored (listed under `unscored`), and
+`--rollouts_output=FILE` keeps every generated rollout (a SimAgentsChallengeSubmission
+binproto that `--rollouts` reads back). When no scene can be scored that file is the output.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from absl import logging
 import tqdm
 
 from motion_sim.metrics import config as config_lib
+from motion_sim.metrics import history_only
 from motion_sim.metrics import rollout_checks
 from motion_sim.metrics import rollouts_io
 from motion_sim.metrics import results as results_lib
@@ -40,6 +47,8 @@ def define_flags() -> None:
   flags.DEFINE_string('saved_model', None, 'Exported SavedModel that generates the '
                       'rollouts (instead of --rollouts).')
   flags.DEFINE_integer('seed', 0, 'Rollout seed for --saved_model.')
+  flags.DEFINE_string('rollouts_output', None, 'With --saved_model: also write the generated '
+                      'rollouts to this binproto (the only output for history-only scenes).')
   flags.DEFINE_enum('config', '2025', list(config_lib.CONFIG_YEARS), 'Metric config year.')
   flags.DEFINE_enum('backend', 'fast', ['official', 'fast'], 'Metric implementation.')
   flags.DEFINE_string('output', None, 'Output JSON path (FILE.md is written beside it).')
@@ -83,16 +92,26 @@ def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None
 
 def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
              saved_model: str | None = None, year: str = '2025', backend: str = 'fast',
-             num_workers: int = 1, seed: int = 0) -> dict:
-  """Scores every scenario; returns the results dict (see `results.summarize`)."""
+             num_workers: int = 1, seed: int = 0, rollouts_output: str | None = None) -> dict:
+  """Scores every scenario; returns the results dict (see `results.summarize`; history-only
+  scenes: see the module doc -- if none is left to score, only `unscored` and
+  `rollouts_output`, with `num_scenarios` 0)."""
   if (rollout_pattern is None) == (saved_model is None):
     raise ValueError('give exactly one of rollouts / saved_model')
   config = config_lib.load_config(year)
   scenarios = {}
   for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
     scenarios.setdefault(scenario.scenario_id, (source, scenario))
+  generated, unscored = _history_only_rollouts(scenarios, saved_model, seed)
   logging.info('%d scenarios from %s', len(scenarios), scenario_pattern)
   pairs = _pairs(scenarios, rollout_pattern, saved_model, seed)
+
+  def keep(pairs):  # the scored scenes' rollouts go to --rollouts_output too
+    for source, scenario, rollouts in pairs:
+      generated.append(rollouts)
+      yield source, scenario, rollouts
+
+  pairs = keep(pairs) if rollouts_output else pairs
   start = time.time()
   if backend == 'official':
     from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
@@ -113,10 +132,35 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
     raise ValueError(f'unknown backend {backend!r}')
   per_scenario = list(tqdm.tqdm(scored, total=len(scenarios), desc=f'WOSAC {backend}',
                                 unit='scenario', disable=None))
-  results = results_lib.summarize(config, per_scenario)
+  if rollouts_output:
+    history_only.write_rollouts(rollouts_output, generated)
+  nothing_scored = unscored and not per_scenario
+  results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
+  results.update(unscored=unscored, rollouts_output=rollouts_output)
   results.update(config=year, backend=backend, num_scenarios=len(per_scenario),
                  seconds=time.time() - start)
   return results
+
+
+def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int):
+  """Removes the history-only scenes from `scenarios`; returns their validated rollouts by
+  `saved_model` and their `unscored` entries. With --rollouts they are an error."""
+  generated, unscored = [], []
+  for scenario_id, (source, scenario) in list(scenarios.items()):
+    if not history_only.is_history_only(scenario):
+      continue
+    if not saved_model:
+      raise history_only.no_future_error(source, scenario_id)
+    from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
+    rollouts = saved_model_rollouts.generate_scenario_rollouts(saved_model, scenario, seed)
+    rollout_checks.validate_rollouts(rollouts, scenario, f'{saved_model} on {source}')
+    generated.append(rollouts)
+    unscored.append({'scenario_id': scenario_id, 'source': source,
+                     'reason': 'no logged future to score against (history-only)'})
+    del scenarios[scenario_id]
+    logging.warning('%s: scenario %s is history-only: rollouts generated, not scored', source,
+                    scenario_id)
+  return generated, unscored
 
 
 def main(argv):
@@ -128,10 +172,12 @@ def main(argv):
     raise app.UsageError('give exactly one of --rollouts / --saved_model')
   try:
     results = evaluate(FLAGS.scenarios, FLAGS.rollouts, FLAGS.saved_model, FLAGS.config,
-                       FLAGS.backend, FLAGS.num_workers, FLAGS.seed)
+                       FLAGS.backend, FLAGS.num_workers, FLAGS.seed, FLAGS.rollouts_output)
   except rollout_checks.RolloutError as e:
     print(f'evaluate: bad input: {e}', file=sys.stderr)
     return 2
+  if results['unscored'] and not results['num_scenarios']:  # every scene was history-only
+    return _report_unscored(results)
   output = pathlib.Path(FLAGS.output)
   results_lib.write_json(output, results)
   method = FLAGS.method_name or output.stem
@@ -142,6 +188,20 @@ def main(argv):
                buckets['kinematic_metrics'], buckets['interactive_metrics'],
                buckets['map_based_metrics'], buckets['min_ade'])
   print(f'wrote {output} and {output.with_suffix(".md")}')
+  return 0
+
+
+def _report_unscored(results: dict) -> int:
+  """Exit status and one line when no scene had a logged future to score against."""
+  first = results['unscored'][0]
+  if not results['rollouts_output']:
+    error = history_only.no_future_error(
+        first['source'], first['scenario_id'],
+        '; its rollouts were generated and validated: pass --rollouts_output=FILE to keep them')
+    print(f'evaluate: bad input: {error}', file=sys.stderr)
+    return 2
+  print(f"evaluate: wrote the rollouts of {len(results['unscored'])} history-only scenario(s) "
+        f"to {results['rollouts_output']}; none has a logged future to score against")
   return 0
 
 
