@@ -53,6 +53,7 @@ def test_scoring_rollouts_of_a_history_only_scene_is_one_line(tmp_path):
     assert not (tmp_path / "o.json").exists()
 
 
+@pytest.mark.slow  # ~40 s: two CLI runs with a SavedModel
 def test_saved_model_generates_rollouts_but_does_not_score(cv_model, tmp_path):
     line = _one_error_line(_evaluate(f"--scenarios={TEST_SPLIT}", f"--saved_model={cv_model}",
                                      f"--output={tmp_path / 'o.json'}"))

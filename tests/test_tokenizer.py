@@ -125,3 +125,23 @@ def test_encode_runs_inside_xla():
     eager = tok.encode(xy, valid)[0].numpy()
     compiled = tf.function(lambda a, b: tok.encode(a, b)[0], jit_compile=True)(xy, valid).numpy()
     np.testing.assert_array_equal(eager, compiled)
+
+
+def test_agent_first_seen_now_starts_at_its_logged_velocity():
+    """No earlier valid step: the logged velocity (if given) replaces a standing start."""
+    tok = ActionTokenizer(token_hz=2)
+    t = np.arange(91, dtype=np.float32) / 10.0
+    xy = np.stack([12.0 * t, np.zeros_like(t)], -1)[None]  # 12 m/s along x
+    valid = np.arange(91)[None] >= 10  # appears at the current step
+    vel = np.broadcast_to(np.array([12.0, 0.0], np.float32), (1, 91, 2))
+    _, still = tok.initial_state(xy, valid)
+    _, moving = tok.initial_state(xy, valid, vel)
+    np.testing.assert_allclose(still.numpy(), [[0.0, 0.0]])
+    np.testing.assert_allclose(moving.numpy(), [[12.0, 0.0]])
+    err_still, mask = tok.reconstruction_error(xy, valid)
+    err_moving, _ = tok.reconstruction_error(xy, valid, vel)
+    assert err_moving.numpy()[mask.numpy()].max() < 0.01
+    assert err_still.numpy()[mask.numpy()].max() > 1.0
+    # an earlier valid step still wins over the logged velocity
+    _, from_log = tok.initial_state(xy, np.ones_like(valid), vel * 0.0)
+    np.testing.assert_allclose(from_log.numpy(), [[12.0, 0.0]], rtol=1e-5)
