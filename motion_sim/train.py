@@ -51,7 +51,7 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
           grad_clip_norm: float | None = 1.0, max_consecutive_nonfinite: int = 10,
           init_checkpoint: str | None = None, cache_data: bool = False, shuffle_data: bool = True,
           tpu: str | None = None, seed: int = 0, use_gpu: bool = True,
-          jit_compile: bool = False) -> dict:
+          jit_compile: bool = False, rl_from_scratch: bool = False) -> dict:
     """Builds strategy, data, model, loss and learner from gin, then trains.
 
     Args:
@@ -64,6 +64,9 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
         used when root_dir has no checkpoint yet. Required for "rl".
       cache_data: keep parsed scenes in memory (small data sets).
       jit_compile: XLA-compile each replica's loss + gradient (faster on CPU, GPU and TPU).
+      rl_from_scratch: RL from a randomly initialised policy (the paper's "RL only" row); must
+        be asked for explicitly, and excludes init_checkpoint, so a forgotten
+        PRETRAINED_CHECKPOINT is still an error rather than a silent from-scratch run.
     Returns: the last metrics.
     """
     _check_types(batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
@@ -75,9 +78,14 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
         raise ConfigError(f"train.grad_clip_norm={grad_clip_norm!r}: expected a number or None")
     if mode not in MODES:
         raise ConfigError(f"train.mode must be one of {MODES}, got {mode!r}")
-    if mode == "rl" and not init_checkpoint:
+    if rl_from_scratch and (mode != "rl" or init_checkpoint):
+        raise ConfigError("train.rl_from_scratch=True is for mode 'rl' without a pre-trained "
+                          f"policy (got mode={mode!r}, init_checkpoint={init_checkpoint!r}); "
+                          "bind PRETRAINED_CHECKPOINT=None")
+    if mode == "rl" and not init_checkpoint and not rl_from_scratch:
         raise ConfigError("RL fine-tuning needs the pre-trained policy: set PRETRAINED_CHECKPOINT "
-                          "(a checkpoint prefix, a checkpoint directory or a pre-training run dir)")
+                          "(a checkpoint prefix, a checkpoint directory or a pre-training run dir), or "
+                          "ask for RL from scratch with train.rl_from_scratch=True")
     if init_checkpoint and not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints")):
         init_checkpoint = checkpointing.resolve_checkpoint(init_checkpoint)  # fails clearly now
     files = [f for p in train_data.split(",") if p.strip() for f in tf.io.gfile.glob(p.strip())]

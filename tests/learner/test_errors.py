@@ -78,3 +78,32 @@ def test_deterministic_refuses_multi_worker(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "--deterministic is for single-host runs" in proc.stderr
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_rl_without_policy_is_refused_unless_from_scratch_is_asked_for(tmp_path):
+    # No PRETRAINED_CHECKPOINT: an error that names the explicit way to train from scratch.
+    with pytest.raises(gin_config.ConfigError, match="train.rl_from_scratch=True"):
+        _train(tmp_path, ["gin/demo_finetune.gin"],
+               [f"DEMO_DATA = '{tmp_path}/x'", "PRETRAINED_CHECKPOINT = None"])
+    gin.clear_config()
+    # Asking for both a pre-trained policy and "from scratch" is contradictory.
+    with pytest.raises(gin_config.ConfigError, match="rl_from_scratch=True is for mode 'rl' "
+                                                     "without a pre-trained policy"):
+        _train(tmp_path, ["gin/demo_finetune.gin"],
+               [f"DEMO_DATA = '{tmp_path}/x'", f"PRETRAINED_CHECKPOINT = '{tmp_path}'",
+                "train.rl_from_scratch = True"])
+    gin.clear_config()
+    with pytest.raises(gin_config.ConfigError, match="rl_from_scratch=True is for mode 'rl'"):
+        _train(tmp_path, ["gin/demo_pretrain.gin"],
+               [f"DEMO_DATA = '{tmp_path}/x'", "train.rl_from_scratch = True"])
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_rl_from_scratch_trains_when_asked_for(tmp_path):
+    data = fixtures.preprocess_sample(str(tmp_path / "data"))
+    metrics = _train(tmp_path, ["gin/demo_finetune.gin"],
+                     [f"DEMO_DATA = '{data}'", "PRETRAINED_CHECKPOINT = None",
+                      "train.rl_from_scratch = True", "train.max_steps = 1",
+                      "train.steps_per_loop = 1", "Sampler.num_rollouts = 2"])
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert "loss" in metrics
