@@ -33,7 +33,6 @@ import subprocess
 import sys
 import time
 
-import gin
 from absl import app, flags
 
 from motion_sim.experiment_config import ExperimentConfig, experiment_config
@@ -82,9 +81,9 @@ class ExperimentPlan:
         return self.path("runs", arm, f"s{seed}")
 
     def arms(self) -> list[str]:
-        """Trained arms, in table order."""
-        arms = ["bc"] + (["bc_cont"] if self.cfg.continued_bc else [])
-        arms += [arm_name(lam) for lam in self.cfg.lambdas]
+        """Trained arms: BC and the lambda arms first (the claim needs them), then controls."""
+        arms = ["bc"] + [arm_name(lam) for lam in self.cfg.lambdas]
+        arms += ["bc_cont"] if self.cfg.continued_bc else []
         return arms + (["rl_scratch"] if self.cfg.scratch_steps else [])
 
     def policies(self) -> dict[str, str]:
@@ -195,7 +194,7 @@ def run_plan(plan: ExperimentPlan, dry_run: bool = False) -> int:
         with open(log, "a") as f:
             f.write(f"$ {shlex.join(stage.argv)}\n")
             f.flush()
-            rc = subprocess.run(stage.argv, cwd=REPO_ROOT, env=env, stdout=f,
+            rc = subprocess.run(stage.argv, check=False, cwd=REPO_ROOT, env=env, stdout=f,
                                 stderr=subprocess.STDOUT).returncode
         if rc != 0:
             with open(log) as f:

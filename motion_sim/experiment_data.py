@@ -16,7 +16,7 @@ import collections
 import glob
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -62,8 +62,12 @@ def read_source(fmt: str, files: list[str], skipped: collections.Counter,
                     raw = scenario_reader.read_scenario_bytes(payload, source)
                 build_scene(raw)  # a scene training or scoring cannot use is skipped here
             except ScenarioError as e:
-                skipped[e.reason if hasattr(e, "reason") else "error"] += 1
+                skipped[e.reason] += 1
                 skipped_examples.append(str(e)[:300])
+                continue
+            if raw.history_only:  # a test-split scene: no future to train on or score against
+                skipped["history_only"] += 1
+                skipped_examples.append(f"{source}: history only (test split)")
                 continue
             yield source, raw, (payload if fmt == "scenario" else None)
 
@@ -85,7 +89,9 @@ def _scene_record(raw: RawScenario) -> bytes:
 def _scenario_record(raw: RawScenario, original: bytes | None) -> bytes:
     if original is not None:
         return original
-    from motion_sim.data.scenario_writer import to_scenario_proto  # proto deps only here
+    from motion_sim.data.scenario_writer import (
+        to_scenario_proto,  # proto deps only here
+    )
     return to_scenario_proto(raw).SerializeToString()
 
 

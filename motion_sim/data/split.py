@@ -7,7 +7,7 @@ the same id read twice (the bundled GPUDrive scene is also in ../shared/gpudrive
 from __future__ import annotations
 
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 _SALT = b"motion_sim.split/v1:"
 
@@ -30,7 +30,7 @@ def split_ids(ids: Iterable[str], val_fraction: float) -> tuple[list[str], list[
     if not 0.0 <= val_fraction <= 1.0:
         raise SplitError(f"val_fraction must be in [0, 1], got {val_fraction}")
     unique = sorted(set(ids), key=lambda i: (id_rank(i), i))
-    num_val = int(round(len(unique) * val_fraction))
+    num_val = round(len(unique) * val_fraction)
     return sorted(unique[num_val:]), sorted(unique[:num_val])
 
 
