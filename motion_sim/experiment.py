@@ -136,16 +136,21 @@ class ExperimentPlan:
                 sys.executable, "-m", "motion_sim.data.preprocess", f"--input={pattern}",
                 f"--output_dir={self.path('data', 'preprocessed')}", f"--format={fmt}",
                 f"--num_workers={cfg.preprocess_workers}")))
-        for arm in self.arms():
-            for seed in cfg.seeds:
-                stages.append(Stage(f"train/{arm}/s{seed}", tuple(self._train(arm, seed))))
-        for arm in self.arms():
-            for seed in cfg.seeds:
-                model = self.path("models", f"{arm}_s{seed}")
-                stages.append(Stage(f"export/{arm}_s{seed}", (
-                    sys.executable, "-m", "export.export_model",
-                    f"--root_dir={self.run_dir(arm, seed)}", f"--output_dir={model}",
-                    f"--num_rollouts={cfg.num_rollouts}"), clean=model))
+        # BC and the lambda arms are trained and exported before the controls, so a study cut
+        # short can still be scored without them (re-run with the controls switched off).
+        core = [a for a in self.arms() if a not in ("bc_cont", "rl_scratch")]
+        controls = [a for a in self.arms() if a in ("bc_cont", "rl_scratch")]
+        for group in (core, controls):
+            for arm in group:
+                for seed in cfg.seeds:
+                    stages.append(Stage(f"train/{arm}/s{seed}", tuple(self._train(arm, seed))))
+            for arm in group:
+                for seed in cfg.seeds:
+                    model = self.path("models", f"{arm}_s{seed}")
+                    stages.append(Stage(f"export/{arm}_s{seed}", (
+                        sys.executable, "-m", "export.export_model",
+                        f"--root_dir={self.run_dir(arm, seed)}", f"--output_dir={model}",
+                        f"--num_rollouts={cfg.num_rollouts}"), clean=model))
         if cfg.baselines:
             stages.append(Stage("baselines", tuple(self._self("baselines")),
                                 clean=self.path("models", "baselines")))

@@ -26,10 +26,13 @@ def test_paper_dry_run_prints_every_stage(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     names = [line.split(":", 1)[0].split("] ", 1)[1] for line in lines]
-    arms = ["bc", "rl_lam0", "rl_lam2", "rl_lam5", "rl_lam10", "bc_cont", "rl_scratch"]
-    expected = (["data", "preprocess"] + [f"train/{a}/s{s}" for a in arms for s in range(3)]
-                + [f"export/{a}_s{s}" for a in arms for s in range(3)]
-                + ["baselines", "heldout", "evaluate", "tables"])
+    core = ["bc", "rl_lam0", "rl_lam2", "rl_lam5", "rl_lam10"]
+    controls = ["bc_cont", "rl_scratch"]
+    expected = ["data", "preprocess"]
+    for arms in (core, controls):
+        expected += [f"train/{a}/s{s}" for a in arms for s in range(3)]
+        expected += [f"export/{a}_s{s}" for a in arms for s in range(3)]
+    expected += ["baselines", "heldout", "evaluate", "tables"]
     assert names == expected
     assert all(line.startswith("[todo] ") for line in lines)
     by_name = {n: shlex.split(line.split(": ", 1)[1]) for n, line in zip(names, lines)}
