@@ -59,14 +59,16 @@ def _add_map_feature(scenario: scenario_pb2.Scenario, feature_id: int, map_type:
 
 
 def to_scenario_proto(raw: RawScenario) -> scenario_pb2.Scenario:
-    """Builds the Scenario proto holding exactly `raw` (tracks, map, traffic lights)."""
+    """Builds the Scenario proto holding exactly `raw` (tracks, map, traffic lights); a
+    `history_only` scene is written as the test split ships it, steps 0..CURRENT_INDEX."""
+    num_steps = CURRENT_INDEX + 1 if raw.history_only else NUM_STEPS
     scenario = scenario_pb2.Scenario(
         scenario_id=raw.scenario_id, current_time_index=CURRENT_INDEX,
         sdc_track_index=int(raw.sdc_index))
-    scenario.timestamps_seconds.extend((np.arange(NUM_STEPS) / STEP_HZ).tolist())
+    scenario.timestamps_seconds.extend((np.arange(num_steps) / STEP_HZ).tolist())
     for i in range(len(raw.track_id)):
         track = scenario.tracks.add(id=int(raw.track_id[i]), object_type=int(raw.track_type[i]))
-        for t in range(NUM_STEPS):
+        for t in range(num_steps):
             x, y, z = raw.xyz[i, t]
             length, width, height = raw.size[i, t]
             track.states.add(center_x=x, center_y=y, center_z=z, length=length, width=width,
@@ -77,7 +79,7 @@ def to_scenario_proto(raw: RawScenario) -> scenario_pb2.Scenario:
         scenario.tracks_to_predict.add(track_index=int(row))
     for feature_id, (map_type, points) in enumerate(raw.map_polylines):
         _add_map_feature(scenario, feature_id, map_type, points)
-    for t in range(NUM_STEPS):
+    for t in range(num_steps):
         dynamic = scenario.dynamic_map_states.add()
         for j in np.flatnonzero(raw.tl_valid[t]) if raw.tl_valid.size else []:
             lane_state = dynamic.lane_states.add(lane=int(raw.tl_lane_id[t, j]),

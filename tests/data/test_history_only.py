@@ -141,3 +141,14 @@ def test_training_on_history_only_is_a_one_line_error(tmp_path):
     errors = [line for line in lines if line.startswith("motion_sim.train: error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "no scene with a logged future" in errors[0] and "'fcb5b4973f486e78'" in errors[0]
+
+
+def test_written_back_as_the_test_split_ships_it():
+    from motion_sim.data.scenario_writer import to_scenario_proto
+    raw = gpudrive_reader.read_gpudrive_file(TEST_SPLIT_JSON)
+    proto = to_scenario_proto(raw)
+    assert len(proto.timestamps_seconds) == 11 and len(proto.tracks[0].states) == 11
+    again = scenario_reader.read_scenario_bytes(proto.SerializeToString(), "w:0")
+    assert again.history_only
+    np.testing.assert_array_equal(again.valid, raw.valid)
+    np.testing.assert_array_equal(again.xyz[raw.valid], raw.xyz[raw.valid])
