@@ -11,7 +11,10 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import app
 from absl import flags
+from waymo_open_dataset.protos import scenario_pb2
+from waymo_open_dataset.protos import sim_agents_submission_pb2
 
+from export import saved_model_rollouts
 from export import signature
 from motion_sim.agents.constant_velocity import ConstantVelocityAgent
 from motion_sim.agents.logged_oracle import LoggedOracleAgent
@@ -36,6 +39,14 @@ def make_baseline(kind: str) -> tf.Module:
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; choose from {sorted(BASELINES)}")
     return BASELINES[kind]()
+
+
+def baseline_rollouts(kind: str, scenario: scenario_pb2.Scenario, num_rollouts: int = 32,
+                      seed: int = 0) -> sim_agents_submission_pb2.ScenarioRollouts:
+    """Validated world-frame `ScenarioRollouts` of baseline `kind` for `scenario`, run in
+    process through the same conversion as an exported SavedModel (for tests and metrics)."""
+    return saved_model_rollouts.generate_rollouts_in_process(
+        make_baseline(kind), scenario, seed, num_rollouts)
 
 
 def main(argv) -> None:

@@ -21,7 +21,8 @@ from absl import app, flags, logging
 from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
 from motion_sim.data import pipeline, run_lock
-from motion_sim.learner import checkpointing, export_trigger, image_trigger, optimization, strategy as strategy_lib
+from export import export_trigger
+from motion_sim.learner import checkpointing, image_trigger, optimization, strategy as strategy_lib
 from motion_sim.learner.gin_config import ConfigError, parse_gin, write_operative_config
 from motion_sim.learner.learner import Learner, NonFiniteLossError
 from motion_sim.losses.bc_loss import BCLoss

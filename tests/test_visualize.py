@@ -14,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from export import export_model
-from motion_sim.agents.constant_velocity import constant_velocity_rollouts
+from export.export_baseline import baseline_rollouts
 from motion_sim.data import datatypes
 from motion_sim.metrics import rollouts_io
 from motion_sim.sampler import Sampler
@@ -56,7 +56,7 @@ def test_saved_model_on_a_scenario_proto(tmp_path):
 def test_rollouts_file_on_a_scene_shard(tmp_path):
     shards = fixtures.preprocess_sample(str(tmp_path / "data"))
     scenario = next(s for _, s in rollouts_io.read_scenarios(SCENARIO))
-    rollouts = constant_velocity_rollouts(scenario, num_rollouts=32)
+    rollouts = baseline_rollouts("constant_velocity", scenario, num_rollouts=32)
     path = tmp_path / "cv.binproto"
     path.write_bytes(rollouts.SerializeToString())
     proc = _cli(f"--scenes={shards}", f"--rollouts={path}", f"--scenario_id={SCENARIO_ID}",

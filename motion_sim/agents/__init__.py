@@ -2,6 +2,6 @@
 
 Each is a `tf.Module` with `simulate(scene, seed, num_rollouts)` in the scene frame, so it
 exports as a SavedModel and runs through exactly the submission / evaluation path of the
-trained model. `*_rollouts(scenario, num_rollouts, seed)` helpers build `ScenarioRollouts`
-for tests and metrics through that same path, in process.
+trained model (`export.export_baseline.baseline_rollouts` builds their `ScenarioRollouts` in
+process through that same path; this package does not import `export/`).
 """

@@ -44,10 +44,3 @@ class LoggedOracleAgent(tf.Module):
         shape = tf.concat([tf.shape(traj)[:1], [num_rollouts], tf.shape(traj)[2:]], axis=0)
         return tf.broadcast_to(traj, shape)
 
-
-def logged_oracle_rollouts(scenario, num_rollouts: int = 32, seed: int = 0):
-    """`ScenarioRollouts` of `LoggedOracleAgent` for a `scenario_pb2.Scenario`."""
-    # Lazy: export/ builds on motion_sim, so a module-level import would be circular.
-    from export import saved_model_rollouts
-    return saved_model_rollouts.generate_rollouts_in_process(
-        LoggedOracleAgent(), scenario, seed, num_rollouts)

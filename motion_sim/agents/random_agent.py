@@ -50,10 +50,3 @@ class RandomAgent(tf.Module):
         z_t = tf.broadcast_to(z[..., tf.newaxis], tf.shape(heading))
         return tf.concat([pos, z_t[..., tf.newaxis], heading[..., tf.newaxis]], axis=-1)
 
-
-def random_rollouts(scenario, num_rollouts: int = 32, seed: int = 0):
-    """`ScenarioRollouts` of `RandomAgent` for a `scenario_pb2.Scenario`."""
-    # Lazy: export/ builds on motion_sim, so a module-level import would be circular.
-    from export import saved_model_rollouts
-    return saved_model_rollouts.generate_rollouts_in_process(
-        RandomAgent(), scenario, seed, num_rollouts)

@@ -1,9 +1,7 @@
-r"""Closed-loop quality of a policy checkpoint: collision rate and ADE of sampled rollouts.
-
-    python -m motion_sim.rl.rollout_eval --checkpoint=runs/demo/finetune \
-        --gin_file=gin/demo_finetune.gin --data='runs/demo/data/*/*.tfrecord.gz' --num_rollouts=32
+"""Closed-loop quality of a policy: collision rate and ADE of sampled rollouts.
 
 The learning check of RL fine-tuning (docs/learning.md): collisions fall, ADE barely rises.
+The command line for a checkpoint is `python -m motion_sim.closed_loop_eval`.
   collision_rate: fraction of (rollout, agent) pairs over ALL real agents of the scene
     (`agent_mask`: up to 128 per scene, parked and background agents included) whose oriented
     box (log length x width at the rollout's heading; `rl.collision`) overlaps another real
@@ -16,11 +14,7 @@ The learning check of RL fine-tuning (docs/learning.md): collisions fall, ADE ba
 """
 from __future__ import annotations
 
-import json
-
-import gin
 import tensorflow as tf
-from absl import app, flags
 
 from motion_sim.data import datatypes
 
@@ -75,43 +69,3 @@ def evaluate(model, data: str, num_rollouts: int = 32, seed: int = 0, max_scenes
             "collision_rate_evaluated": tot["collided_evaluated"] / max(tot["evaluated"], 1.0),
             "ade": tot["disp_sum"] / max(tot["disp_count"], 1.0),
             "scenes": scenes, "rollouts_per_scene": num_rollouts}
-
-
-def load_policy(checkpoint: str):
-    """SimAgentModel (from the parsed gin config) with the checkpoint's weights."""
-    from motion_sim.learner import checkpointing
-    from motion_sim.models.sim_agent_model import SimAgentModel
-    model = SimAgentModel()
-    path = checkpointing.resolve_checkpoint(checkpoint)
-    tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
-    return model
-
-
-FLAGS = flags.FLAGS
-
-
-def _define_flags():
-    # Only when run as the CLI: tests import this module next to other CLIs that define the same
-    # flag names (`gin_file`), and absl refuses a second definition in one process.
-    flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, checkpoint dir or run dir.")
-    flags.DEFINE_multi_string("gin_file", [], "The run's gin files (model size, tokenizer).")
-    flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
-    flags.DEFINE_string("data", None, "Glob of scene shards.")
-    flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scene.")
-    flags.DEFINE_integer("seed", 0, "Sampling seed.")
-
-
-def main(argv):
-    del argv
-    from motion_sim import sampler, tokenizer  # noqa: F401 -- register their configurables
-    from motion_sim.models import sim_agent_model  # noqa: F401
-    from motion_sim.learner.gin_config import parse_gin
-    parse_gin(FLAGS.gin_file, list(FLAGS.gin_bindings))
-    model = load_policy(FLAGS.checkpoint)
-    print(json.dumps(evaluate(model, FLAGS.data, FLAGS.num_rollouts, FLAGS.seed)), flush=True)
-
-
-if __name__ == "__main__":
-    _define_flags()
-    flags.mark_flags_as_required(["checkpoint", "data"])
-    app.run(main)

@@ -1,4 +1,4 @@
-"""Baseline sim agents, through their `*_rollouts` helpers (the same path as a SavedModel)."""
+"""Baseline sim agents, through `baseline_rollouts` (the same path as a SavedModel)."""
 from __future__ import annotations
 
 import os
@@ -8,9 +8,7 @@ import pytest
 from waymo_open_dataset.protos import scenario_pb2
 from waymo_open_dataset.utils.sim_agents import submission_specs
 
-from motion_sim.agents.constant_velocity import constant_velocity_rollouts
-from motion_sim.agents.logged_oracle import logged_oracle_rollouts
-from motion_sim.agents.random_agent import random_rollouts
+from export.export_baseline import baseline_rollouts
 from motion_sim.data import datatypes
 from motion_sim.data import tfrecord_io
 from tests.fixtures import SAMPLE_DIR
@@ -47,7 +45,7 @@ def _heading_diff(a, b):
 
 
 def test_logged_oracle_equals_log_where_valid(scenario):
-    rollouts = logged_oracle_rollouts(scenario, num_rollouts=32, seed=0)
+    rollouts = baseline_rollouts("logged_oracle", scenario, num_rollouts=32, seed=0)
     submission_specs.validate_scenario_rollouts(rollouts, scenario, CHALLENGE)
     traj, ids = _array(rollouts)
     assert ids == list(submission_specs.get_sim_agent_ids(scenario, CHALLENGE))
@@ -62,7 +60,7 @@ def test_logged_oracle_equals_log_where_valid(scenario):
 
 
 def test_logged_oracle_extrapolates_invalid_steps_from_last_valid(scenario):
-    traj, ids = _array(logged_oracle_rollouts(scenario, num_rollouts=2, seed=0))
+    traj, ids = _array(baseline_rollouts("logged_oracle", scenario, num_rollouts=2, seed=0))
     log, valid = _log(scenario, ids)
     checked = 0
     for n in range(len(ids)):
@@ -78,7 +76,7 @@ def test_logged_oracle_extrapolates_invalid_steps_from_last_valid(scenario):
 
 
 def test_constant_velocity_rollouts(scenario):
-    rollouts = constant_velocity_rollouts(scenario, num_rollouts=32, seed=0)
+    rollouts = baseline_rollouts("constant_velocity", scenario, num_rollouts=32, seed=0)
     submission_specs.validate_scenario_rollouts(rollouts, scenario, CHALLENGE)
     traj, ids = _array(rollouts)
     log, _ = _log(scenario, ids)
@@ -90,9 +88,9 @@ def test_constant_velocity_rollouts(scenario):
 
 
 def test_random_rollouts_are_seeded_and_move_forward(scenario):
-    a, ids = _array(random_rollouts(scenario, num_rollouts=8, seed=1))
-    b, _ = _array(random_rollouts(scenario, num_rollouts=8, seed=1))
-    c, _ = _array(random_rollouts(scenario, num_rollouts=8, seed=2))
+    a, ids = _array(baseline_rollouts("random", scenario, num_rollouts=8, seed=1))
+    b, _ = _array(baseline_rollouts("random", scenario, num_rollouts=8, seed=1))
+    c, _ = _array(baseline_rollouts("random", scenario, num_rollouts=8, seed=2))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 0.5 and np.abs(a[0] - a[1]).max() > 0.5
     log, _ = _log(scenario, ids)

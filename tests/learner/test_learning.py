@@ -24,7 +24,7 @@ def _losses(stdout):
 
 def _eval(ckpt, data):
     proc = subprocess.run(
-        [fixtures.PYTHON, "-m", "motion_sim.rl.rollout_eval", f"--checkpoint={ckpt}",
+        [fixtures.PYTHON, "-m", "motion_sim.closed_loop_eval", f"--checkpoint={ckpt}",
          "--gin_file=gin/test_tiny.gin",
          f"--data={data}", "--num_rollouts=32", "--seed=1"],
         cwd=fixtures.REPO, capture_output=True, text=True, timeout=1800)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from motion_sim.learner import export_trigger
+from export import export_trigger
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.tokenizer import ActionTokenizer
 

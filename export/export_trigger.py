@@ -16,7 +16,9 @@ import gin
 import tensorflow as tf
 from absl import logging
 
+from export import export_model
 from motion_sim.learner.triggers import IntervalTrigger
+from motion_sim.models.sim_agent_model import SimAgentModel
 
 EXPORT_SUBDIR = "export"
 
@@ -54,10 +56,6 @@ class ExportTrigger(IntervalTrigger):
     def _export(self, step: int):
         if step in self.exported:  # forced at the end right after a periodic export
             return
-        # Imported here: export/ builds on motion_sim, so a module-level import would make
-        # motion_sim.learner depend on the export package being importable at import time.
-        from export import export_model
-        from motion_sim.models.sim_agent_model import SimAgentModel
         if tf.distribute.has_strategy():
             # Inside strategy.scope() the copy's variables would be distributed ones again.
             raise RuntimeError("ExportTrigger must be called outside strategy.scope()")
@@ -77,6 +75,9 @@ def make_export_triggers(root_dir: str, model: tf.keras.Model, tokenizer, *, sta
                          temperature: float = 1.0, top_k: int = 0,
                          top_p: float = 1.0) -> list[ExportTrigger]:
     """The learner's export triggers from gin (`make_export_triggers.interval = 10000`).
+
+    The training binary (motion_sim/train.py) builds them and hands them to the `Learner` as
+    `extra_triggers`: the learner library knows triggers, not the export application.
 
     interval = 0 (default) exports nothing; only the chief exports (workers share root_dir).
     """
