@@ -2,9 +2,12 @@
 
 Same maths as the official `interaction_features`, `map_metric_features` and
 `traffic_light_features` (float32, same formulas, same tie-breaking), restructured so it compiles
-with static shapes: evaluated agents are the first E rows instead of `tf.where(mask)` gathers,
-and the nearest road-edge / lane-segment / object searches are pruned exactly (`pruned_search`)
-instead of scoring every query point against every zero-padded polyline point.
+with static shapes: evaluated agents are the first E rows (looped over) instead of
+`tf.where(mask)` gathers, the nearest road-edge / object searches are pruned exactly
+(`pruned_search`) instead of scoring every query point against every zero-padded polyline point,
+and the nearest-lane search runs only for steps that cross a red light's stop line. Whatever a
+pruned search cannot settle is searched again, then brute-forced, inside the same call: the
+work is bounded by the input size and no input needs another compiled shape.
 
 Only the 80 simulated steps are computed: every feature here is per step, and the official code
 slices the 11 history steps away afterwards.
@@ -18,6 +21,8 @@ behaviour is enabled; that context's context-switch stack lacks the eager entry,
 segment (wrong off-road rate and road-edge likelihood).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import tensorflow as tf
 from waymo_open_dataset.utils import box_utils
@@ -35,18 +40,20 @@ COLLISION_THRESHOLD = official_ix.COLLISION_DISTANCE_THRESHOLD
 OFFROAD_THRESHOLD = map_metric_features.OFFROAD_DISTANCE_THRESHOLD
 # Segment groups (`scenario_arrays.GROUP_SIZE` segments each) scored per query step
 # (`pruned_search`). Exactness is checked on every call (the best score found must beat the
-# bound of every other group); a miss makes the caller retry with a larger budget.
+# bound of every other group); a miss is scored against every segment / object instead, in
+# slabs of FALLBACK_SLAB queries inside the same compiled call (no retry, no new shape).
 # (per chunk, per step) road-edge groups searched. Per-step need on the shared scenarios: <= 9.
 EDGE_GROUPS = (64, 32, 12)
-# Steps per call whose road-edge search is repeated over all their chunk's level-1 groups.
-EDGE_RETRY_STEPS = 256
-# Red-light crossings needing a nearest-lane search (all rows and steps of a call), and lane
-# groups searched per such query.
-LANE_QUERIES = 256
+# Road-edge steps the chunk levels leave unsettled are searched on their own over all groups,
+# STEP_SLAB at a time (before the brute-force fallback).
+STEP_SLAB = 64
+STEP_GROUPS = 24
 # Objects per (evaluated agent, step) whose exact box distance is computed (the rest are
 # bounded by their circumradii; see `distance_to_nearest_object`).
 NEAREST_OBJECTS = 6
-LANE_GROUPS = 16
+FALLBACK_SLAB = 32
+# Red-light crossings searched at once against every lane segment.
+LANE_SLAB = 16
 _Z_STRETCH = 3.0  # official map_metric_features._Z_STRETCH_FACTOR
 _PRUNE_MARGIN = 1e-3  # metres of slack for float32 rounding in the search bounds
 
@@ -106,84 +113,133 @@ def _bottom_corners_2d(xyzh, length, width):
   return tf.stack([x, y], axis=-1)
 
 
-def distance_to_nearest_object(xyzh, valid, size, num_eval, scale=1):
-  """Official `compute_distance_to_nearest_object` on steps 11..90.
+class ObjectBoxes(NamedTuple):
+  """Every agent's footprint on every (folded) step, shared by the evaluated agents' searches.
 
-  Only the NEAREST_OBJECTS * scale objects with the smallest lower bound (centre distance
-  minus both boxes' circumradii) get the exact box-to-box distance; the result is exact when
-  the best distance found beats the bound of every object left out (checked, returned).
-
-  Args:
-    xyzh: [A, T, 4] float32 x, y, z, heading (T steps, any number: steps are independent).
-    valid: [A, T] bool.
-    size: [A, 3] float32 length, width, height.
-    num_eval: E; evaluated agents are rows 0..E-1.
-    scale: multiplies the number of objects scored exactly.
-
-  Returns:
-    ([E, T] float32 signed distances (1e10 when nothing valid), [] bool exact).
+  Attributes:
+    corners: [T, A, 4, 2] float32 bottom corners of the boxes shrunk by `shrink`.
+    xy: [T, A, 2] float32 centres.
+    reach: [A] float32 circumradius of the shrunk box plus `shrink` (bounds the box distance).
+    shrink: [A] float32 corner rounding (official CORNER_ROUNDING_FACTOR).
+    valid: [T, A] bool.
   """
-  num_agents, num_steps, _ = xyzh.shape
+  corners: tf.Tensor
+  xy: tf.Tensor
+  reach: tf.Tensor
+  shrink: tf.Tensor
+  valid: tf.Tensor
+
+
+def object_boxes(xyzh, valid, size) -> ObjectBoxes:
+  """`ObjectBoxes` of xyzh [A, T, 4], valid [A, T], size [A, 3]."""
   shrink = tf.minimum(size[:, 0], size[:, 1]) * official_ix.CORNER_ROUNDING_FACTOR / 2.  # [A]
   length, width = size[:, 0] - 2. * shrink, size[:, 1] - 2. * shrink
-  corners = tf.transpose(_bottom_corners_2d(xyzh, length, width), [1, 0, 2, 3])  # [T, A, 4, 2]
-  # Lower bound of the official distance of every (evaluated, other) pair: [T, E, A].
-  xy = tf.transpose(xyzh[..., :2], [1, 0, 2])
-  reach = 0.5 * tf.sqrt(length * length + width * width) + shrink  # circumradius + shrink
-  centre_dist = tf.norm(xy[:, :num_eval, tf.newaxis] - xy[:, tf.newaxis], axis=-1)
-  lower = centre_dist - reach[:num_eval, tf.newaxis] - reach[tf.newaxis]
-  valid_t = tf.transpose(valid)
-  pair_ok = (valid_t[:, :num_eval, tf.newaxis] & valid_t[:, tf.newaxis]
-             & ~tf.eye(num_eval, num_agents, dtype=tf.bool)[tf.newaxis])
-  lower = tf.where(pair_ok, lower, BIG)
-  other, next_bound = pruned_search.select_smallest(lower, NEAREST_OBJECTS * scale)  # [T, E, k]
-  num_other = other.shape[-1]
-  eval_c = tf.broadcast_to(corners[:, :num_eval, tf.newaxis],
-                           [num_steps, num_eval, num_other, 4, 2])
-  other_c = tf.gather(corners, other, batch_dims=1)
+  corners = tf.transpose(_bottom_corners_2d(xyzh, length, width), [1, 0, 2, 3])
+  reach = 0.5 * tf.sqrt(length * length + width * width) + shrink
+  return ObjectBoxes(corners, tf.transpose(xyzh[..., :2], [1, 0, 2]), reach, shrink,
+                     tf.transpose(valid))
+
+
+def _box_distances(eval_corners, other_corners, eval_shrink, other_shrink):
+  """Official rounded-box distance of eval_corners [Q, 4, 2] to other_corners [Q, K, 4, 2]
+  (shrinks [] and [Q, K]) -> [Q, K]."""
+  num_queries, num_other = other_corners.shape[:2]
+  eval_c = tf.broadcast_to(eval_corners[:, tf.newaxis], [num_queries, num_other, 4, 2])
   mink = geometry_utils.minkowski_sum_of_box_and_box_points(
-      tf.reshape(eval_c, [-1, 4, 2]), -1.0 * tf.reshape(other_c, [-1, 4, 2]))
+      tf.reshape(eval_c, [-1, 4, 2]), -1.0 * tf.reshape(other_corners, [-1, 4, 2]))
   dist = geometry_utils.signed_distance_from_point_to_convex_polygon(
       tf.zeros_like(mink[:, 0, :]), mink)
-  dist = tf.reshape(dist, [num_steps, num_eval, num_other])
-  dist -= shrink[tf.newaxis, :num_eval, tf.newaxis]
-  dist -= tf.gather(shrink, other)
-  dist = tf.where(tf.gather(pair_ok, other, batch_dims=2), dist, BIG)
-  best = tf.reduce_min(dist, axis=-1)  # [T, E]
-  exact = tf.reduce_all((next_bound >= BIG) | (next_bound > best + _PRUNE_MARGIN))
-  return tf.transpose(best), exact
+  dist = tf.reshape(dist, [num_queries, num_other])
+  dist -= eval_shrink
+  return dist - other_shrink
 
 
-def time_to_collision(xyh, speed, valid, size, num_eval):
-  """Official `compute_time_to_collision_with_object_in_front` on steps 11..90.
+def distance_to_nearest_object(e, boxes: ObjectBoxes):
+  """Official `compute_distance_to_nearest_object` of evaluated agent `e` on every step.
+
+  Only the NEAREST_OBJECTS objects with the smallest lower bound (centre distance minus both
+  boxes' circumradii) get the exact box-to-box distance; steps where the best distance found
+  does not beat the bound of every object left out are recomputed against every object
+  (`pruned_search.fill_misses`), so the result is always exact.
+
+  Args:
+    e: [] int32 row of the evaluated agent.
+    boxes: `ObjectBoxes` of every agent on T steps (samples folded into steps).
+
+  Returns:
+    ([T] float32 signed distances (1e10 when nothing valid), [] int32 steps recomputed).
+  """
+  num_agents = boxes.valid.shape[1]
+  eval_xy = tf.gather(boxes.xy, e, axis=1)[:, tf.newaxis]  # [T, 1, 2]
+  lower = (tf.norm(boxes.xy - eval_xy, axis=-1) - tf.gather(boxes.reach, e)
+           - boxes.reach[tf.newaxis])  # [T, A]
+  pair_ok = (tf.gather(boxes.valid, e, axis=1)[:, tf.newaxis] & boxes.valid
+             & ~tf.one_hot(e, num_agents, on_value=True, off_value=False)[tf.newaxis])
+  lower = tf.where(pair_ok, lower, BIG)
+  other, next_bound = pruned_search.select_smallest(lower, NEAREST_OBJECTS)  # [T, k]
+  eval_corners = tf.gather(boxes.corners, e, axis=1)  # [T, 4, 2]
+  eval_shrink = tf.gather(boxes.shrink, e)
+  dist = _box_distances(eval_corners, tf.gather(boxes.corners, other, batch_dims=1),
+                        eval_shrink, tf.gather(boxes.shrink, other))
+  best = tf.reduce_min(tf.where(tf.gather(pair_ok, other, batch_dims=1), dist, BIG), axis=-1)
+  miss = ~((next_bound >= BIG) | (next_bound > best + _PRUNE_MARGIN))
+
+  def every_object(steps):
+    all_corners = tf.gather(boxes.corners, steps)  # [slab, A, 4, 2]
+    d = _box_distances(tf.gather(eval_corners, steps), all_corners, eval_shrink,
+                       tf.broadcast_to(boxes.shrink, all_corners.shape[:2]))
+    best = tf.reduce_min(tf.where(tf.gather(pair_ok, steps), d, BIG), axis=-1)
+    return best, tf.ones_like(steps, tf.bool)
+
+  best, _, fallbacks = pruned_search.fill_misses(miss, best, every_object, FALLBACK_SLAB)
+  return best, fallbacks
+
+
+class TtcFrame(NamedTuple):
+  """Time-major inputs of `time_to_collision`, shared by the evaluated agents.
+
+  Attributes:
+    xy: [T, A, 2]; yaw, cos, sin: [T, A, 1]; speed: [T, A]; valid: [T, A] bool;
+    sizes: [T, A, 2] length, width.
+  """
+  xy: tf.Tensor
+  yaw: tf.Tensor
+  cos: tf.Tensor
+  sin: tf.Tensor
+  speed: tf.Tensor
+  valid: tf.Tensor
+  sizes: tf.Tensor
+
+
+def ttc_frame(xyh, speed, valid, size) -> TtcFrame:
+  """`TtcFrame` of xyh [A, T, 3] (x, y, heading), speed [A, T] (`kinematics` with z = 0, as
+  the official code), valid [A, T], size [A, 3]."""
+  xy = tf.transpose(xyh[..., :2], [1, 0, 2])
+  yaw = tf.transpose(xyh[..., 2])[..., tf.newaxis]
+  sizes = tf.broadcast_to(size[tf.newaxis, :, :2], [xy.shape[0], size.shape[0], 2])
+  return TtcFrame(xy, yaw, tf.cos(yaw), tf.sin(yaw), tf.transpose(speed), tf.transpose(valid),
+                  sizes)
+
+
+def time_to_collision(e, frame: TtcFrame):
+  """Official `compute_time_to_collision_with_object_in_front` of evaluated agent `e`.
 
   Every step is independent once the speeds are known, so callers may fold several samples
   into the step axis.
 
-  Args:
-    xyh: [A, T, 3] float32 x, y, heading of the simulated steps.
-    speed: [A, T] float32 linear speed (`kinematics` with z = 0, as the official code).
-    valid: [A, T] bool.
-    size: [A, 3] float32.
-    num_eval: E.
-
   Returns:
-    [E, T] float32 seconds, capped at 5.
+    [T] float32 seconds, capped at 5.
   """
-  # Time-major like the official code: [T, A, ...].
-  xy = tf.transpose(xyh[..., :2], [1, 0, 2])
-  yaw = tf.transpose(xyh[..., 2])[..., tf.newaxis]
-  speed = tf.transpose(speed)
-  valid = tf.transpose(valid)
-  sizes = tf.broadcast_to(size[tf.newaxis, :, :2], [xy.shape[0], size.shape[0], 2])
-  ego_xy, ego_yaw, ego_sizes, ego_speed = (xy[:, :num_eval], yaw[:, :num_eval],
-                                           sizes[:, :num_eval], speed[:, :num_eval])
+  ego = tf.reshape(e, [1])
+  xy, yaw, speed, valid, sizes = frame.xy, frame.yaw, frame.speed, frame.valid, frame.sizes
+  ego_xy, ego_yaw = tf.gather(xy, ego, axis=1), tf.gather(yaw, ego, axis=1)
+  ego_sizes, ego_speed = tf.gather(sizes, ego, axis=1), tf.gather(speed, ego, axis=1)
   yaw_diff = tf.abs(yaw[:, tf.newaxis] - ego_yaw[:, :, tf.newaxis])
   # |cos| and |sin| of the yaw difference from per-object cos/sin (angle-difference
   # identities): one sin/cos per object and step instead of per pair.
-  cos_t, sin_t = tf.cos(yaw), tf.sin(yaw)  # [T, A, 1]
-  cos_o, sin_o = cos_t[:, tf.newaxis], sin_t[:, tf.newaxis]
-  cos_e, sin_e = cos_t[:, :num_eval, tf.newaxis], sin_t[:, :num_eval, tf.newaxis]
+  cos_o, sin_o = frame.cos[:, tf.newaxis], frame.sin[:, tf.newaxis]
+  cos_e = tf.gather(frame.cos, ego, axis=1)[:, :, tf.newaxis]
+  sin_e = tf.gather(frame.sin, ego, axis=1)[:, :, tf.newaxis]
   cos = tf.abs(cos_o * cos_e + sin_o * sin_e)
   sin = tf.abs(sin_o * cos_e - cos_o * sin_e)
   other_long = geometry_utils.dot_product_2d(sizes[:, tf.newaxis] / 2.0,
@@ -206,7 +262,7 @@ def time_to_collision(xyh, speed, valid, size, num_eval):
   ttc = tf.where(rel_speed > 0.0,
                  tf.minimum(dist_ahead / rel_speed, official_ix.MAXIMUM_TIME_TO_COLLISION),
                  official_ix.MAXIMUM_TIME_TO_COLLISION)
-  return tf.transpose(ttc)
+  return ttc[:, 0]
 
 
 def _edge_scores(q, start, end):
@@ -225,17 +281,21 @@ def _edge_scores(q, start, end):
   return d3, tf.norm(seg_to_point[..., :2], axis=-1), rel_t, n
 
 
-def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_samples=1):
+def distance_to_road_edge(xyzh, valid, size, num_eval, edges, num_samples=1):
   """Official `compute_distance_to_road_edge` on steps 11..90, searched by segment groups.
 
+  Steps the group levels cannot settle are searched again among all the level-1 groups of
+  their chunk; what remains (e.g. a chunk of a rollout that jumps far) is scored against every
+  segment (`pruned_search.fill_misses`), so the result is always exact.
+
   Args:
-    xyzh: [A, 1 + T, 4] float32 current + future steps; valid: [A, 1 + T] bool; size: [A, 3];
-      num_eval: E.
+    xyzh: [N, 1 + T, 4] float32 current + future steps; valid: [N, 1 + T] bool; size: [N, 3];
+      num_eval: N rows (samples of the evaluated agents, sample-major).
     edges: dict of the `ScenarioArrays.edge_*` tensors (S segments, G groups).
-    scale: multiplies the number of groups searched.
+    num_samples: samples among the N rows.
 
   Returns:
-    ([E, T] float32 signed distance, positive = off-road; [] bool search was exact).
+    ([N, T] float32 signed distance, positive = off-road; [] int32 queries brute-forced).
   """
   num_steps = xyzh.shape[1] - 1
   e_xyzh = xyzh[:num_eval]
@@ -246,8 +306,8 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
   corners = _park_invalid(corners, valid[:num_eval])
   valid = valid[:, 1:]
   start, end, seg_ok = edges['edge_start'], edges['edge_end'], edges['edge_valid']
-  groups, next_bound, wide_groups, wide_bound = pruned_search.nearest_groups(
-      corners, edges['edge_group_box'], [k * scale for k in EDGE_GROUPS], num_samples)
+  groups, next_bound = pruned_search.nearest_groups(
+      corners, edges['edge_group_box'], EDGE_GROUPS, num_samples)
   member = edges['edge_groups']
   # The argmin runs on squared scores (sqrt is monotonic, so min and argmin are the same up
   # to ties that the rounding of sqrt would create) and a segment's direction and length are
@@ -280,17 +340,27 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
   # where that does not settle it (e.g. mid-intersection, many edges about as far) are searched
   # again among all the level-1 groups of their chunk, packed into EDGE_RETRY_STEPS slots.
   miss = ~(tf.reshape(next_bound, [-1]) > tf.reduce_max(best, axis=-1) + _PRUNE_MARGIN)
-  query, used, fits = pruned_search.compact(miss, EDGE_RETRY_STEPS * scale)
-  wide = tf.reshape(tf.gather(member, tf.gather(tf.reshape(wide_groups, [num_queries, -1]),
-                                                  query)), [query.shape[0], -1])
-  seg2, best2 = nearest(tf.gather(flat_corners, query), wide)
-  exact = fits & tf.reduce_all(
-      ~used | (tf.gather(tf.reshape(wide_bound, [-1]), query) > tf.reduce_max(best2, axis=-1)
-               + _PRUNE_MARGIN))
-  # Unused slots write to a dropped extra row.
-  target = tf.where(used, query, num_queries)[:, tf.newaxis]
-  seg = tf.tensor_scatter_nd_update(tf.concat([seg, seg[:1]], axis=0), target, seg2)
-  seg = tf.reshape(seg[:num_queries], [num_eval, num_steps, 4])
+
+  def own_groups(query):
+    # Steps the chunk levels cannot settle (their chunk spans far: samples that drift apart
+    # or jump) get a search of their own among all the groups: tight, one step's corners.
+    points = tf.gather(flat_corners, query)
+    centre, radius = pruned_search.chunk_bounds(points)
+    lower = pruned_search.box_distance(centre[:, tf.newaxis], edges['edge_group_box'])
+    own, bound = pruned_search.select_smallest(lower - radius[:, tf.newaxis], STEP_GROUPS)
+    seg2, best2 = nearest(points, tf.reshape(tf.gather(member, own), [query.shape[0], -1]))
+    return seg2, bound > tf.reduce_max(best2, axis=-1) + _PRUNE_MARGIN
+
+  every_segment = tf.broadcast_to(tf.range(start.shape[0])[tf.newaxis],
+                                  [FALLBACK_SLAB, start.shape[0]])
+
+  def every_edge(query):
+    return (nearest(tf.gather(flat_corners, query), every_segment)[0],
+            tf.ones_like(query, tf.bool))
+
+  seg, unsettled, _ = pruned_search.fill_misses(miss, seg, own_groups, STEP_SLAB)
+  seg, _, fallbacks = pruned_search.fill_misses(unsettled, seg, every_edge, FALLBACK_SLAB)
+  seg = tf.reshape(seg, [num_eval, num_steps, 4])
   _, d2, rel_t, n = _edge_scores(corners, tf.gather(start, seg), tf.gather(end, seg))
 
   def neighbour_sign(idx):
@@ -307,26 +377,25 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, scale=1, num_sampl
   sign = tf.where((rel_t < 0.0) & tf.gather(edges['edge_prior_valid'], seg), before,
                   tf.where((rel_t > 1.0) & tf.gather(edges['edge_next_valid'], seg), after, n))
   dist = tf.reduce_max(sign * d2, axis=-1)
-  return tf.where(valid[:num_eval], dist, -BIG), exact
+  return tf.where(valid[:num_eval], dist, -BIG), fallbacks
 
 
-def red_light_violation(xy_full, valid, num_rows, lanes, scale=1):
+def red_light_violation(xy_full, valid, num_rows, lanes):
   """Official `compute_red_light_violation` on steps 11..90.
 
   A violation needs a red light whose stop line the agent crosses on that step *and* the
   light's lane being the agent's nearest lane. Crossings are cheap to test for every step;
   the nearest-lane search (the costly part) runs only for the few steps with a red crossing,
-  packed into LANE_QUERIES * scale slots (more -> not exact, the caller retries larger).
+  LANE_SLAB at a time against every lane segment (no crossing: no search at all).
 
   Args:
     xy_full: [N, 91, 2] float32 centres (step 10 is needed for crossings at step 11).
     valid: [N, T] bool future validity.
     num_rows: N (every row is evaluated).
     lanes: dict of the `ScenarioArrays.lane_*` and `tl_*` tensors.
-    scale: multiplies the query slots and the number of lane groups searched.
 
   Returns:
-    ([N, T] bool violation, [] bool search was exact).
+    [N, T] bool violation.
   """
   xy = xy_full[:num_rows, CURRENT:]  # [N, 1 + T, 2]
   num_steps = xy.shape[1] - 1
@@ -339,34 +408,32 @@ def red_light_violation(xy_full, valid, num_rows, lanes, scale=1):
   red = lanes['tl_red'][CURRENT + 1:]
   candidate = valid[:num_rows, :, tf.newaxis] & red[tf.newaxis] & crossed  # [N, T, K]
   num_lights = candidate.shape[-1]
-  candidate = tf.reshape(candidate, [-1, num_lights])
-  query, used, fits = pruned_search.compact(tf.reduce_any(candidate, axis=-1),
-                                            LANE_QUERIES * scale)
-  pts = tf.gather(tf.reshape(xy[:, 1:], [-1, 2]), query)  # [Q, 2]
+  candidate = tf.reshape(candidate, [-1, num_lights])  # [Q, K]
+  crossing = tf.reduce_any(candidate, axis=-1)
+  pts = tf.reshape(xy[:, 1:], [-1, 2])  # [Q, 2]
   start, end, seg_ok = lanes['lane_start'], lanes['lane_end'], lanes['lane_valid']
-  # The official nearest-lane score is |(q - s) + t (e - s)| (sic): the distance from q to a
-  # point of the segment mirrored through its start, [s, 2s - e], whose box bounds the group.
-  groups, next_bound = pruned_search.nearest_groups_of_points(pts, lanes['lane_group_box'],
-                                                 LANE_GROUPS * scale)
-  cand = tf.reshape(tf.gather(lanes['lane_groups'], groups), [pts.shape[0], -1])
-  loose = tf.broadcast_to(lanes['lane_loose'], [pts.shape[0], lanes['lane_loose'].shape[0]])
-  cand = tf.concat([cand, loose], axis=-1)  # [Q, K]
-  s, e = tf.gather(start, cand), tf.gather(end, cand)
-  start_to_point = pts[:, tf.newaxis] - s
-  start_to_end = e - s
-  rel_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_point, start_to_end),
-                                geometry_utils.dot_product_2d(start_to_end, start_to_end))
-  score = tf.norm(start_to_point + start_to_end * tf.clip_by_value(rel_t, 0.0, 1.0)[..., tf.newaxis],
-                  axis=-1)
-  score = tf.where(tf.gather(seg_ok, cand), score, BIG)
-  seg, best = pruned_search.first_argmin(score, cand)
-  exact = fits & tf.reduce_all(~used | (next_bound > best + _PRUNE_MARGIN))
+  start_to_end = end - start
+  length2 = geometry_utils.dot_product_2d(start_to_end, start_to_end)
+  every_segment = tf.broadcast_to(tf.range(start.shape[0])[tf.newaxis],
+                                  [LANE_SLAB, start.shape[0]])
+
+  def nearest_lane_segment(query):
+    # The official nearest-lane score is |(q - s) + t (e - s)| (sic), over every segment.
+    start_to_point = tf.gather(pts, query)[:, tf.newaxis] - start
+    rel_t = tf.math.divide_no_nan(geometry_utils.dot_product_2d(start_to_point, start_to_end),
+                                  length2)
+    score = tf.norm(start_to_point + start_to_end * tf.clip_by_value(rel_t, 0.0, 1.0)[..., tf.newaxis],
+                    axis=-1)
+    score = tf.where(seg_ok, score, BIG)
+    return pruned_search.first_argmin(score, every_segment)[0]
+
+  seg, _, _ = pruned_search.fill_misses(
+      crossing, tf.zeros_like(crossing, tf.int32),
+      lambda query: (nearest_lane_segment(query), tf.ones_like(query, tf.bool)), LANE_SLAB)
   lane = tf.gather(lanes['lane_id'], seg)  # [Q]
-  tl_lane = tf.gather(lanes['tl_lane_id'][CURRENT + 1:], query % num_steps)  # [Q, K]
-  hit = tf.reduce_any(tf.equal(lane[:, tf.newaxis], tl_lane) & tf.gather(candidate, query),
-                      axis=-1) & used
-  violation = tf.math.unsorted_segment_max(tf.cast(hit, tf.int32), query, candidate.shape[0]) > 0
-  return tf.reshape(violation, [num_rows, num_steps]), exact
+  tl_lane = tf.tile(lanes['tl_lane_id'][CURRENT + 1:], [num_rows, 1])  # [Q, K]
+  hit = tf.reduce_any(tf.equal(lane[:, tf.newaxis], tl_lane) & candidate, axis=-1) & crossing
+  return tf.reshape(hit, [num_rows, num_steps])
 
 
 def _fold_steps(x):
@@ -381,57 +448,62 @@ def _unfold_steps(x, num_samples):
   return tf.transpose(x, [1, 0, 2])
 
 
-def _fold_rows(x, num_eval):
-  """[S, A, ...] -> [S * E, ...]: every (sample, evaluated agent) pair one row."""
-  x = x[:, :num_eval]
-  return tf.reshape(x, [-1] + x.shape[2:].as_list())
-
-
-def map_and_interaction_features(xyzh, valid, speed, size, num_eval, tables, scale=1,
-                                 has_red=True):
+def map_and_interaction_features(xyzh, valid, speed, size, num_eval, eval_slots, tables):
   """Per-step object, collision-time, road-edge and red-light features of all samples at once.
 
   Every feature is independent per step (object distance, time to collision) or per evaluated
   agent (map searches), so the samples are folded into the step / row axis: one set of large
   ops instead of a loop of small ones per sample (op count, not arithmetic, bounded the
-  per-sample loop on CPU).
+  per-sample loop on CPU). The evaluated agents are a `tf.while_loop` of `num_eval`
+  iterations over the first rows, so the compiled shape holds `eval_slots` of them without
+  paying for the empty ones.
 
   Args:
     xyzh: [S, A, 91, 4] float32 samples (the log and the rollouts).
     valid: [S, A, 91] bool.
     speed: [S, A, 91] float32 `kinematics` speed with z = 0 (official time-to-collision input).
-    size: [A, 3]; num_eval: E.
+    size: [A, 3].
+    num_eval: [] int32 E <= eval_slots, evaluated agents (rows 0..E-1).
+    eval_slots: static number of evaluated-agent rows of the outputs.
     tables: dict of the scenario's road-edge / lane / light tensors.
-    scale: multiplies the number of map segment groups searched per step.
-    has_red: False when no light is red on any simulated step: no violation is possible, so
-      the lane search is skipped (static: part of the compiled shape).
 
   Returns:
-    dict of [S, E, 80] features and the [] bool `exact` flag of the pruned searches.
+    dict of [S, eval_slots, 80] features (rows >= E are zero) and `fallbacks`: [] int32 steps
+    whose pruned search was settled by the brute-force fallback.
   """
   num_samples, _, num_steps, _ = xyzh.shape
   num_future = num_steps - CURRENT - 1
   future, future_valid = xyzh[:, :, CURRENT + 1:], valid[:, :, CURRENT + 1:]
   steps_valid = _fold_steps(future_valid)
-  nearest, nearest_exact = distance_to_nearest_object(_fold_steps(future), steps_valid, size,
-                                                      num_eval, scale)
-  ttc = time_to_collision(_fold_steps(tf.gather(future, [0, 1, 3], axis=-1)),
-                          _fold_steps(speed[:, :, CURRENT + 1:]), steps_valid, size, num_eval)
-  rows = num_samples * num_eval
-  row_size = tf.tile(size[:num_eval], [num_samples, 1])
-  edge_dist, edge_exact = distance_to_road_edge(
-      _fold_rows(xyzh[:, :, CURRENT:], num_eval), _fold_rows(valid[:, :, CURRENT:], num_eval),
-      row_size, rows, tables, scale, num_samples)
-  if has_red:
-    red, red_exact = red_light_violation(_fold_rows(xyzh[..., :2], num_eval),
-                                         _fold_rows(future_valid, num_eval), rows, tables, scale)
-  else:
-    red, red_exact = tf.zeros([rows, num_future], tf.bool), tf.constant(True)
-  per_row = lambda x: tf.reshape(x, [num_samples, num_eval, num_future])
+  folded = _fold_steps(future)  # [A, S * T, 4]
+  boxes = object_boxes(folded, steps_valid, size)
+  frame = ttc_frame(tf.gather(folded, [0, 1, 3], axis=-1), _fold_steps(speed[:, :, CURRENT + 1:]),
+                    steps_valid, size)
+  row_size = tf.tile(size[tf.newaxis], [num_samples, 1, 1])
+
+  def body(e, nearest, ttc, edge, red, fallbacks):
+    near_e, near_fallbacks = distance_to_nearest_object(e, boxes)
+    ttc_e = time_to_collision(e, frame)
+    rows = tf.gather(xyzh, e, axis=1)  # [S, 91, 4]
+    edge_e, edge_fallbacks = distance_to_road_edge(
+        rows[:, CURRENT:], tf.gather(valid, e, axis=1)[:, CURRENT:],
+        tf.gather(row_size, e, axis=1), num_samples, tables, num_samples)
+    red_e = red_light_violation(rows[..., :2], tf.gather(future_valid, e, axis=1), num_samples,
+                                tables)
+    put = lambda buffer, value: tf.tensor_scatter_nd_update(buffer, [[e]], value[tf.newaxis])
+    return (e + 1, put(nearest, near_e), put(ttc, ttc_e), put(edge, edge_e), put(red, red_e),
+            fallbacks + near_fallbacks + edge_fallbacks)
+
+  steps = num_samples * num_future
+  init = (tf.constant(0), tf.zeros([eval_slots, steps]), tf.zeros([eval_slots, steps]),
+          tf.zeros([eval_slots, num_samples, num_future]),
+          tf.zeros([eval_slots, num_samples, num_future], tf.bool), tf.constant(0))
+  _, nearest, ttc, edge, red, fallbacks = tf.while_loop(
+      lambda e, *_: e < num_eval, body, init)
   return dict(
       distance_to_nearest_object=_unfold_steps(nearest, num_samples),
       time_to_collision=_unfold_steps(ttc, num_samples),
-      distance_to_road_edge=per_row(edge_dist),
-      traffic_light_violation=per_row(red),
-      exact=nearest_exact & edge_exact & red_exact,
+      distance_to_road_edge=tf.transpose(edge, [1, 0, 2]),
+      traffic_light_violation=tf.transpose(red, [1, 0, 2]),
+      fallbacks=fallbacks,
   )

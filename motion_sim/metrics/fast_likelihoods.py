@@ -91,18 +91,21 @@ def _masked_mean(values, mask):
           / tf.reduce_sum(tf.cast(mask, tf.float32)))
 
 
-def scenario_scores(log, sim, log_valid, is_vehicle, estimators: dict):
+def scenario_scores(log, sim, log_valid, is_vehicle, eval_mask, estimators: dict):
   """Official `compute_scenario_metrics_for_features_bundle`, minus the meta-metric.
 
   Args:
     log: dict of [E, T] log features; sim: dict of [R, E, T] rollout features (+ 'ade': [R, E]).
     log_valid: [E, T] bool logged validity of the simulated steps.
     is_vehicle: [E] bool.
+    eval_mask: [E] bool, row holds an evaluated agent (rows past them are padding).
     estimators: feature name -> `Histogram`.
 
   Returns:
     dict of scalar tensors named like the `SimAgentMetrics` fields (no metametric).
   """
+  log_valid = log_valid & eval_mask[:, tf.newaxis]
+  row_mask = eval_mask[:, tf.newaxis]  # [E, 1]
   speed_valid = _central_and(log_valid)
   accel_valid = _central_and(speed_valid)
   ttc_valid = log_valid & is_vehicle[:, tf.newaxis]
@@ -133,13 +136,17 @@ def scenario_scores(log, sim, log_valid, is_vehicle, estimators: dict):
     log_any = any_over_time(log_steps, mask)
     sim_any[name] = any_over_time(sim_steps, mask)
     ll = log_likelihood(log_any[:, tf.newaxis], sim_any[name][..., tf.newaxis], estimators[name])
-    out[name + '_likelihood'] = tf.exp(tf.reduce_mean(ll))
-  rate = lambda b: tf.reduce_mean(tf.cast(b, tf.float32))
+    out[name + '_likelihood'] = tf.exp(_masked_mean(ll, row_mask))
+  num_rollouts = sim['ade'].shape[0]
+  rollout_mask = tf.broadcast_to(eval_mask[tf.newaxis], [num_rollouts, eval_mask.shape[0]])
+  rate = lambda b: _masked_mean(tf.cast(b, tf.float32), rollout_mask)
   out['simulated_collision_rate'] = rate(sim_any['collision_indication'])
   out['simulated_offroad_rate'] = rate(sim_any['offroad_indication'])
   # The official rate filters by log validity only (not by vehicle type, unlike the likelihood).
   out['simulated_traffic_light_violation_rate'] = rate(
       any_over_time(sim['traffic_light_violation'], log_valid))
-  out['average_displacement_error'] = tf.reduce_mean(sim['ade'])
-  out['min_average_displacement_error'] = tf.reduce_min(tf.reduce_mean(sim['ade'], axis=1))
+  ade = tf.where(rollout_mask, sim['ade'], 0.0)  # padding rows have no valid step: NaN
+  out['average_displacement_error'] = _masked_mean(ade, rollout_mask)
+  out['min_average_displacement_error'] = tf.reduce_min(
+      tf.reduce_sum(ade, axis=1) / tf.reduce_sum(tf.cast(eval_mask, tf.float32)))
   return out

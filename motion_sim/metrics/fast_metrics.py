@@ -2,11 +2,13 @@
 
 The official code loops in Python over the 32 rollouts and runs eager ops on zero-padded
 polylines; here the log and all rollouts go through one `tf.function(jit_compile=True)` call
-per scenario (compiled once per padded shape; shapes are bucketed in `scenario_arrays`).
+per scenario, compiled once per `scenario_arrays.ShapeBucket` (a fixed set of padded shapes).
 Results equal the official backend within 1e-3 on every `SimAgentMetrics` field
 (tests/metrics/test_fast_vs_official.py).
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -23,23 +25,21 @@ _CURRENT = fast_features.CURRENT
 _TABLE_KEYS = ('edge_start', 'edge_end', 'edge_valid', 'edge_prior', 'edge_next',
                'edge_prior_valid', 'edge_next_valid', 'edge_convex_before', 'edge_convex_after',
                'edge_groups', 'edge_group_box', 'lane_start', 'lane_end', 'lane_valid', 'lane_id',
-               'lane_groups', 'lane_group_box', 'lane_loose', 'tl_lane_id', 'tl_red',
-               'tl_seg_start', 'tl_seg_dir', 'tl_stop_t')
+               'tl_lane_id', 'tl_red', 'tl_seg_start', 'tl_seg_dir', 'tl_stop_t')
 
 
-def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, dt, dt2, num_eval: int,
-              scale: int, has_red: bool):
+def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, dt, dt2, num_eval,
+              eval_slots: int):
   """All metric features of the log (index 0) and the rollouts, config independent.
 
   Args:
     log_xyzh: [A, 91, 4] float32 logged x, y, z, heading; log_valid: [A, 91] bool.
     rollouts: [R, A, 80, 4] float32; agent_mask: [A] bool; size: [A, 3] float32.
     tables: the scenario's map tables; dt, dt2: [] step duration and its square (tensors, see
-      `fast_features.kinematics`); num_eval: E; scale: map-search budget multiplier.
-    has_red: any red light on a simulated step (else the lane search is skipped).
+      `fast_features.kinematics`); num_eval: [] int32 E; eval_slots: static rows >= E.
 
   Returns:
-    (dict of [1 + R, E, 80] features, [R, E] ADE, [] bool map searches exact).
+    (dict of [1 + R, eval_slots, 80] features, [R, eval_slots] ADE, [] int32 fallbacks).
   """
   num_rollouts, num_agents, num_future, _ = rollouts.shape
   history = tf.broadcast_to(log_xyzh[tf.newaxis, :, :_CURRENT + 1],
@@ -55,32 +55,39 @@ def _features(log_xyzh, log_valid, rollouts, agent_mask, size, tables, dt, dt2, 
   x, y, z, heading = tf.unstack(xyzh, axis=-1)
   speed_2d = fast_features.kinematics(x, y, tf.zeros_like(z), heading, dt, dt2)[0]
   feats = fast_features.map_and_interaction_features(xyzh, valid, speed_2d, size, num_eval,
-                                                     tables, scale, has_red)
-  ev = xyzh[:, :num_eval]
+                                                     eval_slots, tables)
+  ev = xyzh[:, :eval_slots]
   kinematics = fast_features.kinematics(ev[..., 0], ev[..., 1], ev[..., 2], ev[..., 3], dt, dt2)
   for name, value in zip(('linear_speed', 'linear_acceleration', 'angular_speed',
                           'angular_acceleration'), kinematics):
     feats[name] = value[..., _CURRENT + 1:]
   # ADE over all 91 steps where the log is valid (history steps add zero error), as official.
-  eval_valid = log_valid[:num_eval]
-  disp = tf.norm(ev[1:, ..., :3] - log_xyzh[tf.newaxis, :num_eval, :, :3], axis=-1)
+  eval_valid = log_valid[:eval_slots]
+  disp = tf.norm(ev[1:, ..., :3] - log_xyzh[tf.newaxis, :eval_slots, :, :3], axis=-1)
   ade = (tf.reduce_sum(tf.where(eval_valid, disp, 0.0), axis=-1)
          / tf.reduce_sum(tf.cast(eval_valid, tf.float32), axis=-1))
-  exact = tf.reduce_all(feats.pop('exact'))
-  return feats, ade, exact
+  return feats, ade, feats.pop('fallbacks')
 
 
 # Shared by every `FastMetrics`: features do not depend on the config, so one compilation per
-# padded shape serves all config years.
+# `scenario_arrays.ShapeBucket` serves all config years.
 _compiled_features = tf.function(_features, jit_compile=True)
 
 
 class FastMetrics:
   """Computes `SimAgentMetrics` for (scenario, rollouts) pairs with compiled calls.
 
+  Every call is exact (the official numbers within 1e-3): pruned searches that cannot settle a
+  step score it against every candidate inside the same compiled call, so there is no retry
+  and no shape beyond the scenario's `ShapeBucket`.
+
   Attributes:
     config: the `SimAgentMetricsConfig` in use.
-    fallbacks: scenarios whose map search needed a larger budget (see `fast_features`).
+    fallbacks: scenarios where some pruned search needed its brute-force fallback.
+    fallback_steps: (evaluated agent, sample, step) queries settled by that fallback, in all.
+    seconds: wall time by part: `arrays` (protos -> padded arrays), `compile` (calls that
+      traced a new shape, their one execution included), `features` (the other calls).
+    compilations: calls that traced a new shape.
   """
 
   def __init__(self, config: sim_agents_metrics_pb2.SimAgentMetricsConfig):
@@ -89,31 +96,36 @@ class FastMetrics:
     self._estimators = {n: fast_likelihoods.estimator_of(getattr(config, n), n) for n in names}
     self._compiled_scores = tf.function(self._scores, jit_compile=True)
     self.fallbacks = 0
+    self.fallback_steps = 0
+    self.compilations = 0
+    self.seconds = {'arrays': 0.0, 'compile': 0.0, 'features': 0.0}
 
   @staticmethod
   def num_traces() -> int:
     """Distinct shapes the feature function has been compiled for (in this process)."""
     return _compiled_features.experimental_get_tracing_count()
 
-  def _scores(self, feats, ade, log_valid, is_vehicle):
+  def _scores(self, feats, ade, log_valid, is_vehicle, eval_mask):
     log = {k: v[0] for k, v in feats.items()}
     sim = {k: v[1:] for k, v in feats.items()}
     sim['ade'] = ade
-    return fast_likelihoods.scenario_scores(log, sim, log_valid, is_vehicle, self._estimators)
+    return fast_likelihoods.scenario_scores(log, sim, log_valid, is_vehicle, eval_mask,
+                                            self._estimators)
 
-  def _run(self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray, scale: int):
+  def _run(self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray):
     tables = {k: tf.constant(getattr(arrays, k)) for k in _TABLE_KEYS}
     log_xyzh = np.concatenate([arrays.xyz, arrays.heading[..., None]], axis=-1)
-    feats, ade, exact = _compiled_features(
+    slots = arrays.bucket.eval_slots
+    feats, ade, fallbacks = _compiled_features(
         tf.constant(log_xyzh), tf.constant(arrays.valid), tf.constant(rollouts),
         tf.constant(arrays.agent_mask), tf.constant(arrays.size), tables,
         tf.constant(fast_features.STEP_SECONDS, tf.float32),
-        tf.constant(fast_features.STEP_SECONDS ** 2, tf.float32), arrays.num_eval,
-        scale, bool(arrays.tl_red[_CURRENT + 1:].any()))
-    num_eval = arrays.num_eval
-    scores = self._compiled_scores(feats, ade, tf.constant(arrays.valid[:num_eval, _CURRENT + 1:]),
-                                   tf.constant(arrays.is_vehicle[:num_eval]))
-    return scores, exact
+        tf.constant(fast_features.STEP_SECONDS ** 2, tf.float32),
+        tf.constant(arrays.num_eval, tf.int32), slots)
+    scores = self._compiled_scores(feats, ade, tf.constant(arrays.valid[:slots, _CURRENT + 1:]),
+                                   tf.constant(arrays.is_vehicle[:slots]),
+                                   tf.constant(np.arange(slots) < arrays.num_eval))
+    return {k: float(v) for k, v in scores.items()}, int(fallbacks)
 
   def scenario_metrics(self, arrays: arrays_lib.ScenarioArrays,
                        rollouts: np.ndarray) -> sim_agents_metrics_pb2.SimAgentMetrics:
@@ -126,17 +138,23 @@ class FastMetrics:
     Returns:
       A `SimAgentMetrics` proto, meta-metric combined by the official helper.
     """
-    scale = 1
-    scores, exact = self._run(arrays, rollouts, scale)
-    while not bool(exact):
-      # Some chunk had more candidate segments than the pruned search keeps: retry with 4x
-      # the budget (a new compiled shape); budgets above the segment count are brute force.
+    if arrays.bucket not in arrays_lib.BUCKETS:
+      logging.warning('scenario %s is larger than every shape bucket: padded to %s (one more '
+                      'compilation)', arrays.scenario_id, arrays.bucket)
+    traces = self.num_traces() + self._compiled_scores.experimental_get_tracing_count()
+    start = time.perf_counter()
+    values, fallbacks = self._run(arrays, rollouts)
+    seconds = time.perf_counter() - start
+    if self.num_traces() + self._compiled_scores.experimental_get_tracing_count() > traces:
+      self.compilations += 1
+      self.seconds['compile'] += seconds
+    else:
+      self.seconds['features'] += seconds
+    if fallbacks:
       self.fallbacks += 1
-      scale *= 4
-      logging.info('scenario %s: map search budget exceeded, retrying with %dx',
-                   arrays.scenario_id, scale)
-      scores, exact = self._run(arrays, rollouts, scale)
-    values = {k: float(v) for k, v in scores.items()}
+      self.fallback_steps += fallbacks
+      logging.info('scenario %s: %d search steps settled by the exact fallback',
+                   arrays.scenario_id, fallbacks)
     likelihoods = sim_agents_metrics_pb2.SimAgentMetrics(
         **{k: v for k, v in values.items() if k.endswith('_likelihood')})
     return sim_agents_metrics_pb2.SimAgentMetrics(
@@ -144,10 +162,18 @@ class FastMetrics:
         metametric=official_metrics._compute_metametric(self.config, likelihoods),  # pylint: disable=protected-access
         **values)
 
+  def metrics_from_protos(self, scenario, rollouts: sim_agents_submission_pb2.ScenarioRollouts,
+                          source: str = '') -> sim_agents_metrics_pb2.SimAgentMetrics:
+    """Metrics of validated protos; the conversion to arrays counts as `seconds['arrays']`."""
+    start = time.perf_counter()
+    arrays = arrays_lib.scenario_arrays(scenario, source)
+    rollout_array = arrays_lib.rollout_arrays(arrays, rollouts, source)
+    self.seconds['arrays'] += time.perf_counter() - start
+    return self.scenario_metrics(arrays, rollout_array)
+
   def bundle_metrics(self, scenario, rollouts: sim_agents_submission_pb2.ScenarioRollouts,
                      source: str = '') -> sim_agents_metrics_pb2.SimAgentMetrics:
     """Convenience: metrics straight from the protos (validation included)."""
     from motion_sim.metrics import rollout_checks  # pylint: disable=import-outside-toplevel
     rollout_checks.validate_rollouts(rollouts, scenario, source)
-    arrays = arrays_lib.scenario_arrays(scenario, source)
-    return self.scenario_metrics(arrays, arrays_lib.rollout_arrays(arrays, rollouts, source))
+    return self.metrics_from_protos(scenario, rollouts, source)

@@ -4,8 +4,9 @@ Map segments come in groups (`scenario_arrays.GROUP_SIZE` consecutive segments) 
 boxes. Query points are narrowed to a few groups per point in levels (chunks of steps, then
 steps); each level also returns a lower bound on the score of everything it left out, so the
 caller can check that the best candidate found is the true minimum. k-smallest selection is k
-passes of argmin (linear in the number of groups, unlike XLA's CPU sort / top-k), and
-variable-size work is packed into fixed slots (`compact`) with an overflow flag.
+passes of argmin (linear in the number of groups, unlike XLA's CPU sort / top-k), and the
+queries a search leaves unsettled are searched again in fixed-size slabs by a loop
+(`fill_misses`): the work grows with the misses, the compiled shape does not.
 """
 from __future__ import annotations
 
@@ -67,8 +68,7 @@ def nearest_groups(points, group_box, budget, num_samples=1):
     num_samples: S.
 
   Returns:
-    ([N, T, k2] group indices, [N, T] lower bound on any score outside them,
-     [N, T, k1] the level-1 groups of the step's chunk, [N, T] bound outside those).
+    ([N, T, k2] group indices, [N, T] lower bound on any score outside them).
   """
   n, t, p = points.shape[:3]
   e, c = n // num_samples, t // STEPS_PER_CHUNK
@@ -91,12 +91,8 @@ def nearest_groups(points, group_box, budget, num_samples=1):
   local, bound2 = select_smallest(lower, budget[2])
   groups = tf.gather(tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape), local,
                      batch_dims=4)
-  chunk_bound = tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis]
-  bound = tf.minimum(chunk_bound, bound2)
-  chunk_groups = tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape)
-  chunk_bound = tf.broadcast_to(chunk_bound, bound2.shape)
-  return (tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t]),
-          tf.reshape(chunk_groups, [n, t, -1]), tf.reshape(chunk_bound, [n, t]))
+  bound = tf.minimum(tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis], bound2)
+  return tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t])
 
 
 def first_argmin(score, index):
@@ -108,21 +104,35 @@ def first_argmin(score, index):
   return winner, best[..., 0]
 
 
-def nearest_groups_of_points(points, group_box, num_groups):
-  """Single-level `nearest_groups` for scattered points [Q, 2] -> ([Q, k], [Q] bound)."""
-  lower = box_distance(points[:, tf.newaxis], group_box)  # [Q, G]
-  return select_smallest(lower, num_groups)
+def fill_misses(miss, values, compute, slab):
+  """values [Q, ...] with the entries flagged in miss [Q] recomputed by `compute`, in slabs.
 
-
-def compact(flags, budget):
-  """Positions of the True entries of flags [N] packed into [budget] slots.
+  `compute(index [slab] int32) -> ([slab, ...] values, [slab] bool settled)` searches its
+  queries again (more widely, or against every candidate: then settled is all True). A
+  `tf.while_loop` runs ceil(misses / slab) times, so any number of misses costs no new
+  compiled shape and none is left out; with no miss it does not run at all.
 
   Returns:
-    ([budget] int32 index into flags (0 in unused slots), [budget] bool slot used,
-     [] bool every True entry got a slot).
+    (values, [Q] bool flagged and still not settled, [] int32 number flagged).
   """
-  count = tf.cumsum(tf.cast(flags, tf.int32))
-  slot = tf.where(flags & (count <= budget), count - 1, budget)  # `budget` = discard slot
-  index = tf.math.unsorted_segment_max(tf.range(flags.shape[0]), slot, budget + 1)[:budget]
-  used = tf.range(budget) < count[-1]
-  return tf.maximum(index, 0), used, count[-1] <= budget
+  num = miss.shape[0]
+  rank = tf.cumsum(tf.cast(miss, tf.int32))
+  total = rank[-1]
+  rank -= 1
+  num_slabs = (total + slab - 1) // slab
+
+  def body(i, values, unsettled):
+    local = rank - i * slab
+    slot = tf.where(miss & (local >= 0) & (local < slab), local, slab)  # slab = discard slot
+    index = tf.maximum(tf.math.unsorted_segment_max(tf.range(num), slot, slab + 1)[:slab], 0)
+    used = tf.range(slab) < total - i * slab
+    target = tf.where(used, index, num)[:, tf.newaxis]  # unused slots write a dropped extra row
+    new, settled = compute(index)
+    values = tf.tensor_scatter_nd_update(tf.concat([values, values[:1]], axis=0), target, new)
+    unsettled = tf.tensor_scatter_nd_update(tf.concat([unsettled, [False]], axis=0), target,
+                                            ~settled)
+    return i + 1, values[:num], unsettled[:num]
+
+  _, values, unsettled = tf.while_loop(lambda i, *_: i < num_slabs, body,
+                                       (tf.constant(0), values, tf.zeros_like(miss)))
+  return values, unsettled, total

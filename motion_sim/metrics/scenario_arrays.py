@@ -22,19 +22,64 @@ _CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 _SPEC = submission_specs.get_submission_config(_CHALLENGE)
 CURRENT = _SPEC.current_time_index  # 10
 NUM_STEPS = CURRENT + 1 + _SPEC.n_simulation_steps  # 91
-# Padding buckets: shapes are rounded up so the compiled function is reused across scenarios.
-AGENT_BUCKET = 16
-SEGMENT_BUCKET = 1024
 # Map segments are searched by groups of GROUP_SIZE consecutive segments of the official
 # (polyline-major) order: consecutive segments are spatially compact, so a group's bounding box
 # gives a tight lower bound on the distance to any of its members.
 GROUP_SIZE = 16
-GROUP_BUCKET = 64
+
+
+class ShapeBucket(NamedTuple):
+  """Padded sizes of one compiled shape of the fast metrics (one XLA compilation each).
+
+  Attributes:
+    agents: A, sim-agent rows.
+    edge_segments: S, road-edge segment rows (at least one stays invalid, for group padding).
+    lane_segments: L, surface-street lane segment rows.
+    lights: K, traffic-signal slots per step.
+    eval_slots: E rows of evaluated agents in the features (the SDC + tracks_to_predict: <= 9 in
+      WOMD); the evaluated agents are looped over, so unused slots cost no search work.
+  """
+  agents: int
+  edge_segments: int
+  lane_segments: int
+  lights: int
+  eval_slots: int
+
+
+# The fixed set of compiled shapes, smallest first: a scenario takes the first bucket that holds
+# every one of its sizes, so a run over any number of distinct scenarios compiles at most
+# len(BUCKETS) times. Work grows with agents (interaction features) and much less with map size
+# (group search), so agents step by 2x and the map by 2x per two agent steps.
+BUCKETS = (
+    ShapeBucket(agents=32, edge_segments=4096, lane_segments=8192, lights=16, eval_slots=16),
+    ShapeBucket(agents=64, edge_segments=8192, lane_segments=16384, lights=32, eval_slots=16),
+    ShapeBucket(agents=128, edge_segments=8192, lane_segments=16384, lights=32, eval_slots=16),
+    ShapeBucket(agents=256, edge_segments=16384, lane_segments=32768, lights=64, eval_slots=16),
+    ShapeBucket(agents=512, edge_segments=32768, lane_segments=65536, lights=128, eval_slots=16),
+)
+
+
+def _next_pow2(n: int, floor: int) -> int:
+  return max(floor, 1 << max(0, int(n - 1).bit_length()))
+
+
+def choose_bucket(agents: int, edge_segments: int, lane_segments: int, lights: int,
+                  num_eval: int) -> ShapeBucket:
+  """The first of BUCKETS holding every size; beyond the largest, every size rounded up to a
+  power of two (a shape outside the fixed set: one more compilation, logged by the caller)."""
+  sizes = ShapeBucket(agents, edge_segments, lane_segments, lights, num_eval)
+  for bucket in BUCKETS:
+    if all(n <= b for n, b in zip(sizes, bucket)):
+      return bucket
+  return ShapeBucket(*(_next_pow2(n, b) for n, b in zip(sizes, BUCKETS[-1])))
+
+
 _SURFACE_STREET = map_pb2.LaneCenter.LaneType.TYPE_SURFACE_STREET
 
 
 class ScenarioArrays(NamedTuple):
-  """Log data of one scenario, padded (A agents, S road-edge and L lane segments, K lights).
+  """Log data of one scenario, padded to a `ShapeBucket` (A agents, S road-edge and L lane
+  segments, K lights).
 
   Attributes:
     scenario_id: str.
@@ -55,17 +100,15 @@ class ScenarioArrays(NamedTuple):
     lane_start, lane_end: [L, 2] float32 surface-street lane segments.
     lane_valid: [L] bool.
     lane_id: [L] int32 map feature id of the lane holding the segment.
-    edge_groups, lane_groups: [G, GROUP_SIZE] int32 member segments (padding -> an invalid one).
-    edge_group_box, lane_group_box: [G, 4] float32 xmin, ymin, xmax, ymax of the members (for
-      lanes: of the members mirrored through their start too, see `fast_features`).
-    lane_loose: [Lp] int32 lane segments always scored: those joining a lane's last point to
-      the padding origin, whose boxes are too large to group.
+    edge_groups: [S / GROUP_SIZE, GROUP_SIZE] int32 member segments (padding -> an invalid one).
+    edge_group_box: [S / GROUP_SIZE, 4] float32 xmin, ymin, xmax, ymax of the members.
     tl_lane_id: [91, K] int32 controlled lane per signal slot.
     tl_red: [91, K] bool, slot is a stop/arrow-stop on a known surface-street lane.
     tl_seg_start: [91, K, 2] float32 start of the lane segment nearest the stop point.
     tl_seg_dir: [91, K, 2] float32 that segment's end - start.
     tl_stop_t: [91, K] float32 stop point's relative position along that segment.
     has_traffic_lights: bool; False -> the official code reports no violations at all.
+    bucket: the `ShapeBucket` the arrays are padded to (A, S, L, K above).
   """
   scenario_id: str
   object_id: np.ndarray
@@ -92,19 +135,13 @@ class ScenarioArrays(NamedTuple):
   lane_id: np.ndarray
   edge_groups: np.ndarray
   edge_group_box: np.ndarray
-  lane_groups: np.ndarray
-  lane_group_box: np.ndarray
-  lane_loose: np.ndarray
   tl_lane_id: np.ndarray
   tl_red: np.ndarray
   tl_seg_start: np.ndarray
   tl_seg_dir: np.ndarray
   tl_stop_t: np.ndarray
   has_traffic_lights: bool
-
-
-def _round_up(n: int, bucket: int) -> int:
-  return max(bucket, -(-n // bucket) * bucket)
+  bucket: ShapeBucket
 
 
 def _pad(a: np.ndarray, n: int, value=0) -> np.ndarray:
@@ -124,18 +161,19 @@ def _padded_polylines(polylines: list) -> tuple[np.ndarray, list[int]]:
   return out, kept
 
 
-def _groups(members: np.ndarray, xy_points: list, invalid_index: int) -> tuple[np.ndarray, np.ndarray]:
+def _groups(members: np.ndarray, xy_points: list, invalid_index: int,
+            num_groups: int) -> tuple[np.ndarray, np.ndarray]:
   """Splits `members` (ascending segment indices) into padded groups and their boxes.
 
   Args:
     members: [n] int segment indices.
     xy_points: list of [n, 2] arrays of points each member spans (box = their extent).
     invalid_index: index of an invalid segment, used to pad.
+    num_groups: G >= n / GROUP_SIZE.
 
   Returns:
     ([G, GROUP_SIZE] int32 groups, [G, 4] float32 boxes; empty groups get an infinitely far box).
   """
-  num_groups = _round_up(-(-len(members) // GROUP_SIZE), GROUP_BUCKET)
   groups = np.full(num_groups * GROUP_SIZE, invalid_index, np.int32)
   groups[:len(members)] = members
   box = np.tile(np.array([[np.inf, np.inf, -np.inf, -np.inf]], np.float32), (num_groups, 1))
@@ -157,6 +195,7 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _road_edge_tables(scenario: scenario_pb2.Scenario, source: str) -> dict:
+  """Unpadded road-edge segment tables (`_pad_edges` pads them to a bucket)."""
   polylines = [list(f.road_edge.polyline) for f in scenario.map_features
                if f.HasField('road_edge')]
   pts, kept = _padded_polylines(polylines)
@@ -185,27 +224,33 @@ def _road_edge_tables(scenario: scenario_pb2.Scenario, source: str) -> dict:
   flat_next = (rows * num_segs + nxt).reshape(-1)
   sel = np.nonzero(flat_valid)[0]
   n = len(sel)
-  size = _round_up(n + 1, SEGMENT_BUCKET)  # +1: at least one invalid slot for group padding
-  starts = pts[:, :-1, :3].reshape(-1, 3)[sel]
-  ends = pts[:, 1:, :3].reshape(-1, 3)[sel]
-  groups, group_box = _groups(np.arange(n), [starts[:, :2], ends[:, :2]], n)
   pv = prior_valid.reshape(-1)[sel]
   nv = next_valid.reshape(-1)[sel]
   return dict(
-      edge_start=_pad(starts, size),
-      edge_end=_pad(ends, size),
-      edge_valid=_pad(np.ones(n, bool), size, False),
-      edge_prior=_pad(np.where(pv, compact[flat_prior[sel]], 0).astype(np.int32), size),
-      edge_next=_pad(np.where(nv, compact[flat_next[sel]], 0).astype(np.int32), size),
-      edge_prior_valid=_pad(pv, size, False),
-      edge_next_valid=_pad(nv, size, False),
-      edge_convex_before=_pad(convex[:, :-1].reshape(-1)[sel], size, False),
-      edge_convex_after=_pad(convex[:, 1:].reshape(-1)[sel], size, False),
-      edge_groups=groups, edge_group_box=group_box,
+      edge_start=pts[:, :-1, :3].reshape(-1, 3)[sel],
+      edge_end=pts[:, 1:, :3].reshape(-1, 3)[sel],
+      edge_valid=np.ones(n, bool),
+      edge_prior=np.where(pv, compact[flat_prior[sel]], 0).astype(np.int32),
+      edge_next=np.where(nv, compact[flat_next[sel]], 0).astype(np.int32),
+      edge_prior_valid=pv,
+      edge_next_valid=nv,
+      edge_convex_before=convex[:, :-1].reshape(-1)[sel],
+      edge_convex_after=convex[:, 1:].reshape(-1)[sel],
   )
 
 
+def _pad_edges(edges: dict, size: int) -> dict:
+  """Pads the road-edge tables to `size` rows (> their count) and groups them."""
+  n = len(edges['edge_valid'])
+  out = {k: _pad(v, size, False if v.dtype == bool else 0) for k, v in edges.items()}
+  out['edge_groups'], out['edge_group_box'] = _groups(
+      np.arange(n), [edges['edge_start'][:, :2], edges['edge_end'][:, :2]], n,
+      size // GROUP_SIZE)
+  return out
+
+
 def _lane_and_light_tables(scenario: scenario_pb2.Scenario) -> dict:
+  """Unpadded lane segment and signal tables (`_pad_lanes_and_lights` pads them)."""
   lanes, ids = [], []
   for f in scenario.map_features:
     if f.HasField('lane') and f.lane.type == _SURFACE_STREET:
@@ -221,23 +266,12 @@ def _lane_and_light_tables(scenario: scenario_pb2.Scenario) -> dict:
   # The official nearest-lane search treats a segment as valid when its *start* point is, so a
   # lane's last point is joined to the (0, 0) padding; kept on purpose to match its results.
   seg_valid = (pts[:, :-1, 3] > 0).reshape(-1)
-  loose = (pts[:, 1:, 3] == 0).reshape(-1)[seg_valid]  # last point -> padding origin
   starts = pts[:, :-1, :2].reshape(-1, 2)
   ends = pts[:, 1:, :2].reshape(-1, 2)
   seg_lane = np.repeat(lane_ids, pts.shape[1] - 1)
   sel = np.nonzero(seg_valid)[0]
-  n = len(sel)
-  size = _round_up(n + 1, SEGMENT_BUCKET)
-  starts, ends = starts[sel], ends[sel]
-  regular = np.nonzero(~loose)[0]
-  groups, group_box = _groups(regular, [starts[regular], 2.0 * starts[regular] - ends[regular]], n)
-  loose_idx = np.full(_round_up(int(loose.sum()), GROUP_BUCKET), n, np.int32)
-  loose_idx[:int(loose.sum())] = np.nonzero(loose)[0]
-  out = dict(
-      lane_start=_pad(starts, size), lane_end=_pad(ends, size),
-      lane_valid=_pad(np.ones(n, bool), size, False),
-      lane_id=_pad(seg_lane[sel], size, -2), lane_groups=groups, lane_group_box=group_box,
-      lane_loose=loose_idx, has_traffic_lights=has_lights)
+  out = dict(lane_start=starts[sel], lane_end=ends[sel], lane_valid=np.ones(len(sel), bool),
+             lane_id=seg_lane[sel], has_traffic_lights=has_lights)
   if not has_lights:
     out.update(tl_lane_id=np.full((NUM_STEPS, 1), -1, np.int32),
                tl_red=np.zeros((NUM_STEPS, 1), bool),
@@ -246,6 +280,18 @@ def _lane_and_light_tables(scenario: scenario_pb2.Scenario) -> dict:
                tl_stop_t=np.zeros((NUM_STEPS, 1), np.float32))
     return out
   out.update(_stop_point_tables(signals, pts, lane_ids))
+  return out
+
+
+def _pad_lanes_and_lights(tables: dict, lane_size: int, lights: int) -> dict:
+  """Pads the lane tables to `lane_size` rows and the signal slots to `lights` (never red)."""
+  out = dict(tables)
+  for k, value in (('lane_start', 0), ('lane_end', 0), ('lane_valid', False), ('lane_id', -2)):
+    out[k] = _pad(tables[k], lane_size, value)
+  for k, value in (('tl_lane_id', -1), ('tl_red', False), ('tl_seg_start', 0), ('tl_seg_dir', 0),
+                   ('tl_stop_t', 0)):
+    a = np.swapaxes(tables[k], 0, 1)  # slot-major for _pad
+    out[k] = np.ascontiguousarray(np.swapaxes(_pad(a, lights, value), 0, 1))
   return out
 
 
@@ -310,7 +356,11 @@ def scenario_arrays(scenario: scenario_pb2.Scenario, source: str = '') -> Scenar
   sim_ids = list(submission_specs.get_sim_agent_ids(scenario, _CHALLENGE))
   order = eval_ids + [i for i in sim_ids if i not in set(eval_ids)]
   by_id = {t.id: t for t in scenario.tracks}
-  num = _round_up(len(order), AGENT_BUCKET)
+  edges = _road_edge_tables(scenario, source)
+  lanes = _lane_and_light_tables(scenario)
+  bucket = choose_bucket(len(order), len(edges['edge_valid']) + 1, len(lanes['lane_valid']),
+                         lanes['tl_red'].shape[1], len(eval_ids))
+  num = bucket.agents
   state = np.zeros((num, NUM_STEPS, 8), np.float64)
   valid = np.zeros((num, NUM_STEPS), bool)
   is_vehicle = np.zeros(num, bool)
@@ -327,7 +377,8 @@ def scenario_arrays(scenario: scenario_pb2.Scenario, source: str = '') -> Scenar
       scenario_id=scenario.scenario_id, object_id=object_id, num_eval=len(eval_ids),
       agent_mask=object_id >= 0, is_vehicle=is_vehicle, xyz=state[..., :3],
       heading=state[..., 3], size=state[:, CURRENT, 4:7], size_hist=state[:, :CURRENT + 1, 4:7],
-      valid=valid, **_road_edge_tables(scenario, source), **_lane_and_light_tables(scenario))
+      valid=valid, bucket=bucket, **_pad_edges(edges, bucket.edge_segments),
+      **_pad_lanes_and_lights(lanes, bucket.lane_segments, bucket.lights))
 
 
 def rollout_arrays(arrays: ScenarioArrays, rollouts: sim_agents_submission_pb2.ScenarioRollouts,

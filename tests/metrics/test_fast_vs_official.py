@@ -72,17 +72,17 @@ def test_red_light_case_violates_and_scores_differently():
             - red['traffic_light_violation_likelihood']) > 0.1, year
 
 
-def test_search_budget_miss_retries_exactly(monkeypatch):
-  # Budgets 4x below the defaults: the first call must report an inexact search and the
-  # retry (4x budget, a new compilation) must give the official numbers.
-  for name, value in dict(EDGE_GROUPS=(16, 8, 3), EDGE_RETRY_STEPS=64, NEAREST_OBJECTS=2,
-                          LANE_QUERIES=64, LANE_GROUPS=4).items():
+def test_search_budget_misses_fall_back_exactly_without_recompiling(monkeypatch):
+  # Budgets far below the defaults: many steps miss, the in-call fallbacks (own-step group
+  # search, then every segment / object) must give the official numbers in one compiled call.
+  for name, value in dict(EDGE_GROUPS=(4, 2, 1), STEP_GROUPS=1, NEAREST_OBJECTS=1).items():
     monkeypatch.setattr(fast_features, name, value)
-  monkeypatch.setattr(fast_metrics, '_compiled_features',
-                      tf.function(fast_metrics._features, jit_compile=True))  # pylint: disable=protected-access
+  compiled = tf.function(fast_metrics._features, jit_compile=True)  # pylint: disable=protected-access
+  monkeypatch.setattr(fast_metrics, '_compiled_features', compiled)
   case = f'{rollout_fixtures.RED_LIGHT_SCENARIO}/red_light'
   fast, backend = _fast('2025', case)
-  assert backend.fallbacks == 1
+  assert backend.fallbacks == 1 and backend.fallback_steps > 100
+  assert compiled.experimental_get_tracing_count() == 1
   _assert_close(fast, REFERENCE[f'2025/{case}'], 'small budgets')
 
 
@@ -102,3 +102,43 @@ def test_fast_matches_official_live(year):
       config_lib.load_config(year), scenario, rollouts)
   fast, _ = _fast(year, '637f20cafde22ff8/noisy_log')
   _assert_close(fast, results_lib.metrics_to_dict(official), f'live {year}')
+
+
+def _hard_rollouts(scenario):
+  """32 rollouts: 11 drifting (noisy constant velocity), 11 random agent, 10 colliding."""
+  from motion_sim.benchmarks import rollout_kinds  # pylint: disable=import-outside-toplevel
+  parts = [rollout_kinds.make_rollouts(scenario, kind, seed=1)
+           for kind in ('noisy_cv', 'random', 'colliding')]
+  out = type(parts[0])(scenario_id=scenario.scenario_id)
+  for i in range(32):
+    out.joint_scenes.append(parts[min(i // 11, 2)].joint_scenes[i])
+  return out
+
+
+def _hard_scenarios():
+  from motion_sim.data import scenario_writer  # pylint: disable=import-outside-toplevel
+  from motion_sim.data import synthetic  # pylint: disable=import-outside-toplevel
+  big = synthetic.SyntheticScenarioGenerator(num_agents=150, lanes_per_direction=2,
+                                             road_length_m=400.0, seed=3)
+  return [rollout_fixtures.load_scenario(path) for path in rollout_fixtures.SCENARIO_FILES.values()
+          ] + [scenario_writer.to_scenario_proto(big.generate(0))]
+
+
+@pytest.mark.slow
+def test_fast_matches_official_live_on_hard_rollouts():
+  # Drifting, random and colliding rollouts on three scenes: the 257-track WOMD scene (84 sim
+  # agents), the dense-map one, and a synthetic one with > 128 sim agents (largest bucket
+  # used). One official run per scene (~1-2 min each).
+  from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
+  config = config_lib.load_config('2025')
+  fast = fast_metrics.FastMetrics(config)
+  agents = []
+  for scenario in _hard_scenarios():
+    rollouts = _hard_rollouts(scenario)
+    arrays = scenario_arrays.scenario_arrays(scenario)
+    agents.append(int(arrays.agent_mask.sum()))
+    got = fast.scenario_metrics(arrays, scenario_arrays.rollout_arrays(arrays, rollouts))
+    official = official_backend.official_scenario_metrics(config, scenario, rollouts)
+    _assert_close(results_lib.metrics_to_dict(got), results_lib.metrics_to_dict(official),
+                  f'hard rollouts on {scenario.scenario_id}')
+  assert max(agents) > 128 and len(scenario.tracks) > 128

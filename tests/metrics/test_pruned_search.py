@@ -12,14 +12,22 @@ def test_select_smallest_picks_k_smallest_and_the_next_value():
   np.testing.assert_allclose(rest.numpy(), [3.0, 7.0])
 
 
-def test_compact_packs_true_entries_and_flags_overflow():
-  flags = tf.constant([False, True, False, True, True, False])
-  index, used, fits = pruned_search.compact(flags, 4)
-  np.testing.assert_array_equal(index.numpy()[used.numpy()], [1, 3, 4])
-  np.testing.assert_array_equal(used.numpy(), [True, True, True, False])
-  assert bool(fits)
-  _, used, fits = pruned_search.compact(flags, 2)
-  assert not bool(fits) and used.numpy().all()
+def test_fill_misses_recomputes_exactly_the_flagged_entries_in_slabs():
+  values = tf.zeros([11], tf.int32)
+  miss = tf.constant([i % 3 == 0 for i in range(11)])  # 4 misses, slab 3: two loop passes
+  calls = []
+
+  def compute(index):
+    calls.append(index)
+    return index * 10 + 1, index < 6  # entries 6 and 9 stay unsettled
+
+  out, unsettled, total = pruned_search.fill_misses(miss, values, compute, 3)
+  np.testing.assert_array_equal(out.numpy(), [1, 0, 0, 31, 0, 0, 61, 0, 0, 91, 0])
+  np.testing.assert_array_equal(np.nonzero(unsettled.numpy())[0], [6, 9])
+  assert int(total) == 4
+  _, unsettled, total = pruned_search.fill_misses(tf.zeros([5], tf.bool), tf.zeros([5]),
+                                                  lambda i: (tf.zeros([2]), i < 0), 2)
+  assert int(total) == 0 and not unsettled.numpy().any()
 
 
 def test_group_bound_is_below_every_left_out_group():
@@ -27,7 +35,8 @@ def test_group_bound_is_below_every_left_out_group():
   lo = rng.uniform(-100, 100, size=(40, 2)).astype(np.float32)
   boxes = np.concatenate([lo, lo + rng.uniform(1, 10, size=(40, 2)).astype(np.float32)], -1)
   points = rng.uniform(-100, 100, size=(30, 2)).astype(np.float32)
-  groups, bound = pruned_search.nearest_groups_of_points(tf.constant(points), tf.constant(boxes), 5)
+  lower = pruned_search.box_distance(tf.constant(points)[:, tf.newaxis], tf.constant(boxes))
+  groups, bound = pruned_search.select_smallest(lower, 5)
   # Brute force: distance from each point to each box.
   d = np.hypot(np.maximum(np.maximum(boxes[None, :, 0] - points[:, None, 0],
                                      points[:, None, 0] - boxes[None, :, 2]), 0),
