@@ -52,7 +52,8 @@ def define_flags() -> None:
   flags.DEFINE_enum('config', '2025', list(config_lib.CONFIG_YEARS), 'Metric config year.')
   flags.DEFINE_enum('backend', 'fast', ['official', 'fast'], 'Metric implementation.')
   flags.DEFINE_string('output', None, 'Output JSON path (FILE.md is written beside it).')
-  flags.DEFINE_integer('num_workers', 1, 'Worker processes (official backend).')
+  flags.DEFINE_integer('num_workers', 1, 'Worker processes scoring scenarios (each fast '
+                       'worker compiles its shape buckets once).')
   flags.DEFINE_string('method_name', None, 'Row name in the markdown table '
                       '(default: the output file stem).')
 
@@ -90,21 +91,42 @@ def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None
         f'{missing[:5]}{" ..." if len(missing) > 5 else ""}', reason='missing_scenario')
 
 
+def _timed(items: Iterator, timing: dict, key: str) -> Iterator:
+  """Passes `items` through, adding the time spent producing them to timing[key]."""
+  items = iter(items)
+  while True:
+    start = time.perf_counter()
+    try:
+      item = next(items)
+    except StopIteration:
+      return
+    finally:
+      timing[key] += time.perf_counter() - start
+    yield item
+
+
 def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
              saved_model: str | None = None, year: str = '2025', backend: str = 'fast',
              num_workers: int = 1, seed: int = 0, rollouts_output: str | None = None) -> dict:
   """Scores every scenario; returns the results dict (see `results.summarize`; history-only
   scenes: see the module doc -- if none is left to score, only `unscored` and
-  `rollouts_output`, with `num_scenarios` 0)."""
+  `rollouts_output`, with `num_scenarios` 0).
+
+  `timing` in the result: seconds reading the scenarios, reading + validating (+ generating,
+  with a saved model) the rollouts (`decode`), and for the fast backend the summed
+  per-process seconds converting protos to arrays, compiling and computing the features.
+  """
   if (rollout_pattern is None) == (saved_model is None):
     raise ValueError('give exactly one of rollouts / saved_model')
   config = config_lib.load_config(year)
+  start = time.time()
   scenarios = {}
   for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
     scenarios.setdefault(scenario.scenario_id, (source, scenario))
   generated, unscored = _history_only_rollouts(scenarios, saved_model, seed)
+  timing = {'read_scenarios': time.time() - start, 'decode': 0.0}
   logging.info('%d scenarios from %s', len(scenarios), scenario_pattern)
-  pairs = _pairs(scenarios, rollout_pattern, saved_model, seed)
+  pairs = _timed(_pairs(scenarios, rollout_pattern, saved_model, seed), timing, 'decode')
 
   def keep(pairs):  # the scored scenes' rollouts go to --rollouts_output too
     for source, scenario, rollouts in pairs:
@@ -118,27 +140,23 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
     runner = official_backend.OfficialBackend(config, num_workers)
     scored = runner.map((s, r) for _, s, r in pairs)
   elif backend == 'fast':
-    from motion_sim.metrics import fast_metrics  # pylint: disable=import-outside-toplevel
-    from motion_sim.metrics import scenario_arrays  # pylint: disable=import-outside-toplevel
-    fast = fast_metrics.FastMetrics(config)
-
-    def run_fast():
-      for source, scenario, rollouts in pairs:
-        arrays = scenario_arrays.scenario_arrays(scenario, source)
-        yield fast.scenario_metrics(arrays, scenario_arrays.rollout_arrays(arrays, rollouts, source))
-
-    scored = run_fast()
+    from motion_sim.metrics import fast_backend  # pylint: disable=import-outside-toplevel
+    runner = fast_backend.FastBackend(config, num_workers)
+    scored = runner.map(pairs)
   else:
     raise ValueError(f'unknown backend {backend!r}')
+  # Streams: one scenario at a time (a bounded window with workers), ETA from tqdm.
   per_scenario = list(tqdm.tqdm(scored, total=len(scenarios), desc=f'WOSAC {backend}',
-                                unit='scenario', disable=None))
+                                unit='scenario', disable=None, dynamic_ncols=True))
   if rollouts_output:
     history_only.write_rollouts(rollouts_output, generated)
   nothing_scored = unscored and not per_scenario
   results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
   results.update(unscored=unscored, rollouts_output=rollouts_output)
+  if backend == 'fast':
+    timing.update(runner.stats)
   results.update(config=year, backend=backend, num_scenarios=len(per_scenario),
-                 seconds=time.time() - start)
+                 seconds=time.time() - start, num_workers=num_workers, timing=timing)
   return results
 
 
@@ -161,6 +179,20 @@ def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int):
     logging.warning('%s: scenario %s is history-only: rollouts generated, not scored', source,
                     scenario_id)
   return generated, unscored
+
+
+def time_split(results: dict) -> str:
+  """One line: where the time of an `evaluate` run went."""
+  t = results['timing']
+  parts = [f'{results["num_scenarios"]} scenarios in {results["seconds"]:.1f} s',
+           f'{results["num_workers"]} worker(s)', f'read scenarios {t["read_scenarios"]:.1f} s',
+           f'decode + validate rollouts {t["decode"]:.1f} s']
+  if results['backend'] == 'fast':
+    parts += [f'protos -> arrays {t["arrays"]:.1f} s', f'compile {t["compile"]:.1f} s',
+              f'{t["compilations"]} compilation(s)', f'features {t["features"]:.1f} s',
+              f'exact-fallback steps {t["fallback_steps"]} in {t["fallbacks"]} scenario(s)',
+              '(fast parts summed over workers)']
+  return 'time split: ' + ', '.join(parts)
 
 
 def main(argv):
@@ -187,6 +219,7 @@ def main(argv):
                results['num_scenarios'], buckets['realism_meta_metric'],
                buckets['kinematic_metrics'], buckets['interactive_metrics'],
                buckets['map_based_metrics'], buckets['min_ade'])
+  print(time_split(results))
   print(f'wrote {output} and {output.with_suffix(".md")}')
   return 0
 

@@ -82,6 +82,11 @@ def test_missing_scenario_and_results_layout(good_rollouts, tmp_path):
   reference = REFERENCE['2025/637f20cafde22ff8/constant_velocity']
   assert results['aggregate']['metametric'] == pytest.approx(reference['metametric'], abs=1e-3)
   assert results['buckets']['realism_meta_metric'] == results['aggregate']['metametric']
+  timing = results['timing']
+  assert timing['compilations'] <= 1 and timing['fallback_steps'] == 0
+  assert timing['features'] + timing['compile'] > 0 and timing['arrays'] > 0
+  line = evaluate.time_split(results)
+  assert 'decode + validate rollouts' in line and 'compile' in line and 'features' in line
   out = tmp_path / 'res.json'
   results_lib.write_json(out, results)
   assert json.loads(out.read_text())['buckets'] == results['buckets']
@@ -137,9 +142,10 @@ def test_cli_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_official_backend_two_workers_two_scenarios(tmp_path):
+def test_official_and_fast_backends_two_workers_two_scenarios(tmp_path):
   # Spawned worker processes (num_workers=2) over both shared scenarios must give the
-  # single-process official numbers (the checked-in reference) and the fast backend's.
+  # single-process official numbers (the checked-in reference) and the fast backend's (also
+  # with two workers).
   for scenario_id, path in rollout_fixtures.SCENARIO_FILES.items():
     rollouts = rollout_fixtures.make_rollouts(rollout_fixtures.load_scenario(path),
                                               'constant_velocity', seed=0)
@@ -148,7 +154,9 @@ def test_official_backend_two_workers_two_scenarios(tmp_path):
   official = evaluate.evaluate(f'{SMALL},{BIG}', rollout_pattern=pattern, year='2025',
                                backend='official', num_workers=2)
   fast = evaluate.evaluate(f'{SMALL},{BIG}', rollout_pattern=pattern, year='2025',
-                           backend='fast')
+                           backend='fast', num_workers=2)
+  # Two spawned fast workers: each compiles the buckets it meets (2 scenes, 2 buckets).
+  assert fast['num_workers'] == 2 and 1 <= fast['timing']['compilations'] <= 2
   assert official['backend'] == 'official' and official['num_scenarios'] == 2
   assert set(official['scenarios']) == set(rollout_fixtures.SCENARIO_FILES)
   for scenario_id, values in official['scenarios'].items():
