@@ -7,8 +7,7 @@ from motion_sim.data import synthetic
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import fast_metrics
 from motion_sim.metrics import scenario_arrays
-
-import rollout_fixtures
+from tests.fixtures import rollouts as rollout_fixtures
 
 
 def test_choose_bucket_takes_the_first_that_holds_every_size():
