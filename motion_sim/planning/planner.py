@@ -68,34 +68,50 @@ class RandomShootingPlanner:
         Returns:
           (states [W, substeps, 4] executed at 10 Hz, choice [W] int32 candidate index).
         """
-        return self._plan_fn(
-            tf.convert_to_tensor(av_state, tf.float32), tf.convert_to_tensor(av_size, tf.float32),
-            tf.convert_to_tensor(others_xy, tf.float32), tf.convert_to_tensor(others_vel, tf.float32),
+        av_state = tf.convert_to_tensor(av_state, tf.float32)
+        others = self.nearest_objects(
+            av_state, tf.convert_to_tensor(others_xy, tf.float32),
+            tf.convert_to_tensor(others_vel, tf.float32),
             tf.convert_to_tensor(others_heading, tf.float32),
             tf.convert_to_tensor(others_size, tf.float32),
-            tf.convert_to_tensor(others_valid, tf.bool),
+            tf.convert_to_tensor(others_valid, tf.bool))
+        # Outside the compiled call: its shapes then do not depend on the scene's object count.
+        return self._plan_fn(
+            av_state, tf.convert_to_tensor(av_size, tf.float32), *others,
             tf.convert_to_tensor(num_candidates, tf.int32), tf.convert_to_tensor(horizon, tf.int32),
             LoggedPath(*(tf.convert_to_tensor(x) for x in path)))
 
-    def scores(self, av_state, av_size, others_xy, others_vel, others_heading, others_size,
-               others_valid, num_candidates, horizon, path):
-        """[W, 81] float32 score of every library candidate (_REJECT beyond J)."""
+    def nearest_objects(self, av_state, others_xy, others_vel, others_heading, others_size,
+                        others_valid):
+        """The `num_forecast_objects` nearest valid objects now (padded with invalid ones):
+        (xy [W, N, 2], vel [W, N, 2], heading [W, N], size [W, N, 2], valid [W, N])."""
+        n = self.num_forecast_objects
+        pad = max(0, n - others_xy.shape[1])
+        if pad:
+            others_xy, others_vel = (tf.pad(x, [[0, 0], [0, pad], [0, 0]])
+                                     for x in (others_xy, others_vel))
+            others_heading = tf.pad(others_heading, [[0, 0], [0, pad]])
+            others_valid = tf.pad(others_valid, [[0, 0], [0, pad]])
+            others_size = tf.pad(others_size, [[0, pad], [0, 0]])
+        dist = tf.norm(others_xy - av_state[:, None, :2], axis=-1)
+        dist = tf.where(others_valid, dist, 1e9)  # invalid ones last (and they stay invalid)
+        _, near = tf.math.top_k(-dist, k=n)  # [W, N]
+        return (tf.gather(others_xy, near, batch_dims=1), tf.gather(others_vel, near, batch_dims=1),
+                tf.gather(others_heading, near, batch_dims=1), tf.gather(others_size, near),
+                tf.gather(others_valid, near, batch_dims=1))
+
+    def scores(self, av_state, av_size, o_xy, o_vel, o_heading, o_size, o_valid,
+               num_candidates, horizon, path):
+        """[W, 81] float32 score of every library candidate (_REJECT beyond J).
+
+        o_*: the forecast objects from `nearest_objects` (o_size [W, N, 2]).
+        """
         num_cand = self.curvature.shape[0]
         knots_per = self.substeps
         steps = self.max_horizon * knots_per
         start = tf.broadcast_to(av_state[:, None], [tf.shape(av_state)[0], num_cand, 4])
         states = bicycle_rollout(start, self.curvature, self.accel, steps, self.dt)
         knots = states[:, :, knots_per - 1::knots_per]  # [W, C, K, 4]
-        # The nearest objects now; invalid ones are pushed far away (and stay invalid).
-        n = min(self.num_forecast_objects, others_xy.shape[1])
-        dist = tf.norm(others_xy - av_state[:, None, :2], axis=-1)
-        dist = tf.where(others_valid, dist, 1e9)
-        _, near = tf.math.top_k(-dist, k=n)  # [W, N]
-        o_xy = tf.gather(others_xy, near, batch_dims=1)
-        o_vel = tf.gather(others_vel, near, batch_dims=1)
-        o_heading = tf.gather(others_heading, near, batch_dims=1)
-        o_valid = tf.gather(others_valid, near, batch_dims=1)
-        o_size = tf.gather(others_size, near)  # [W, N, 2]
         times = tf.range(1, self.max_horizon + 1, dtype=tf.float32) * self.token_dt  # [K]
         f_xy = o_xy[:, :, None] + o_vel[:, :, None] * times[:, None]  # [W, N, K, 2]
         f_heading = tf.broadcast_to(o_heading[..., None], tf.shape(f_xy)[:-1])
@@ -113,11 +129,11 @@ class RandomShootingPlanner:
         have = tf.range(num_cand)[None, :] < num_candidates[:, None]
         return tf.where(have, score, _REJECT)
 
-    def _plan(self, av_state, av_size, others_xy, others_vel, others_heading, others_size,
-              others_valid, num_candidates, horizon, path):
+    def _plan(self, av_state, av_size, o_xy, o_vel, o_heading, o_size, o_valid,
+              num_candidates, horizon, path):
         self.trace_count += 1
-        score = self.scores(av_state, av_size, others_xy, others_vel, others_heading,
-                            others_size, others_valid, num_candidates, horizon, path)
+        score = self.scores(av_state, av_size, o_xy, o_vel, o_heading, o_size, o_valid,
+                            num_candidates, horizon, path)
         choice = tf.argmax(score, axis=-1, output_type=tf.int32)  # first maximum
         executed = bicycle_rollout(av_state, tf.gather(self.curvature, choice),
                                    tf.gather(self.accel, choice), self.substeps, self.dt)

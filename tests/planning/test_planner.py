@@ -68,9 +68,11 @@ class PlannerTest(TestCase):
         self.assertEqual((lib.curvature[choice[0]], lib.accel[choice[0]]), (0.0, 1.0))
         self.assertEqual((lib.curvature[choice[1]], lib.accel[choice[1]]), (0.0, -1.0))
         self.assertEqual(executed.shape, (2, 5, 4))
-        scores = planner.scores(av, size, o_xy, o_vel, o_heading,
-                                np.array([[4.0, 2.0]], np.float32), o_valid,
-                                np.array([81, 9]), np.array([6, 6]), path)
+        near = planner.nearest_objects(av, o_xy, o_vel, o_heading,
+                                       np.array([[4.0, 2.0]], np.float32), o_valid)
+        self.assertAllEqual(near[-1][:, 0], [False, True])
+        self.assertAllEqual(near[-1][:, 1:], np.zeros((2, 31), bool))  # padding
+        scores = planner.scores(av, size, *near, np.array([81, 9]), np.array([6, 6]), path)
         self.assertEqual(int(np.sum(scores[1] > -1e8)), 9)
         self.assertGreaterEqual(float(np.max(scores[0])), float(np.max(scores[1])))
         self.assertEqual(planner.trace_count, 1)
