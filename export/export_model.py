@@ -127,7 +127,8 @@ def sim_agent_info(model: tf.keras.Model, tokenizer: ActionTokenizer, num_rollou
         num_rollouts=int(num_rollouts),
         model_config=model.get_config(),
         tokenizer=dict(token_hz=tokenizer.token_hz, num_tokens=tokenizer.num_tokens,
-                       vocab_size=tokenizer.vocab_size),
+                       vocab_size=tokenizer.vocab_size, num_bins=tokenizer.num_bins,
+                       max_accel=tokenizer.max_accel, still_distance=tokenizer.still_distance),
         sampling=dict(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p)),
         **provenance)
 

@@ -16,6 +16,9 @@ import tensorflow as tf
 SIGNATURE_NAME = "serving_default"
 SEED_KEY = "seed"
 OUTPUT_KEYS = ("trajectories", "object_ids", "agent_mask")
+START_SIGNATURE = "closed_loop_start"
+STEP_SIGNATURE = "closed_loop_step"
+STATE_PREFIX = "state_"
 # Written beside saved_model.pb by export.export_model: provenance + num_model_parameters.
 INFO_FILE = "sim_agent.json"
 
@@ -71,6 +74,49 @@ class LoadedSimAgent:
             feed[name] = tf.convert_to_tensor(value, dtype=spec.dtype)
         outputs = self._fn(**feed)
         return {k: outputs[k].numpy() for k in OUTPUT_KEYS}
+
+
+class ClosedLoopStepper:
+    """A SavedModel's closed-loop step API (`export.signature` documents it), TF only.
+
+    `start(scene, seed, forced_tokens, forced_mask)` and `step(state, forced_tokens,
+    forced_mask)` return (state, tokens [1, R, A], log_probs [1, R, A]) like `Sampler.start` /
+    `Sampler.step`; the state is the signature's flat dict of tensors, passed back as is.
+    """
+
+    def __init__(self, loaded: LoadedSimAgent):
+        signatures = loaded._loaded.signatures
+        if START_SIGNATURE not in signatures or STEP_SIGNATURE not in signatures:
+            raise SimAgentLoadError(
+                f"{loaded.export_dir}: SavedModel has no closed-loop step signatures "
+                f"({START_SIGNATURE}, {STEP_SIGNATURE}); re-export it with export.export_model")
+        self.export_dir = loaded.export_dir
+        self._start = signatures[START_SIGNATURE]
+        self._step = signatures[STEP_SIGNATURE]
+        self._start_specs = self._start.structured_input_signature[1]
+
+    @staticmethod
+    def _split(outputs):
+        state = {k: v for k, v in outputs.items() if k.startswith(STATE_PREFIX)}
+        return state, outputs["tokens"].numpy(), outputs["log_probs"].numpy()
+
+    def start(self, scene: dict, seed, forced_tokens, forced_mask):
+        feed = {}
+        for name, spec in self._start_specs.items():
+            if name == SEED_KEY:
+                value = np.asarray(seed, np.int64)
+            elif name in ("forced_tokens", "forced_mask"):
+                value = forced_tokens if name == "forced_tokens" else forced_mask
+            else:
+                value = scene.get(name)
+                if value is None:
+                    raise ValueError(f"{self.export_dir}: input '{name}' missing from the scene")
+            feed[name] = tf.convert_to_tensor(value, dtype=spec.dtype)
+        return self._split(self._start(**feed))
+
+    def step(self, state: dict, forced_tokens, forced_mask):
+        return self._split(self._step(**state, forced_tokens=tf.constant(forced_tokens, tf.int32),
+                                      forced_mask=tf.constant(forced_mask, tf.bool)))
 
 
 def load_sim_agent(export_dir: str) -> LoadedSimAgent:

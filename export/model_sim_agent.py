@@ -79,3 +79,18 @@ class ModelSimAgent(tf.Module):
         z_now = tf.where(one["agent_mask"][0], z_now, tf.zeros_like(z_now))
         z = tf.broadcast_to(z_now[tf.newaxis, :, tf.newaxis], tf.shape(heading))
         return tf.concat([xy, z[..., tf.newaxis], heading[..., tf.newaxis]], axis=-1)
+
+    def closed_loop_start(self, scene: dict, seed: tf.Tensor, forced_tokens: tf.Tensor,
+                          forced_mask: tf.Tensor):
+        """Closed-loop stepping, step 0 (`Sampler.start`): one scene [1, ...], R worlds.
+
+        forced_tokens / forced_mask: [1, R, A] (the AV's executed motion as its token).
+        Returns (StepState, tokens [1, R, A], log_probs [1, R, A]).
+        """
+        scene = {k: tf.convert_to_tensor(scene[k]) for k in inputs.MODEL_SCENE_FIELDS}
+        return self.sampler.start(scene, tf.cast(seed, tf.int32), forced_tokens, forced_mask)
+
+    def closed_loop_step(self, state, forced_tokens: tf.Tensor, forced_mask: tf.Tensor):
+        """Closed-loop stepping, steps 1..T-1 (`Sampler.step`)."""
+        return self.sampler.step(state, forced_tokens, forced_mask)
+

@@ -39,6 +39,11 @@ import tensorflow as tf
 from motion_sim.data import datatypes
 
 SIGNATURE_NAME = "serving_default"
+# Optional closed-loop step API (agents with closed_loop_start / closed_loop_step, e.g. a
+# trained model): one scene (batch 1), R worlds, an external agent's tokens forced each step.
+START_SIGNATURE = "closed_loop_start"
+STEP_SIGNATURE = "closed_loop_step"
+STATE_PREFIX = "state_"
 SEED_KEY = "seed"
 OUTPUT_KEYS = ("trajectories", "object_ids", "agent_mask")
 
@@ -105,6 +110,61 @@ class SimAgentServing(tf.Module):
         if not callable(self._simulate):
             raise TypeError(f"{agent!r} has no simulate() and is not callable")
         self.serve = tf.function(self._serve, input_signature=[serving_input_spec()])
+        self.closed_loop = (hasattr(agent, "closed_loop_start")
+                            and hasattr(agent, "closed_loop_step"))
+
+    def closed_loop_signatures(self) -> dict:
+        """{name: concrete function} of the closed-loop start / step signatures ({} if none).
+
+          closed_loop_start(every Scene field [1, ...], seed int64 [2], forced_tokens int32
+            [1, R, A], forced_mask bool [1, R, A]) -> state_000.. (the decoding state,
+            flattened), tokens int32 [1, R, A], log_probs float32 [1, R, A];
+          closed_loop_step(state_000.., forced_tokens, forced_mask) -> the same outputs.
+        R is open (the step compiles once per R). Token ids are those of `sim_agent.json`'s
+        tokenizer; the caller encodes its AV motion with that tokenizer.
+        """
+        if not self.closed_loop:
+            return {}
+        agent = self.agent
+        num_agents = datatypes.MAX_AGENTS
+        start_spec = {k: tf.TensorSpec((1,) + tuple(v.shape[1:]), v.dtype, name=k)
+                      for k, v in serving_input_spec().items() if k != SEED_KEY}
+        forced_spec = {
+            "forced_tokens": tf.TensorSpec([1, None, num_agents], tf.int32, name="forced_tokens"),
+            "forced_mask": tf.TensorSpec([1, None, num_agents], tf.bool, name="forced_mask")}
+        start_spec.update(forced_spec, **{SEED_KEY: tf.TensorSpec((2,), tf.int64, name=SEED_KEY)})
+
+        def flat_outputs(state, tokens, log_probs):
+            out = {f"{STATE_PREFIX}{i:03d}": t for i, t in enumerate(tf.nest.flatten(state))}
+            out.update(tokens=tokens, log_probs=log_probs)
+            return out
+
+        def start(inputs):
+            scene = {k: v for k, v in inputs.items() if k not in forced_spec and k != SEED_KEY}
+            return flat_outputs(*agent.closed_loop_start(
+                scene, inputs[SEED_KEY], inputs["forced_tokens"], inputs["forced_mask"]))
+
+        start_fn = tf.function(start, input_signature=[start_spec])
+        # The state's structure and specs, from a trace of the start function.
+        traced = tf.function(agent.closed_loop_start).get_concrete_function(
+            {k: v for k, v in start_spec.items() if k not in forced_spec and k != SEED_KEY},
+            start_spec[SEED_KEY], forced_spec["forced_tokens"], forced_spec["forced_mask"])
+        state_struct = traced.structured_outputs[0]
+        leaves = tf.nest.flatten(state_struct)
+        step_spec = {f"{STATE_PREFIX}{i:03d}": tf.TensorSpec(t.shape, t.dtype,
+                                                             name=f"{STATE_PREFIX}{i:03d}")
+                     for i, t in enumerate(leaves)}
+        step_spec.update(forced_spec)
+
+        def step(inputs):
+            state = tf.nest.pack_sequence_as(
+                state_struct, [inputs[f"{STATE_PREFIX}{i:03d}"] for i in range(len(leaves))])
+            return flat_outputs(*agent.closed_loop_step(state, inputs["forced_tokens"],
+                                                        inputs["forced_mask"]))
+
+        step_fn = tf.function(step, input_signature=[step_spec])
+        return {START_SIGNATURE: start_fn.get_concrete_function(),
+                STEP_SIGNATURE: step_fn.get_concrete_function()}
 
     def _serve(self, inputs: dict) -> dict:
         seed = inputs[SEED_KEY]
@@ -165,8 +225,9 @@ def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing]
     os.makedirs(parent, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
     try:
-        tf.saved_model.save(serving, tmp_dir,
-                            signatures={SIGNATURE_NAME: serving.serve.get_concrete_function()})
+        signatures = {SIGNATURE_NAME: serving.serve.get_concrete_function()}
+        signatures.update(serving.closed_loop_signatures())
+        tf.saved_model.save(serving, tmp_dir, signatures=signatures)
         for name, text in (extra_files or {}).items():
             if os.path.basename(name) != name or name in ("saved_model.pb", "variables", "assets"):
                 raise ValueError(f"extra file name {name!r} must be a plain file name that is "

@@ -6,9 +6,11 @@ r"""Policy-evaluation benchmark: 64 random-shooting planners judged by sim agent
 
 Every planner (`planning.candidates.planner_set`: J candidates x D token steps) drives the
 scene's SDC closed loop in every world: `log` (log playback, the ground truth), `cv` (constant
-velocity) and each sim-agent model (NAME=DIR, a training run directory with
+velocity) and each sim-agent model (NAME=DIR: a SavedModel from `export.export_model`, run
+through its closed-loop start / step signatures, or a training run directory with
 `operative_config.gin` and checkpoints, rebuilt and run in process through the sampler's
-closed-loop step API; DIR's basename names it when NAME= is left out). Model worlds run K
+closed-loop step API -- the same step either way; DIR's basename names it when NAME= is left
+out). Model worlds run K
 rollouts per planner, all P x K worlds batched.
 
 Writes OUTPUT_DIR/scenes/<scenario_id>.json per scene (atomic; a rerun skips finished scene x
@@ -20,6 +22,7 @@ Prints one JSON line: scenes, skips, seconds per scene per world.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -38,10 +41,11 @@ from motion_sim.metrics import scenario_arrays
 from motion_sim.planning import candidates, episode, reward as reward_lib, scores, worlds
 from motion_sim.planning.planner import RandomShootingPlanner
 from motion_sim.planning.scene_context import build_context
+from motion_sim.tokenizer import ActionTokenizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("scenarios", None, "comma-separated globs: GPUDrive *.json, Scenario TFRecords")
-flags.DEFINE_list("sim_agents", ["log", "cv"], "log, cv, [NAME=]RUN_DIR ...")
+flags.DEFINE_list("sim_agents", ["log", "cv"], "log, cv, [NAME=]SAVED_MODEL_OR_RUN_DIR ...")
 flags.DEFINE_string("output_dir", None, "where results go")
 flags.DEFINE_integer("rollouts", 4, "K rollouts per planner in model worlds")
 flags.DEFINE_integer("seed", 0, "sampling seed (per scene: fold with crc32(scenario_id))")
@@ -91,7 +95,20 @@ def make_world(spec: str):
         return worlds.ConstantVelocityWorld()
     name, _, path = spec.rpartition("=")
     name = name or os.path.basename(os.path.normpath(path))
-    from export.export_model import load_trained_policy  # a binary may import export/
+    # A binary may import export/ (library code may not).
+    from export import loader
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        info = loader.read_sim_agent_info(path).get("tokenizer")
+        if not info:
+            raise loader.SimAgentLoadError(f"{path}: sim_agent.json records no tokenizer")
+        tokenizer = ActionTokenizer(
+            token_hz=info["token_hz"],
+            num_bins=info.get("num_bins", math.isqrt(info["vocab_size"])),
+            max_accel=info.get("max_accel", 6.0),
+            still_distance=info.get("still_distance", 0.05))
+        stepper = loader.ClosedLoopStepper(loader.load_sim_agent(path))
+        return worlds.ModelWorld(name, stepper, tokenizer)
+    from export.export_model import load_trained_policy
     from motion_sim.sampler import Sampler
     policy = load_trained_policy(path)
     stepper = Sampler(policy.model, policy.tokenizer, num_rollouts=1)

@@ -101,7 +101,8 @@ def test_sim_agent_json_records_parameters_and_provenance(trained):
     assert info["checkpoint"] == os.path.join(os.path.abspath(root), "checkpoints", f"ckpt-{STEP}")
     assert info["num_rollouts"] == NUM_ROLLOUTS
     assert info["model_config"]["hidden"] == 16
-    assert info["tokenizer"] == {"token_hz": 2, "num_tokens": 16, "vocab_size": 169}
+    assert info["tokenizer"] == {"token_hz": 2, "num_tokens": 16, "vocab_size": 169,
+                                 "num_bins": 13, "max_accel": 6.0, "still_distance": 0.05}
     assert info["sampling"] == {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
 
@@ -176,6 +177,31 @@ def test_saved_model_equals_in_process_sampler(trained, two_scenes, tf_only_runs
         # Sampling is real: rollouts of one scene differ.
         assert np.abs(traj[0, mask, :, :2] - traj[1, mask, :, :2]).max() > 1e-3
     np.testing.assert_array_equal(runs["object_ids"][0], two_scenes["agent_id"][0])
+
+
+def test_closed_loop_signatures_equal_in_process_stepping(trained, two_scenes):
+    """The SavedModel's closed_loop_start / step == `Sampler.start` / `step` (same tokens),
+    with the SDC forced to its logged tokens in R = 3 worlds; serving_default is kept."""
+    model, _, export_dir = trained
+    stepper = loader.ClosedLoopStepper(loader.load_sim_agent(export_dir))
+    tokenizer = ActionTokenizer(token_hz=2)
+    sampler = Sampler(model, tokenizer, num_rollouts=1)
+    scene = {k: v[:1] for k, v in two_scenes.items()}
+    logged, _ = tokenizer.encode(scene["agent_xy"], scene["agent_valid"])  # [1, A, T]
+    forced = np.repeat(logged.numpy()[:, None], 3, axis=1)  # [1, R, A, T]
+    mask = np.zeros(forced.shape, bool)
+    mask[:, :, 0] = True
+    seed = np.array([4, 9], np.int64)
+    got_state, got, _ = stepper.start(scene, seed, forced[..., 0], mask[..., 0])
+    want_state, want, _ = sampler.start(scene, seed, forced[..., 0], mask[..., 0])
+    np.testing.assert_array_equal(got, want.numpy())
+    for t in range(1, 16):
+        got_state, got, _ = stepper.step(got_state, forced[..., t], mask[..., t])
+        want_state, want, _ = sampler.step(want_state, forced[..., t], mask[..., t])
+        np.testing.assert_array_equal(got, want.numpy())
+    np.testing.assert_array_equal(got[0, :, 0], logged.numpy()[0, 0, 15])
+    assert (got[0, 0] != got[0, 1]).any()  # the other agents are sampled per world
+    assert loader.SIGNATURE_NAME in tf.saved_model.load(export_dir).signatures
 
 
 def test_saved_model_seeds_and_batching(tf_only_runs):
