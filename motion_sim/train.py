@@ -222,7 +222,10 @@ def main(argv):
 
 
 def _fail(e: Exception):
-    print(f"motion_sim.train: error: {e}", file=sys.stderr, flush=True)
+    # gin appends "\n  In call to configurable 'train' (<function ...>)" to exceptions raised
+    # inside a configurable: noise that would make the one-line error two lines.
+    message = str(e).split("\n  In call to configurable")[0]
+    print(f"motion_sim.train: error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 

@@ -70,8 +70,8 @@ def _check_has_future(files: list[str], file_pattern: str) -> None:
             if example is None:
                 example = (path, parse_scene(record)["scenario_id"].numpy().decode())
     raise DataError(f"dataset {file_pattern!r} has no scene with a logged future: every scene "
-                     f"is history-only (test split), e.g. scene {example[1]!r} in {example[0]}; "
-                     f"training and scoring need the logged future")
+                    f"is history-only (test split), e.g. scene {example[1]!r} in {example[0]}; "
+                    f"training and scoring need the logged future")
 
 
 def history_only_count(file_pattern: str) -> tuple[int, int] | None:

@@ -141,6 +141,7 @@ def test_training_on_history_only_is_a_one_line_error(tmp_path):
     errors = [line for line in lines if line.startswith("motion_sim.train: error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "no scene with a logged future" in errors[0] and "'fcb5b4973f486e78'" in errors[0]
+    assert lines[-1] == errors[0] and "In call to configurable" not in result.stderr
 
 
 def test_written_back_as_the_test_split_ships_it():
