@@ -64,9 +64,8 @@ def av_collision(av_xy, av_heading, av_size, others_xy, others_heading, others_s
 
 
 @tf.function(jit_compile=True)
-def _edge_distance(xyzh, valid, size, edges, scale):
-    return fast_features.distance_to_road_edge(xyzh, valid, size, xyzh.shape[0], edges,
-                                               scale=scale)
+def _edge_distance(xyzh, valid, size, edges):
+    return fast_features.distance_to_road_edge(xyzh, valid, size, xyzh.shape[0], edges)[0]
 
 
 def road_edge_distance(xy, heading, z, size, edges: dict) -> np.ndarray:
@@ -75,9 +74,8 @@ def road_edge_distance(xy, heading, z, size, edges: dict) -> np.ndarray:
     Args:
       xy: [W, 1 + T, 2] float64/32 WORLD-frame centres, current step first (T multiple of 10);
       heading: [W, 1 + T] world yaw; z: [1 + T] logged height; size: [3] length, width, height;
-      edges: the `ScenarioArrays` edge_* fields of the scene (`EDGE_FIELDS`).
-    The metrics' pruned search; a search that cannot prove itself exact is repeated with 4x
-    its budgets, as `FastMetrics` does.
+      edges: the `ScenarioArrays` edge_* tables of the scene (`EDGE_FIELDS`).
+    The metrics' own exact pruned search (`fast_features.distance_to_road_edge`).
     """
     w, steps = np.shape(heading)
     xyzh = np.concatenate([np.asarray(xy, np.float32),
@@ -86,12 +84,8 @@ def road_edge_distance(xy, heading, z, size, edges: dict) -> np.ndarray:
     valid = np.ones((w, steps), bool)
     sizes = np.broadcast_to(np.asarray(size, np.float32), (w, 3))
     edges = {k: tf.constant(edges[k]) for k in EDGE_FIELDS}
-    for scale in (1, 4, 16):
-        dist, exact = _edge_distance(tf.constant(xyzh), tf.constant(valid), tf.constant(sizes),
-                                     edges, scale)
-        if bool(exact):
-            break
-    return dist.numpy()
+    return _edge_distance(tf.constant(xyzh), tf.constant(valid), tf.constant(sizes),
+                          edges).numpy()
 
 
 @gin.configurable
