@@ -15,6 +15,12 @@ with --rollouts they are a one-line error naming the scene; with --saved_model t
 are generated and validated but not scored (listed under `unscored`), and
 `--rollouts_output=FILE` keeps every generated rollout (a SimAgentsChallengeSubmission
 binproto that `--rollouts` reads back). When no scene can be scored that file is the output.
+
+With --saved_model, sim agents the model does not simulate (beyond its agent slots, or masked
+out) are driven by the constant-velocity fallback and scored like the rest: the run prints and
+writes (`fallback` in FILE.json) how many agents and scenes that was, warns loudly above
+--max_fallback_fraction of the agents, and stops with an error on a scenario where the model
+simulated no agent at all (its score would be the fallback's, not the model's).
 """
 from __future__ import annotations
 
@@ -56,18 +62,61 @@ def define_flags() -> None:
                        'worker compiles its shape buckets once).')
   flags.DEFINE_string('method_name', None, 'Row name in the markdown table '
                       '(default: the output file stem).')
+  flags.DEFINE_float('max_fallback_fraction', 0.01, 'With --saved_model: warn when more than '
+                     'this fraction of sim agents get the constant-velocity fallback.')
 
 
-def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None, seed: int
-           ) -> Iterator[tuple[str, object, object]]:
-  """Yields (source, Scenario, ScenarioRollouts), all validated."""
+def _fallback_summary(counts: list) -> dict:
+  """Totals of the per-scenario `RolloutStats` of a --saved_model run."""
+  sim = sum(c.num_sim_agents for c in counts)
+  fallback = sum(c.num_fallback_agents for c in counts)
+  return {'sim_agents': sim, 'fallback_agents': fallback,
+          'fallback_agent_fraction': fallback / sim if sim else 0.0,
+          'scenarios_with_fallback': sum(c.num_fallback_agents > 0 for c in counts),
+          'num_scenarios': len(counts)}
+
+
+def report_fallback(fallback: dict, saved_model: str, max_fraction: float) -> None:
+  """Prints the fallback counts to stderr; above `max_fraction` of the sim agents, a loud
+  warning (also logged)."""
+  fraction = fallback['fallback_agent_fraction']
+  print(f"evaluate: constant-velocity fallback drove {fallback['fallback_agents']} of "
+        f"{fallback['sim_agents']} sim agents ({fraction:.2%}) in "
+        f"{fallback['scenarios_with_fallback']} of {fallback['num_scenarios']} scenarios",
+        file=sys.stderr)
+  if fraction > max_fraction:
+    message = (f'WARNING: {fraction:.2%} of sim agents were driven by the constant-velocity '
+               f'fallback, not by {saved_model} (above --max_fallback_fraction={max_fraction}): '
+               "these scores are partly the fallback's")
+    logging.warning(message)
+    print('\n' + '!' * 78 + f'\n{message}\n' + '!' * 78, file=sys.stderr)
+
+
+def _model_rollouts(saved_model: str, scenario, seed: int, source: str, fallback_counts: list):
+  """Validated rollouts of `scenario` by the SavedModel; appends its `RolloutStats` to
+  `fallback_counts`. A model that simulates none of the scene's sim agents is an error."""
+  # Imported here: the export stack (model code) is only needed with --saved_model.
+  from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
+  rollouts, stats = saved_model_rollouts.generate_scenario_rollouts_with_stats(
+      saved_model, scenario, seed, source)
+  if stats.num_sim_agents and not stats.num_model_agents:
+    raise rollout_checks.RolloutError(
+        source, f'{saved_model} simulated no agent of scenario {scenario.scenario_id}: all '
+        f'{stats.num_sim_agents} sim agents would be constant-velocity fallback',
+        reason='no_model_agents')
+  fallback_counts.append(stats)
+  rollout_checks.validate_rollouts(rollouts, scenario, f'{saved_model} on {source}')
+  return rollouts
+
+
+def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None, seed: int,
+           fallback_counts: list) -> Iterator[tuple[str, object, object]]:
+  """Yields (source, Scenario, ScenarioRollouts), all validated (--saved_model: each
+  scenario's fallback counts appended to `fallback_counts`)."""
   if saved_model:
-    # Imported here: the export stack (model code) is only needed for this branch.
-    from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
-    for scenario_id, (source, scenario) in scenarios.items():
-      rollouts = saved_model_rollouts.generate_scenario_rollouts(saved_model, scenario, seed)
-      rollout_checks.validate_rollouts(rollouts, scenario, f'{saved_model} on {source}')
-      yield source, scenario, rollouts
+    for _, (source, scenario) in scenarios.items():
+      yield source, scenario, _model_rollouts(saved_model, scenario, seed, source,
+                                              fallback_counts)
     return
   seen = {}
   for source, rollouts in rollouts_io.read_rollouts(rollout_pattern):
@@ -107,7 +156,8 @@ def _timed(items: Iterator, timing: dict, key: str) -> Iterator:
 
 def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
              saved_model: str | None = None, year: str = '2025', backend: str = 'fast',
-             num_workers: int = 1, seed: int = 0, rollouts_output: str | None = None) -> dict:
+             num_workers: int = 1, seed: int = 0, rollouts_output: str | None = None,
+             max_fallback_fraction: float = 0.01) -> dict:
   """Scores every scenario; returns the results dict (see `results.summarize`; history-only
   scenes: see the module doc -- if none is left to score, only `unscored` and
   `rollouts_output`, with `num_scenarios` 0).
@@ -115,6 +165,9 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
   `timing` in the result: seconds reading the scenarios, reading + validating (+ generating,
   with a saved model) the rollouts (`decode`), and for the fast backend the summed
   per-process seconds converting protos to arrays, compiling and computing the features.
+
+  `fallback` in the result (--saved_model): constant-velocity fallback counts, see the module
+  doc; also printed, with a warning above `max_fallback_fraction` of the sim agents.
   """
   if (rollout_pattern is None) == (saved_model is None):
     raise ValueError('give exactly one of rollouts / saved_model')
@@ -123,10 +176,12 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
   scenarios = {}
   for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
     scenarios.setdefault(scenario.scenario_id, (source, scenario))
-  generated, unscored = _history_only_rollouts(scenarios, saved_model, seed)
+  fallback_counts = []
+  generated, unscored = _history_only_rollouts(scenarios, saved_model, seed, fallback_counts)
   timing = {'read_scenarios': time.time() - start, 'decode': 0.0}
   logging.info('%d scenarios from %s', len(scenarios), scenario_pattern)
-  pairs = _timed(_pairs(scenarios, rollout_pattern, saved_model, seed), timing, 'decode')
+  pairs = _timed(_pairs(scenarios, rollout_pattern, saved_model, seed, fallback_counts),
+                 timing, 'decode')
 
   def keep(pairs):  # the scored scenes' rollouts go to --rollouts_output too
     for source, scenario, rollouts in pairs:
@@ -157,10 +212,14 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
     timing.update(runner.stats)
   results.update(config=year, backend=backend, num_scenarios=len(per_scenario),
                  seconds=time.time() - start, num_workers=num_workers, timing=timing)
+  if saved_model:
+    results['fallback'] = _fallback_summary(fallback_counts)
+    report_fallback(results['fallback'], saved_model, max_fallback_fraction)
   return results
 
 
-def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int):
+def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int,
+                           fallback_counts: list):
   """Removes the history-only scenes from `scenarios`; returns their validated rollouts by
   `saved_model` and their `unscored` entries. With --rollouts they are an error."""
   generated, unscored = [], []
@@ -169,10 +228,7 @@ def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int):
       continue
     if not saved_model:
       raise history_only.no_future_error(source, scenario_id)
-    from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
-    rollouts = saved_model_rollouts.generate_scenario_rollouts(saved_model, scenario, seed)
-    rollout_checks.validate_rollouts(rollouts, scenario, f'{saved_model} on {source}')
-    generated.append(rollouts)
+    generated.append(_model_rollouts(saved_model, scenario, seed, source, fallback_counts))
     unscored.append({'scenario_id': scenario_id, 'source': source,
                      'reason': 'no logged future to score against (history-only)'})
     del scenarios[scenario_id]
@@ -204,7 +260,8 @@ def main(argv):
     raise app.UsageError('give exactly one of --rollouts / --saved_model')
   try:
     results = evaluate(FLAGS.scenarios, FLAGS.rollouts, FLAGS.saved_model, FLAGS.config,
-                       FLAGS.backend, FLAGS.num_workers, FLAGS.seed, FLAGS.rollouts_output)
+                       FLAGS.backend, FLAGS.num_workers, FLAGS.seed, FLAGS.rollouts_output,
+                       FLAGS.max_fallback_fraction)
   except rollout_checks.RolloutError as e:
     print(f'evaluate: bad input: {e}', file=sys.stderr)
     return 2

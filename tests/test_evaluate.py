@@ -4,6 +4,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
@@ -167,3 +168,64 @@ def test_official_and_fast_backends_two_workers_two_scenarios(tmp_path):
           scenario_id, field)
   for field in results_lib.METRIC_FIELDS:
     assert fast['aggregate'][field] == pytest.approx(official['aggregate'][field], abs=1e-3), field
+
+
+class _MaskingRunner:
+  """Stands in for a loaded SavedModel: drives the agents `keep` selects of the scene's real
+  agents at constant velocity (so the scores are sane), masks out the rest (left to the
+  evaluator's constant-velocity fallback)."""
+
+  def __init__(self, keep):
+    self.keep = keep
+
+  def run(self, inputs, seed):
+    del seed
+    from export import scenario_rollouts  # pylint: disable=import-outside-toplevel
+    mask = np.asarray(inputs['agent_mask'])[0]
+    ids = np.asarray(inputs['agent_id'], np.int64)[0]
+    scenario = rollout_fixtures.load_scenario(SMALL)
+    cv = scenario_rollouts.fallback_trajectories(scenario, [int(i) for i in ids[mask]])
+    traj = np.zeros([1, 32, len(ids), 80, 4], np.float32)
+    for row in np.flatnonzero(mask):
+      traj[0, :, row] = cv[int(ids[row])]
+    return {'trajectories': traj, 'object_ids': ids[None],
+            'agent_mask': (mask & self.keep(np.arange(len(ids))))[None]}
+
+
+def _fake_model(monkeypatch, keep):
+  from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(saved_model_rollouts, 'load_cached', lambda d: _MaskingRunner(keep))
+
+
+def test_model_that_simulates_no_agent_is_an_error(monkeypatch):
+  _fake_model(monkeypatch, lambda rows: np.zeros_like(rows, bool))
+  with pytest.raises(rollout_checks.RolloutError,
+                     match='simulated no agent of scenario 637f20cafde22ff8'):
+    evaluate.evaluate(SMALL, saved_model='fake_model', backend='fast')
+
+
+def test_fallback_counts_are_written(monkeypatch, capsys):
+  _fake_model(monkeypatch, lambda rows: rows % 2 == 0)  # every other agent slot
+  results = evaluate.evaluate(SMALL, saved_model='fake_model', backend='fast',
+                              max_fallback_fraction=0.1)
+  fallback = results['fallback']
+  assert fallback['num_scenarios'] == fallback['scenarios_with_fallback'] == 1
+  assert 0 < fallback['fallback_agents'] < fallback['sim_agents']
+  # Slots alternate, so about half the sim agents are fallback.
+  assert fallback['fallback_agent_fraction'] == pytest.approx(0.5, abs=0.05)
+  err = capsys.readouterr().err
+  assert (f"fallback drove {fallback['fallback_agents']} of {fallback['sim_agents']} sim agents"
+          in err)
+  assert 'WARNING' in err and 'max_fallback_fraction=0.1' in err
+
+
+def test_fallback_warning_only_above_threshold(capsys):
+  fallback = {'sim_agents': 100, 'fallback_agents': 5, 'fallback_agent_fraction': 0.05,
+              'scenarios_with_fallback': 2, 'num_scenarios': 3}
+  evaluate.report_fallback(fallback, 'm', max_fraction=0.1)
+  err = capsys.readouterr().err
+  assert 'drove 5 of 100 sim agents (5.00%) in 2 of 3 scenarios' in err
+  assert 'WARNING' not in err
+  evaluate.report_fallback(fallback, 'm', max_fraction=0.01)
+  assert 'WARNING: 5.00% of sim agents were driven by the constant-velocity fallback' in (
+      capsys.readouterr().err)
