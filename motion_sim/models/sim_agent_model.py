@@ -1,6 +1,8 @@
 """`SimAgentModel`: the policy pi(a_t | o, a_<t) over joint action tokens of all agents."""
 from __future__ import annotations
 
+import enum
+
 import gin
 import tensorflow as tf
 
@@ -8,6 +10,14 @@ from motion_sim.models import inputs
 from motion_sim.models.decode_cache import DecodeCache
 from motion_sim.models.motion_decoder import MotionDecoder
 from motion_sim.models.scene_encoder import SceneEncoder
+from motion_sim.models.wayformer_encoder import WayformerSceneEncoder
+
+
+class EncoderKind(str, enum.Enum):
+    """Scene encoders `SimAgentModel.encoder` selects."""
+
+    AGENT_TOKENS = "agent_tokens"  # `SceneEncoder`: one token per agent, current light state
+    WAYFORMER = "wayformer"        # `WayformerSceneEncoder`: per-step tokens, latent queries
 
 
 @gin.configurable
@@ -28,12 +38,17 @@ class SimAgentModel(tf.keras.Model):
         lights) and of the decoder's agent identity MLP.
       vocab_size: action tokens (169 = 13 x 13 acceleration grid).
       max_steps: most token steps decoded (80 covers 10 Hz; 2 Hz uses 16).
+      encoder: an `EncoderKind` value: "agent_tokens" (default) or "wayformer" (the paper's
+        encoder: per-step agent / light tokens fused early, `num_latents` latent queries).
+      num_latents: K latent tokens of the "wayformer" encoder (unused otherwise).
     """
 
     def __init__(self, num_encoder_layers: int = 4, num_decoder_layers: int = 4,
                  hidden: int = 256, num_heads: int = 4, ffn_dim: int = 1024,
                  dropout: float = 0.1, activation: str = "relu", encoder_mlp_width: int = 256,
-                 vocab_size: int = 169, max_steps: int = 80, **kwargs):
+                 vocab_size: int = 169, max_steps: int = 80,
+                 encoder: str = EncoderKind.AGENT_TOKENS.value, num_latents: int = 64,
+                 **kwargs):
         kwargs.setdefault("autocast", False)  # scene positions must reach the encoders in float32
         super().__init__(**kwargs)
         if hidden % num_heads:
@@ -42,11 +57,17 @@ class SimAgentModel(tf.keras.Model):
             num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
             hidden=hidden, num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout,
             activation=activation, encoder_mlp_width=encoder_mlp_width, vocab_size=vocab_size,
-            max_steps=max_steps)
+            max_steps=max_steps, encoder=EncoderKind(encoder).value, num_latents=num_latents)
         self.vocab_size = vocab_size
         self.max_steps = max_steps
-        self.encoder = SceneEncoder(hidden, num_encoder_layers, num_heads, ffn_dim,
-                                    encoder_mlp_width, dropout, activation, name="scene_encoder")
+        if EncoderKind(encoder) is EncoderKind.WAYFORMER:
+            self.encoder = WayformerSceneEncoder(
+                hidden, num_encoder_layers, num_heads, ffn_dim, encoder_mlp_width, num_latents,
+                dropout, activation, name="wayformer_encoder")
+        else:
+            self.encoder = SceneEncoder(hidden, num_encoder_layers, num_heads, ffn_dim,
+                                        encoder_mlp_width, dropout, activation,
+                                        name="scene_encoder")
         self.decoder = MotionDecoder(vocab_size, max_steps, hidden, num_decoder_layers,
                                      num_heads, ffn_dim, encoder_mlp_width, dropout, activation,
                                      name="decoder")

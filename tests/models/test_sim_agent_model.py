@@ -5,7 +5,7 @@ from absl.testing import parameterized
 
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.tokenizer import ActionTokenizer
-from tests.fixtures.policy import model_from_gin, tiny_model, womd_scene
+from tests.fixtures.policy import model_from_gin, womd_scene
 from tests.fixtures.testcase import TestCase
 
 
@@ -15,11 +15,19 @@ def _tokens(scene, token_hz):
 
 
 class SimAgentModelTest(TestCase):
+    """Every test runs on the default encoder and (subclass below) on the Wayformer one."""
+
+    GIN = "model_tiny"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.model = tiny_model()
+        cls.model = cls.make_model()
+
+    @classmethod
+    def make_model(cls, **overrides):
+        tf.keras.utils.set_random_seed(0)
+        return model_from_gin(cls.GIN, **overrides)
 
     @parameterized.parameters(2, 10)
     def test_cached_steps_equal_teacher_forced(self, token_hz):
@@ -123,7 +131,7 @@ class SimAgentModelTest(TestCase):
 
     def test_mixed_bfloat16(self):
         tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        model = tiny_model()
+        model = self.make_model()
         scene = womd_scene(num_agents=4)
         tokens = _tokens(scene, 2)
         logits = model.teacher_forced_logits(scene, tokens)
@@ -145,8 +153,27 @@ class SimAgentModelTest(TestCase):
 
     def test_rejects_too_many_steps(self):
         with self.assertRaisesRegex(ValueError, "max_steps"):
-            tiny_model(max_steps=16).init_cache(womd_scene(2), 1, 80)
+            self.make_model(max_steps=16).init_cache(womd_scene(2), 1, 80)
 
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class WayformerSimAgentModelTest(SimAgentModelTest):
+    """The same checks with the paper's encoder (gin/model_tiny_wayformer.gin)."""
+
+    GIN = "model_tiny_wayformer"
+
+    def test_scene_embedding_is_the_latents(self):
+        emb, mask = self.model.encode(womd_scene(num_agents=5, batch=2))
+        self.assertEqual(emb.shape, (2, 16, 32))
+        self.assertTrue(bool(tf.reduce_all(mask)))
+
+    def test_parameter_counts(self):
+        # Equal size to the default encoder's configs (within 2%), so the two compare fairly.
+        for name in ("model_1m", "model_10m"):
+            base = model_from_gin(name).count_params()
+            wayformer = model_from_gin(f"{name}_wayformer")
+            self.assertEqual(wayformer.get_config()["encoder"], "wayformer")
+            self.assertBetween(wayformer.count_params() / base, 0.98, 1.02)
