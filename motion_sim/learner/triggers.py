@@ -9,7 +9,6 @@ import time
 from typing import Callable
 
 import tensorflow as tf
-from absl import logging
 
 
 class IntervalTrigger:
@@ -60,8 +59,8 @@ class StepRateLogger:
         eta = (self.max_steps - step) / rate if rate > 0 else float("inf")
         shown = " ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in sorted((metrics or {}).items())
                          if k.endswith(("loss", "token_accuracy", "collision_rate", "ade", "reward")))
-        logging.info("step %d/%d  %.2f steps/s  ETA %s  %s", step, self.max_steps, rate,
-                     _fmt_eta(eta), shown)
+        # One console line per interval: stdout only (absl's INFO log would print it again on
+        # stderr). Scripts and tests read these lines from stdout.
         print(f"step {step}/{self.max_steps}  {rate:.2f} steps/s  ETA {_fmt_eta(eta)}  {shown}",
               flush=True)
         if self.writer is not None:

@@ -1,5 +1,6 @@
 """Learning-rate schedule values, interval triggers and the strategy factory's default choice."""
 import json
+import logging
 import math
 import os
 
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 from motion_sim.learner import strategy as strategy_lib
 from motion_sim.learner.optimization import WarmupDecay
-from motion_sim.learner.triggers import IntervalTrigger
+from motion_sim.learner.triggers import IntervalTrigger, StepRateLogger
 
 
 def test_warmup_cosine_values():
@@ -34,6 +35,18 @@ def test_interval_trigger_fires_on_chunks():
         t(step)
     t(32, force=True)
     assert fired == [12, 24, 32]
+
+
+def test_step_rate_logger_prints_one_line_per_interval(capsys, caplog):
+    caplog.set_level(logging.INFO, logger="absl")  # a second copy via absl would show here
+    logger = StepRateLogger(max_steps=40, interval=10)
+    for step in range(0, 41, 5):  # the first call starts the clock
+        logger(step, {"train/loss": 1.5, "train/other": 2.0})
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert [line.split()[1] for line in lines] == ["10/40", "20/40", "30/40", "40/40"]
+    assert all(line.endswith("loss=1.5") for line in lines)  # headline metrics only
+    assert "step " not in out.err and not [r for r in caplog.records if "steps/s" in r.message]
 
 
 def test_default_strategy_on_cpu_and_bad_tf_config(monkeypatch):
