@@ -7,10 +7,19 @@ mean and divides by the same std, and the update equals the single-device one.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 from typing import NamedTuple
 
 import tensorflow as tf
-from tf_agents.utils import value_ops
+
+# tf_agents imports gym 0.26, which on import prints a three-line "unmaintained" banner to stderr
+# and turns on every DeprecationWarning process-wide (`simplefilter("once")`: Keras's harmless
+# randrange warning then appears in every run). This is the project's only tf_agents import:
+# the banner is swallowed and the warning filters are restored here.
+with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+    from tf_agents.utils import value_ops
 
 _EPS = 1e-6
 
