@@ -66,14 +66,25 @@ class LoadedSimAgent:
         Returns trajectories float32 [B, R, A, 80, 4] (world x, y, z, heading),
         object_ids int64 [B, A], agent_mask bool [B, A].
         """
+        return self.call(self.feed(inputs, seed))
+
+    def feed(self, inputs: dict, seed) -> dict[str, tf.Tensor]:
+        """The signature's keyword arguments (tensors of its dtypes) for `inputs` and `seed`."""
         feed = {}
         for name, spec in self._input_specs.items():
             value = np.asarray(seed, np.int64) if name == SEED_KEY else inputs.get(name)
             if value is None:
                 raise ValueError(f"{self.export_dir}: input '{name}' missing from the scene")
             feed[name] = tf.convert_to_tensor(value, dtype=spec.dtype)
+        return feed
+
+    def call_tensors(self, feed: dict) -> dict[str, tf.Tensor]:
+        """Runs the signature on a `feed` (also inside `strategy.run`); tensor outputs."""
         outputs = self._fn(**feed)
-        return {k: outputs[k].numpy() for k in OUTPUT_KEYS}
+        return {k: outputs[k] for k in OUTPUT_KEYS}
+
+    def call(self, feed: dict) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in self.call_tensors(feed).items()}
 
 
 class ClosedLoopStepper:

@@ -59,6 +59,12 @@ class ShardPlan:
         return {"files": [list(f) for f in self.files], "shard_size": self.shard_size,
                 "settings": self.settings}
 
+    @classmethod
+    def from_json(cls, obj: dict) -> ShardPlan:
+        """Inverse of `to_json` (a stored plan.json)."""
+        return cls(files=tuple((str(p), int(n)) for p, n in obj["files"]),
+                   shard_size=int(obj["shard_size"]), settings=dict(obj["settings"]))
+
 
 def make_plan(pattern: str, shard_size: int, settings: dict) -> ShardPlan:
     """Lists and counts the input records (reading every file once).

@@ -17,25 +17,33 @@ steps); full 91-step scenes work too. Every scenario passes
 after an interruption skips the shards already written. Bad records are skipped, counted and
 named (file:record); more than --max_skipped of them fails the run without a tarball, because
 the challenge server rejects a submission that misses scenarios.
+
+At scale: `--batch_size=B` runs B scenes per model call on every replica of the strategy
+(`motion_sim.learner.strategy.get_strategy`: every local GPU), and a job split over hosts or
+processes runs each task with `--task_index=t --num_tasks=N` (or a TF_CONFIG cluster) into one
+shared --output_dir; task t writes the shards k with k % N == t. Then, once:
+
+    python -m export.wosac_submission merge --output_dir=OUT
+
+checks every shard (present, parses, counts match its stats, 32 rollouts of one object set,
+80 finite steps, no scenario twice) and packs the one tarball. The progress bar shows scenes/s
+and the ETA.
 """
 from __future__ import annotations
 
 import collections
+import glob
 import json
 import os
 import sys
 import time
 
-import tensorflow as tf
-from absl import app
-from absl import flags
-from absl import logging
+import numpy as np
+from absl import app, flags, logging
 from tqdm import tqdm
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
-from export import loader
-from export import saved_model_rollouts
-from export import submission_shards
+from export import batched_rollouts, loader, scene_input, submission_shards, task_split
 from motion_sim.data import scenario_reader
 from motion_sim.data.datatypes import MAX_AGENTS, NUM_HISTORY_STEPS, ScenarioError
 
@@ -54,6 +62,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("shard_size", 16, "Scenarios per shard (~4 MB each).")
     flags.DEFINE_integer("seed", 0, "Base seed; each scenario derives its own from it.")
     flags.DEFINE_integer("max_skipped", 0, "Skipped scenarios tolerated before the run fails.")
+    flags.DEFINE_integer("batch_size", 1, "Scenes per model call per replica (padded to this "
+                         "size; part of the plan: 1 reproduces per-scenario seeds).")
+    flags.DEFINE_integer("task_index", None, "This task of a split job (with --num_tasks; "
+                         "default: TF_CONFIG's task, else 0 of 1).")
+    flags.DEFINE_integer("num_tasks", None, "Tasks of a split job: task t writes shards k with "
+                         "k % num_tasks == t; then run `merge`.")
     # Submission metadata: the fields of SimAgentsChallengeSubmission the challenge requires.
     flags.DEFINE_string("account_name", None, "Waymo Open Dataset account e-mail.")
     flags.DEFINE_string("method_name", None, "Unique method name on the leaderboard.")
@@ -118,9 +132,74 @@ def _empty_shard_stats() -> dict:
             "scenarios_with_fallback": 0}
 
 
+class _ShardCollector:
+    """Collects each shard's rollouts and stats as results arrive; writes a shard as soon as all
+    of its records are accounted for (written or skipped)."""
+
+    def __init__(self, output_dir: str, plan: submission_shards.ShardPlan, metadata: dict,
+                 bar: tqdm):
+        self.output_dir, self.plan, self.metadata, self.bar = output_dir, plan, metadata, bar
+        self._open: dict[int, tuple[list, dict, list]] = {}  # k -> (rollouts, stats, [seen])
+        self.written: list[int] = []
+
+    def _shard(self, k: int):
+        if k not in self._open:
+            self._open[k] = ([], _empty_shard_stats(), [0])
+        return self._open[k]
+
+    def skip(self, k: int, source: str, error: Exception) -> None:
+        reason = getattr(error, "reason", "invalid_rollouts")
+        logging.warning("skipping %s: %s", source, error)
+        _, stats, seen = self._shard(k)
+        stats["scenarios_skipped"] += 1
+        stats["skipped"].append({"source": source, "reason": reason, "error": str(error)})
+        self._done_one(k, seen)
+
+    def add(self, k: int, scenario, scenario_rollouts, counts) -> None:
+        rollouts, stats, seen = self._shard(k)
+        rollouts.append(scenario_rollouts)
+        stats["scenarios_written"] += 1
+        stats["sim_agents"] += counts.num_sim_agents
+        stats["model_agents"] += counts.num_model_agents
+        stats["fallback_agents"] += counts.num_fallback_agents
+        stats["scenarios_with_fallback"] += int(counts.num_fallback_agents > 0)
+        stats["history_only_scenarios"] += int(
+            len(scenario.timestamps_seconds) == NUM_HISTORY_STEPS)
+        self._done_one(k, seen)
+
+    def _done_one(self, k: int, seen: list) -> None:
+        seen[0] += 1
+        self.bar.update(1)
+        if seen[0] == self.plan.shard_count(k):
+            self._flush(k)
+
+    def _flush(self, k: int) -> None:
+        rollouts, stats, _ = self._open.pop(k)
+        submission = sim_agents_submission_pb2.SimAgentsChallengeSubmission(
+            scenario_rollouts=rollouts,
+            submission_type=sim_agents_submission_pb2.SimAgentsChallengeSubmission
+            .SIM_AGENTS_SUBMISSION, **self.metadata)
+        shard_path = os.path.join(self.output_dir, self.plan.shard_name(k))
+        # Stats first: a renamed shard always has its stats beside it.
+        submission_shards.write_json_atomic(shard_path + ".stats.json", stats)
+        submission_shards.write_atomic(shard_path, submission.SerializeToString())
+        self.written.append(k)
+
+
 def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata: dict,
-                     shard_size: int = 16, seed: int = 0, max_skipped: int = 0) -> dict:
-    """Runs the whole job; returns the totals also written to `output_dir/stats.json`.
+                     shard_size: int = 16, seed: int = 0, max_skipped: int = 0,
+                     batch_size: int = 1, task: task_split.TaskSpec | None = None,
+                     strategy=None) -> dict:
+    """Runs the job (or this task's share of it); returns the totals.
+
+    Args:
+      batch_size: scenes per model call per replica (`export/batched_rollouts.py`). 1 gives
+        the per-scenario seeds of `saved_model_rollouts.generate_scenario_rollouts`; another
+        value other, equally valid samples, and is part of the plan.
+      task: this task of a split job (default: the only one). A split task writes only the
+        shards it owns (k % count == index) into `output_dir` (shared by all tasks) and no
+        tarball; `merge` packs the tarball once every task is done.
+      strategy: `tf.distribute` strategy the model runs under (default: `get_strategy()`).
 
     Raises:
       loader.SimAgentLoadError: the SavedModel cannot be loaded.
@@ -128,77 +207,96 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
       RuntimeError: more than `max_skipped` scenarios were skipped (no tarball is written).
     """
     start = time.time()
-    model = saved_model_rollouts.load_cached(saved_model)
-    if model.num_rollouts != 32:
-        raise ValueError(f"{saved_model}: exports {model.num_rollouts} rollouts per scenario; "
+    task = task or task_split.TaskSpec()
+    runner = batched_rollouts.BatchedRollouts(saved_model, batch_size, strategy)
+    if runner.num_rollouts != 32:
+        raise ValueError(f"{saved_model}: exports {runner.num_rollouts} rollouts per scenario; "
                          "WOSAC needs 32 (re-export with num_rollouts=32)")
     os.makedirs(output_dir, exist_ok=True)
     settings = {"saved_model": os.path.abspath(saved_model), "seed": int(seed),
                 "metadata": metadata}
+    if batch_size != 1:  # batch 1 keeps the plans (and samples) of earlier runs valid
+        settings["batch_size"] = int(batch_size)
     plan = submission_shards.make_plan(scenarios, shard_size, settings)
     if plan.num_scenarios == 0:
         raise ValueError(f"{scenarios}: the matching files hold no records")
     resumed = submission_shards.check_or_write_plan(output_dir, plan)
-    finished = {k for k in range(plan.num_shards)
+    owned = [k for k in range(plan.num_shards) if task.owns(k)]
+    finished = {k for k in owned
                 if os.path.exists(os.path.join(output_dir, plan.shard_name(k)))}
-    logging.info("%d scenarios in %d files -> %d shards; %d already written%s",
-                 plan.num_scenarios, len(plan.files), plan.num_shards, len(finished),
-                 " (resuming)" if resumed else "")
+    logging.info("%d scenarios in %d files -> %d shards; task %d of %d owns %d, %d already "
+                 "written%s; %d replica(s) x %d scenes per call", plan.num_scenarios,
+                 len(plan.files), plan.num_shards, task.index, task.count, len(owned),
+                 len(finished), " (resuming)" if resumed else "", runner.num_replicas,
+                 batch_size)
 
-    done = sum(plan.shard_count(k) for k in finished)
-    bar = tqdm(total=plan.num_scenarios, initial=done, unit="scenario", dynamic_ncols=True,
-               desc="WOSAC rollouts", file=sys.stderr)
-    current, rollouts, stats = None, [], _empty_shard_stats()
+    todo = [k for k in owned if k not in finished]
+    bar = tqdm(total=sum(plan.shard_count(k) for k in todo), unit="scene", dynamic_ncols=True,
+               desc=f"WOSAC rollouts{f' {task.name()}' if task.is_split else ''}",
+               file=sys.stderr, smoothing=0.1)
+    shards = _ShardCollector(output_dir, plan, metadata, bar)
+    todo_set = set(todo)
 
-    def flush(k: int) -> None:
-        submission = sim_agents_submission_pb2.SimAgentsChallengeSubmission(
-            scenario_rollouts=rollouts,
-            submission_type=sim_agents_submission_pb2.SimAgentsChallengeSubmission
-            .SIM_AGENTS_SUBMISSION, **metadata)
-        shard_path = os.path.join(output_dir, plan.shard_name(k))
-        # Stats first: a renamed shard always has its stats beside it.
-        submission_shards.write_json_atomic(shard_path + ".stats.json", stats)
-        submission_shards.write_atomic(shard_path, submission.SerializeToString())
+    def items():
+        for index, source, serialized in submission_shards.iter_planned_records(plan):
+            k = plan.shard_of(index)
+            if k not in todo_set:
+                continue
+            try:
+                scenario = scenario_reader.parse_scenario_bytes(serialized, source)
+                inputs = scene_input.scene_from_scenario(scenario, source)
+            except (ScenarioError, ValueError) as e:
+                shards.skip(k, source, e)
+                continue
+            yield batched_rollouts.SceneItem(source, scenario, inputs, key=k)
 
-    for index, source, serialized in submission_shards.iter_planned_records(plan):
-        k = plan.shard_of(index)
-        if k in finished:
-            continue
-        if k != current:
-            if current is not None:
-                flush(current)
-            current, rollouts, stats = k, [], _empty_shard_stats()
-        try:
-            scenario = scenario_reader.parse_scenario_bytes(serialized, source)
-            scenario_rollouts, counts = (
-                saved_model_rollouts.generate_scenario_rollouts_with_stats(
-                    saved_model, scenario, seed, source))
-        except tf.errors.OpError as e:
-            # The model itself failed (not the data): every later scenario would fail too.
-            raise RuntimeError(f"{source}: the sim agent failed on this scenario: "
-                               f"{type(e).__name__}: {e.message}") from e
-        except (ScenarioError, ValueError) as e:
-            reason = getattr(e, "reason", "invalid_rollouts")
-            logging.warning("skipping %s: %s", source, e)
-            stats["scenarios_skipped"] += 1
-            stats["skipped"].append({"source": source, "reason": reason, "error": str(e)})
+    for item, result in runner.rollouts(items(), seed):  # a model failure raises RuntimeError
+        if isinstance(result, Exception):
+            shards.skip(item.key, item.source, result)
         else:
-            rollouts.append(scenario_rollouts)
-            stats["scenarios_written"] += 1
-            stats["sim_agents"] += counts.num_sim_agents
-            stats["model_agents"] += counts.num_model_agents
-            stats["fallback_agents"] += counts.num_fallback_agents
-            stats["scenarios_with_fallback"] += int(counts.num_fallback_agents > 0)
-            stats["history_only_scenarios"] += int(
-                len(scenario.timestamps_seconds) == NUM_HISTORY_STEPS)
-        bar.update(1)
-    if current is not None:
-        flush(current)
+            shards.add(item.key, item.scenario, *result)
     bar.close()
+    elapsed = time.time() - start
+    done = sum(plan.shard_count(k) for k in shards.written)
+    logging.info("%d scenes in %.1f s (%.2f scenes/s) in %d model calls", done, elapsed,
+                 done / max(elapsed, 1e-9), runner.calls)
+    if task.is_split:
+        totals = _aggregate(output_dir, plan, owned)
+        totals.update(seconds=round(elapsed, 1), resumed=resumed, task=task.name(),
+                      shards_written_this_run=len(shards.written))
+        submission_shards.write_json_atomic(
+            os.path.join(output_dir, f"stats.{task.name()}.json"), totals)
+        logging.info("task %s done; pack the tarball with `python -m export.wosac_submission "
+                     "merge --output_dir=%s` once every task is", task.name(), output_dir)
+        return totals
+    totals = finalize(output_dir, plan, max_skipped)
+    totals.update(seconds=round(elapsed, 1), resumed=resumed,
+                  shards_written_this_run=len(shards.written))
+    submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
+    return totals
 
-    totals = _aggregate(output_dir, plan)
-    totals.update(seconds=round(time.time() - start, 1), resumed=resumed,
-                  shards_written_this_run=plan.num_shards - len(finished))
+
+def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: int) -> dict:
+    """Checks every shard of the plan and packs ONE tarball; returns the totals.
+
+    Each shard must exist with its stats, parse, hold exactly the scenarios its stats count
+    with 32 joint rollouts of one object set and 80 finite steps each, carry the plan's
+    metadata, and no scenario may appear in two shards.
+
+    Raises:
+      ValueError: a shard is missing or fails a check (named).
+      RuntimeError: more than `max_skipped` scenarios were skipped (no tarball is written).
+    """
+    missing = [plan.shard_name(k) for k in range(plan.num_shards)
+               if not os.path.exists(os.path.join(output_dir, plan.shard_name(k)))]
+    if missing:
+        raise ValueError(f"{output_dir}: {len(missing)} of {plan.num_shards} shards are not "
+                         f"written yet ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                         "): run the missing tasks (or rerun them) first")
+    seen: dict[str, str] = {}
+    for k in range(plan.num_shards):
+        _check_shard(output_dir, plan, k, seen)
+    totals = _aggregate(output_dir, plan, range(plan.num_shards))
     if totals["scenarios_skipped"] > max_skipped:
         submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
         sources = ", ".join(s["source"] for s in totals["skipped"][:10])
@@ -208,14 +306,70 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
             "delete the affected shards to redo them.")
     totals["tarball"] = submission_shards.write_tarball(
         output_dir, [plan.shard_name(k) for k in range(plan.num_shards)])
+    return totals
+
+
+def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int,
+                 seen: dict[str, str]) -> None:
+    name = plan.shard_name(k)
+    path = os.path.join(output_dir, name)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        shard = sim_agents_submission_pb2.SimAgentsChallengeSubmission.FromString(data)
+    except Exception as e:  # protobuf raises DecodeError (and friends) here
+        raise ValueError(f"{path}: not a SimAgentsChallengeSubmission ({e})") from e
+    with open(path + ".stats.json") as f:
+        stats = json.load(f)
+    if len(shard.scenario_rollouts) != stats["scenarios_written"]:
+        raise ValueError(f"{path}: holds {len(shard.scenario_rollouts)} scenarios, its stats "
+                         f"say {stats['scenarios_written']}")
+    metadata = plan.settings.get("metadata", {})
+    if shard.unique_method_name != metadata.get("unique_method_name", shard.unique_method_name):
+        raise ValueError(f"{path}: method {shard.unique_method_name!r} is not the plan's "
+                         f"{metadata.get('unique_method_name')!r}")
+    for rollouts in shard.scenario_rollouts:
+        where = f"{path}: scenario {rollouts.scenario_id}"
+        if rollouts.scenario_id in seen:
+            raise ValueError(f"{where} is also in {seen[rollouts.scenario_id]}")
+        seen[rollouts.scenario_id] = name
+        if len(rollouts.joint_scenes) != 32:
+            raise ValueError(f"{where}: {len(rollouts.joint_scenes)} joint rollouts, WOSAC "
+                             "needs 32")
+        ids = None
+        for r, joint in enumerate(rollouts.joint_scenes):
+            these = [t.object_id for t in joint.simulated_trajectories]
+            if ids is None:
+                ids = these
+            elif these != ids:
+                raise ValueError(f"{where}: rollout {r} simulates other objects than rollout 0")
+            for t in joint.simulated_trajectories:
+                values = (t.center_x, t.center_y, t.center_z, t.heading)
+                if any(len(v) != 80 for v in values) or not np.isfinite(
+                        np.concatenate([np.asarray(v) for v in values])).all():
+                    raise ValueError(f"{where}: rollout {r}, object {t.object_id}: needs 80 "
+                                     "finite steps of x, y, z, heading")
+
+
+def merge(output_dir: str, max_skipped: int = 0) -> dict:
+    """The final step of a split job: checks every task's shards, packs ONE tarball."""
+    path = os.path.join(output_dir, submission_shards.PLAN_NAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{output_dir}: no {submission_shards.PLAN_NAME} (run the "
+                                "submission tasks into this directory first)")
+    with open(path) as f:
+        plan = submission_shards.ShardPlan.from_json(json.load(f))
+    totals = finalize(output_dir, plan, max_skipped)
+    tasks = sorted(glob.glob(os.path.join(output_dir, "stats.task_*.json")))
+    totals.update(tasks=[os.path.basename(t)[len("stats."):-len(".json")] for t in tasks])
     submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
     return totals
 
 
-def _aggregate(output_dir: str, plan: submission_shards.ShardPlan) -> dict:
+def _aggregate(output_dir: str, plan: submission_shards.ShardPlan, shards) -> dict:
     totals = collections.Counter()
     skipped = []
-    for k in range(plan.num_shards):
+    for k in shards:
         with open(os.path.join(output_dir, plan.shard_name(k)) + ".stats.json") as f:
             shard = json.load(f)
         skipped.extend(shard.pop("skipped"))
@@ -241,12 +395,30 @@ def main(argv) -> None:
         values["num_model_parameters"] = str(count)
     metadata = submission_metadata(values)
     try:
+        task = task_split.task_from_flags_or_cluster(values["task_index"], values["num_tasks"])
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    try:
         totals = write_submission(values["saved_model"], values["scenarios"],
                                   values["output_dir"], metadata, values["shard_size"],
-                                  values["seed"], values["max_skipped"])
+                                  values["seed"], values["max_skipped"], values["batch_size"],
+                                  task)
     except (loader.SimAgentLoadError, ScenarioError, FileNotFoundError, ValueError,
             RuntimeError) as e:
         logging.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(coverage_line(totals), file=sys.stderr)
+    print(json.dumps({k: v for k, v in totals.items() if k != "skipped"}, sort_keys=True))
+
+
+def merge_main(argv) -> None:
+    """`python -m export.wosac_submission merge --output_dir=OUT [--max_skipped=N]`."""
+    if len(argv) > 2:
+        raise app.UsageError(f"unexpected arguments: {argv[2:]}")
+    try:
+        totals = merge(flags.FLAGS.output_dir, flags.FLAGS.max_skipped)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(coverage_line(totals), file=sys.stderr)
@@ -264,5 +436,11 @@ def coverage_line(totals: dict) -> str:
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    if len(sys.argv) > 1 and sys.argv[1] == "merge":
+        flags.DEFINE_string("output_dir", None, "The split job's shared output directory.")
+        flags.DEFINE_integer("max_skipped", 0, "Skipped scenarios tolerated.")
+        flags.mark_flag_as_required("output_dir")
+        app.run(merge_main)
+    else:
+        define_flags()
+        app.run(main)

@@ -16,8 +16,8 @@ from waymo_open_dataset.utils.sim_agents import submission_specs
 
 from tests.fixtures import SCENARIO_FILES
 from tests.fixtures.scenarios import read_scenarios
+from export import batched_rollouts
 from export import loader
-from export import saved_model_rollouts
 from export import wosac_submission
 from motion_sim.data.datatypes import ScenarioError
 
@@ -106,9 +106,10 @@ def test_resume_keeps_finished_shards_and_ignores_temp_files(tmp_path, cv_saved_
     with open(half, "wb") as f:
         f.write(b"\x0a\xff\xff")
     calls = []
-    real = saved_model_rollouts.generate_scenario_rollouts_with_stats
-    monkeypatch.setattr(saved_model_rollouts, "generate_scenario_rollouts_with_stats",
-                        lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    real = batched_rollouts.BatchedRollouts.run_units
+    monkeypatch.setattr(batched_rollouts.BatchedRollouts, "run_units",
+                        lambda self, units, seed: calls.extend(i.source for u in units for i in u)
+                        or real(self, units, seed))
     totals = wosac_submission.write_submission(cv_saved_model, SCENARIOS_GLOB, out, METADATA,
                                                shard_size=1)
     assert totals["resumed"] and totals["shards_written_this_run"] == 1
