@@ -21,6 +21,13 @@ out) are driven by the constant-velocity fallback and scored like the rest: the 
 writes (`fallback` in FILE.json) how many agents and scenes that was, warns loudly above
 --max_fallback_fraction of the agents, and stops with an error on a scenario where the model
 simulated no agent at all (its score would be the fallback's, not the model's).
+
+At scale, --saved_model runs --batch_size scenes per model call on every local accelerator
+(export/batched_rollouts.py, the strategy factory's strategy), and --images_dir=DIR draws the
+first --num_images scored scenes (PNG + TensorBoard image summaries:
+`tensorboard --logdir DIR`). To spread the rollouts over hosts, generate them with the split
+submission job (`export.wosac_submission --task_index/--num_tasks`, then `merge`) and score its
+tarball with --rollouts and --num_workers.
 """
 from __future__ import annotations
 
@@ -30,15 +37,11 @@ import sys
 import time
 from typing import Iterator
 
-from absl import app
-from absl import flags
-from absl import logging
 import tqdm
+from absl import app, flags, logging
 
 from motion_sim.metrics import config as config_lib
-from motion_sim.metrics import history_only
-from motion_sim.metrics import rollout_checks
-from motion_sim.metrics import rollouts_io
+from motion_sim.metrics import history_only, rollout_checks, rollouts_io
 from motion_sim.metrics import results as results_lib
 
 FLAGS = flags.FLAGS
@@ -62,6 +65,12 @@ def define_flags() -> None:
                        'worker compiles its shape buckets once).')
   flags.DEFINE_string('method_name', None, 'Row name in the markdown table '
                       '(default: the output file stem).')
+  flags.DEFINE_integer('batch_size', 1, 'With --saved_model: scenes per model call per '
+                       'replica (export/batched_rollouts.py, on every local accelerator); 1 = '
+                       'one scene per call, per-scenario seeds.')
+  flags.DEFINE_string('images_dir', None, 'Also draw the first --num_images scored scenes '
+                      '(motion_sim.viz figure: log | rollouts): PNGs + TensorBoard images here.')
+  flags.DEFINE_integer('num_images', 4, 'Scenes drawn with --images_dir.')
   flags.DEFINE_float('max_fallback_fraction', 0.01, 'With --saved_model: warn when more than '
                      'this fraction of sim agents get the constant-velocity fallback.')
 
@@ -99,6 +108,11 @@ def _model_rollouts(saved_model: str, scenario, seed: int, source: str, fallback
   from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
   rollouts, stats = saved_model_rollouts.generate_scenario_rollouts_with_stats(
       saved_model, scenario, seed, source)
+  return _checked(saved_model, scenario, source, rollouts, stats, fallback_counts)
+
+
+def _checked(saved_model: str, scenario, source: str, rollouts, stats, fallback_counts: list):
+  """`rollouts` after the no-model-agent check and validation; counts its fallback."""
   if stats.num_sim_agents and not stats.num_model_agents:
     raise rollout_checks.RolloutError(
         source, f'{saved_model} simulated no agent of scenario {scenario.scenario_id}: all '
@@ -109,11 +123,35 @@ def _model_rollouts(saved_model: str, scenario, seed: int, source: str, fallback
   return rollouts
 
 
+def _batched_model_pairs(scenarios: dict, saved_model: str, seed: int, batch_size: int,
+                         fallback_counts: list) -> Iterator[tuple[str, object, object]]:
+  """(source, Scenario, validated ScenarioRollouts) by the SavedModel, `batch_size` scenes
+  per call on every replica of the strategy factory's strategy (export/batched_rollouts.py)."""
+  # Imported here: the export stack (model code) is only needed with --saved_model.
+  from export import batched_rollouts, scene_input  # pylint: disable=import-outside-toplevel
+  runner = batched_rollouts.BatchedRollouts(saved_model, batch_size)
+
+  def items():
+    for source, scenario in scenarios.values():
+      yield batched_rollouts.SceneItem(source, scenario,
+                                       scene_input.scene_from_scenario(scenario, source))
+
+  for item, result in runner.rollouts(items(), seed):
+    if isinstance(result, Exception):
+      raise rollout_checks.RolloutError(item.source, f'{saved_model}: {result}',
+                                        reason='invalid_rollouts') from result
+    yield item.source, item.scenario, _checked(saved_model, item.scenario, item.source,
+                                               *result, fallback_counts)
+
+
 def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None, seed: int,
-           fallback_counts: list) -> Iterator[tuple[str, object, object]]:
+           fallback_counts: list, batch_size: int = 1) -> Iterator[tuple[str, object, object]]:
   """Yields (source, Scenario, ScenarioRollouts), all validated (--saved_model: each
   scenario's fallback counts appended to `fallback_counts`)."""
-  if saved_model:
+  if saved_model and batch_size > 1:
+    yield from _batched_model_pairs(scenarios, saved_model, seed, batch_size, fallback_counts)
+    return
+  if saved_model:  # one scene per call: the per-scenario path of the submission's batch 1
     for _, (source, scenario) in scenarios.items():
       yield source, scenario, _model_rollouts(saved_model, scenario, seed, source,
                                               fallback_counts)
@@ -157,7 +195,8 @@ def _timed(items: Iterator, timing: dict, key: str) -> Iterator:
 def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
              saved_model: str | None = None, year: str = '2025', backend: str = 'fast',
              num_workers: int = 1, seed: int = 0, rollouts_output: str | None = None,
-             max_fallback_fraction: float = 0.01) -> dict:
+             max_fallback_fraction: float = 0.01, batch_size: int = 1,
+             images_dir: str | None = None, num_images: int = 4) -> dict:
   """Scores every scenario; returns the results dict (see `results.summarize`; history-only
   scenes: see the module doc -- if none is left to score, only `unscored` and
   `rollouts_output`, with `num_scenarios` 0).
@@ -180,8 +219,18 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
   generated, unscored = _history_only_rollouts(scenarios, saved_model, seed, fallback_counts)
   timing = {'read_scenarios': time.time() - start, 'decode': 0.0}
   logging.info('%d scenarios from %s', len(scenarios), scenario_pattern)
-  pairs = _timed(_pairs(scenarios, rollout_pattern, saved_model, seed, fallback_counts),
-                 timing, 'decode')
+  pairs = _timed(_pairs(scenarios, rollout_pattern, saved_model, seed, fallback_counts,
+                        batch_size), timing, 'decode')
+  drawn = []
+
+  def keep_for_images(pairs):  # the first scenes are drawn after scoring (--images_dir)
+    for pair in pairs:
+      if len(drawn) < num_images:
+        drawn.append(pair)
+      yield pair
+
+  if images_dir:
+    pairs = keep_for_images(pairs)
 
   def keep(pairs):  # the scored scenes' rollouts go to --rollouts_output too
     for source, scenario, rollouts in pairs:
@@ -205,6 +254,8 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
                                 unit='scenario', disable=None, dynamic_ncols=True))
   if rollouts_output:
     history_only.write_rollouts(rollouts_output, generated)
+  if images_dir:
+    results_images = draw_images(drawn, images_dir)
   nothing_scored = unscored and not per_scenario
   results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
   results.update(unscored=unscored, rollouts_output=rollouts_output)
@@ -212,10 +263,33 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
     timing.update(runner.stats)
   results.update(config=year, backend=backend, num_scenarios=len(per_scenario),
                  seconds=time.time() - start, num_workers=num_workers, timing=timing)
+  if images_dir:
+    results['images'] = results_images
   if saved_model:
     results['fallback'] = _fallback_summary(fallback_counts)
     report_fallback(results['fallback'], saved_model, max_fallback_fraction)
   return results
+
+
+def draw_images(pairs: list, images_dir: str) -> list[str]:
+  """The rollout figure of each (source, Scenario, ScenarioRollouts): `images_dir/<id>.png`
+  and an image summary `rollouts/<id>` in a TensorBoard event file there. Returns the PNGs."""
+  # Imported here: matplotlib and the scene builder are only needed with --images_dir.
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  from motion_sim.data import scenario_reader, scene_builder  # pylint: disable=import-outside-toplevel
+  from motion_sim.viz import figure, rollout_events, rollout_view  # pylint: disable=import-outside-toplevel
+  writer = tf.summary.create_file_writer(images_dir)
+  written = []
+  for step, (source, scenario, rollouts) in enumerate(pairs):
+    scene, _ = scene_builder.build_scene(scenario_reader.read_scenario_proto(scenario, source))
+    view = rollout_view.view_from_scenario_rollouts(scene, rollouts)
+    fig = figure.render_figure(view, rollout_events.find_events(view))
+    written.append(figure.save_figure(fig, os.path.join(images_dir, f'{view.scenario_id}.png')))
+    with writer.as_default(step=step):
+      tf.summary.image(f'rollouts/{view.scenario_id}', figure.figure_to_rgb(fig)[None])
+  writer.flush()
+  return written
 
 
 def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int,
@@ -261,7 +335,8 @@ def main(argv):
   try:
     results = evaluate(FLAGS.scenarios, FLAGS.rollouts, FLAGS.saved_model, FLAGS.config,
                        FLAGS.backend, FLAGS.num_workers, FLAGS.seed, FLAGS.rollouts_output,
-                       FLAGS.max_fallback_fraction)
+                       FLAGS.max_fallback_fraction, FLAGS.batch_size, FLAGS.images_dir,
+                       FLAGS.num_images)
   except rollout_checks.RolloutError as e:
     print(f'evaluate: bad input: {e}', file=sys.stderr)
     return 2

@@ -196,3 +196,18 @@ def test_two_replicas_write_the_same_shards_as_one_device(tmp_path, six_scenes,
     two = json.loads((tmp_path / "two" / "stats.json").read_text())
     assert _members(two["tarball"]) == _members(one["tarball"])
     np.testing.assert_equal(two["scenarios_written"], 6)
+
+
+@pytest.mark.slow
+def test_evaluate_batched_saved_model_and_images(tmp_path, random_saved_model):
+    from PIL import Image
+
+    from motion_sim import evaluate
+    from tests.fixtures import SCENARIO_FILES
+    results = evaluate.evaluate(",".join(SCENARIO_FILES), saved_model=random_saved_model,
+                                batch_size=2, images_dir=str(tmp_path / "img"), num_images=1)
+    assert results["num_scenarios"] == 2 and results["fallback"]["num_scenarios"] == 2
+    (png,) = results["images"]
+    assert Image.open(png).size == (1200, 620)
+    events = [n for n in os.listdir(tmp_path / "img") if n.startswith("events.out.tfevents")]
+    assert len(events) == 1
