@@ -165,7 +165,7 @@ def _train(root_dir, strategy, *, mode, train_data, batch_size, max_steps, steps
     exports = export_trigger.make_export_triggers(root_dir, model, tokenizer,
                                                   is_chief=strategy_lib.is_chief(strategy))
     learner = Learner(
-        root_dir, strategy, model, optimizer, loss_fn, dataset_fn, build_fn=lambda m, spec: None,
+        root_dir, strategy, model, optimizer, loss_fn, dataset_fn,
         rollout_fn=rollout_fn, max_steps=max_steps, steps_per_loop=steps_per_loop,
         checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
         log_interval=log_interval, grad_clip_norm=grad_clip_norm,

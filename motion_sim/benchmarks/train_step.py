@@ -94,7 +94,7 @@ def _time_learner(mode: str, data: str, root: str) -> tuple[float, float, Learne
     learner = Learner(root, tf.distribute.get_strategy(), model, optimizer, loss,
                       lambda ctx: pipeline.make_dataset(data, FLAGS.batch, shuffle=False,
                                                         cache=True, input_context=ctx),
-                      build_fn=lambda m, s: None, rollout_fn=rollout_fn, max_steps=10**9,
+                      rollout_fn=rollout_fn, max_steps=10**9,
                       steps_per_loop=FLAGS.steps, checkpoint_interval=0, summary_interval=0,
                       log_interval=10**9, jit_compile=FLAGS.jit_compile)
     n = tf.constant(FLAGS.steps, tf.int64)

@@ -35,8 +35,8 @@ class Learner:
     """Args:
       root_dir: run directory (checkpoints/, train/ summaries).
       strategy: from `strategy.get_strategy`.
-      model: the policy, created inside `strategy.scope()`; `build_fn(model, element_spec)`
-        creates its variables before the optimizer and checkpoint need them.
+      model: the policy, created inside `strategy.scope()` with its weights already built
+        (`SimAgentModel` builds them in its constructor).
       optimizer: created inside `strategy.scope()`.
       loss_fn: `BCLoss` or `ReinforceLoss`; must have `metric_names`.
       dataset_fn: `input_context -> tf.data.Dataset` of *per-replica* batches.
@@ -53,7 +53,7 @@ class Learner:
     """
 
     def __init__(self, root_dir: str, strategy: tf.distribute.Strategy, model, optimizer, loss_fn,
-                 dataset_fn: Callable, *, build_fn: Callable, rollout_fn: Callable | None = None,
+                 dataset_fn: Callable, *, rollout_fn: Callable | None = None,
                  max_steps: int, steps_per_loop: int = 10, checkpoint_interval: int = 1000,
                  summary_interval: int = 100, log_interval: int = 100,
                  grad_clip_norm: float | None = 1.0, max_consecutive_nonfinite: int = 10,
@@ -103,7 +103,6 @@ class Learner:
             self.iterator = iter(self.dataset)
             num_workers, worker_id = 1, 0
         with strategy.scope():
-            build_fn(model, self.iterator.element_spec)
             optimizer.build(model.trainable_variables)
 
         state = dict(model=model, optimizer=optimizer, step=self.step,

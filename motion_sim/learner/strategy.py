@@ -23,7 +23,7 @@ def get_strategy(tpu: str | None = None, use_gpu: bool = True, multi_worker: boo
       or a single GPU, where mirroring only adds overhead).
     """
     if tpu:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu if tpu != "local" else "local")
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         logging.info("TPUStrategy on %s (%d cores)", tpu, resolver.num_accelerators().get("TPU", 0))

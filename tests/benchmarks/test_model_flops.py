@@ -42,7 +42,7 @@ def _bc_learner(model, scene, root):
     tensors = {k: tf.constant(v) for k, v in scene.items() if v.dtype.kind not in "SUO"}
     return Learner(root, tf.distribute.get_strategy(), model, tf.keras.optimizers.AdamW(1e-4),
                    BCLoss(), lambda ctx: tf.data.Dataset.from_tensors(tensors).repeat(),
-                   build_fn=lambda m, s: None, max_steps=10, steps_per_loop=1,
+                   max_steps=10, steps_per_loop=1,
                    checkpoint_interval=0, summary_interval=0, log_interval=10**9)
 
 

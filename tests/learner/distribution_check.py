@@ -67,7 +67,7 @@ def one_step(strategy, shards, weights, mode, table=None):
 
     with tempfile.TemporaryDirectory() as d:
         learner = Learner(d, strategy, model, optimizer, loss, dataset_fn,
-                          build_fn=lambda m, s: None, rollout_fn=rollout_fn, max_steps=1,
+                          rollout_fn=rollout_fn, max_steps=1,
                           steps_per_loop=1, checkpoint_interval=0, summary_interval=0,
                           log_interval=10, grad_clip_norm=None)
         metrics = learner.run()

@@ -35,7 +35,7 @@ def make_learner(strategy, root, shards, weights, max_steps):
         return pipeline.make_dataset(shards, 2, shuffle=False, repeat=True, input_context=ctx)
 
     return Learner(root, strategy, model, optimizer, BCLoss(tokenizer=tokenizer_lib.ActionTokenizer()),
-                   dataset_fn, build_fn=lambda m, s: None, max_steps=max_steps, steps_per_loop=1,
+                   dataset_fn, max_steps=max_steps, steps_per_loop=1,
                    checkpoint_interval=SPLIT, summary_interval=0, log_interval=100, grad_clip_norm=None)
 
 

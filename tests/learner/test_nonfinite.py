@@ -38,7 +38,7 @@ def _learner(root, shards, loss, max_steps, k=3):
     return Learner(str(root), tf.distribute.get_strategy(), model,
                    tf.keras.optimizers.AdamW(1e-3), loss,
                    lambda ctx: pipeline.make_dataset(shards, 2, shuffle=False, input_context=ctx),
-                   build_fn=lambda m, s: None, max_steps=max_steps, steps_per_loop=2,
+                   max_steps=max_steps, steps_per_loop=2,
                    checkpoint_interval=2, summary_interval=2, log_interval=100,
                    max_consecutive_nonfinite=k)
 
