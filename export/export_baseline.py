@@ -8,6 +8,8 @@ The result goes through exactly the submission / evaluation path of a trained mo
 """
 from __future__ import annotations
 
+import enum
+
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -20,25 +22,37 @@ from motion_sim.agents.constant_velocity import ConstantVelocityAgent
 from motion_sim.agents.logged_oracle import LoggedOracleAgent
 from motion_sim.agents.random_agent import RandomAgent
 
+
+
+class BaselineKind(enum.StrEnum):
+    """The baseline sim agents (`--kind`, `export.report --baselines`)."""
+    CONSTANT_VELOCITY = "constant_velocity"
+    RANDOM = "random"
+    LOGGED_ORACLE = "logged_oracle"
+
+
 BASELINES = {
-    "constant_velocity": ConstantVelocityAgent,
-    "random": RandomAgent,
-    "logged_oracle": LoggedOracleAgent,
+    BaselineKind.CONSTANT_VELOCITY: ConstantVelocityAgent,
+    BaselineKind.RANDOM: RandomAgent,
+    BaselineKind.LOGGED_ORACLE: LoggedOracleAgent,
 }
 
 
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no global flags."""
-    flags.DEFINE_enum("kind", None, sorted(BASELINES), "Which baseline to export.")
+    flags.DEFINE_enum("kind", None, [k.value for k in BaselineKind], "Which baseline to export.")
     flags.DEFINE_string("output_dir", None, "SavedModel directory to write.")
     flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scenario (WOSAC: 32).")
     flags.mark_flags_as_required(["kind", "output_dir"])
 
 
 def make_baseline(kind: str) -> tf.Module:
-    if kind not in BASELINES:
-        raise ValueError(f"unknown baseline {kind!r}; choose from {sorted(BASELINES)}")
-    return BASELINES[kind]()
+    """A new agent of `kind` (a `BaselineKind` or its value)."""
+    try:
+        return BASELINES[BaselineKind(kind)]()
+    except ValueError:
+        raise ValueError(f"unknown baseline {kind!r}; choose from "
+                         f"{[k.value for k in BaselineKind]}") from None
 
 
 def baseline_rollouts(kind: str, scenario: scenario_pb2.Scenario, num_rollouts: int = 32,

@@ -66,7 +66,8 @@ def export_baselines(kinds: list[str], output_dir: str, num_rollouts: int = 32) 
     """Exports each baseline as a SavedModel under output_dir/<kind>; returns {kind: dir}."""
     unknown = [k for k in kinds if k not in BASELINES]
     if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}")
+        raise ValueError(f"unknown baseline(s) {unknown}; "
+                         f"choose from {[k.value for k in BASELINES]}")
     info = json.dumps({"kind": "baseline", "num_model_parameters": 0}) + "\n"
     return {kind: signature.export_sim_agent(make_baseline(kind), os.path.join(output_dir, kind),
                                              num_rollouts, extra_files={loader.INFO_FILE: info})
@@ -198,7 +199,7 @@ def define_flags() -> None:
     flags.DEFINE_string("scenarios", None, "Comma-separated globs of Scenario TFRecords.")
     flags.DEFINE_string("output", None, "Output directory (report.json, table1.md, baselines/).")
     flags.DEFINE_list("baselines", ["constant_velocity", "random", "logged_oracle"],
-                      f"Baselines to score (of {sorted(BASELINES)}); empty for none.")
+                      f"Baselines to score (of {[k.value for k in BASELINES]}); empty for none.")
     flags.DEFINE_multi_string("saved_model", [], "NAME=DIR of a sim-agent SavedModel to score "
                               "(repeatable).")
     flags.DEFINE_enum("config", "2025", list(config_lib.CONFIG_YEARS), "Metric config year.")

@@ -11,6 +11,7 @@ to `<root_dir>/operative_config.gin` and to TensorBoard (`<root_dir>/train`).
 """
 from __future__ import annotations
 
+import enum
 import os
 import sys
 
@@ -30,7 +31,12 @@ from motion_sim.losses.reinforce_loss import ReinforceLoss
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.rl import rewards  # noqa: F401 -- registers RewardFunction with gin
 
-MODES = ("bc", "rl")
+
+class Mode(enum.StrEnum):
+    """`train.mode`: what the run optimises."""
+    BC = "bc"  # behaviour-cloning pre-training (paper Eq. 1)
+    RL = "rl"  # REINFORCE fine-tuning (paper Alg. 1)
+
 
 FLAGS = flags.FLAGS
 def define_flags() -> None:
@@ -46,8 +52,8 @@ def define_flags() -> None:
 
 
 @gin.configurable(denylist=["root_dir", "tpu", "seed"])
-def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQUIRED,
-          batch_size: int = 128, max_steps: int = gin.REQUIRED, steps_per_loop: int = 10,
+def train(root_dir: str, *, mode: str | None = None, train_data: str | None = None,
+          batch_size: int = 128, max_steps: int | None = None, steps_per_loop: int = 10,
           checkpoint_interval: int = 5000, summary_interval: int = 100, log_interval: int = 100,
           grad_clip_norm: float | None = 1.0, max_consecutive_nonfinite: int = 10,
           init_checkpoint: str | None = None, cache_data: bool = False, shuffle_data: bool = True,
@@ -57,7 +63,8 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
 
     Args:
       root_dir: run directory.
-      mode: "bc" (pre-training, paper Eq. 1) or "rl" (REINFORCE fine-tuning, Alg. 1).
+      mode: a `Mode`: "bc" (pre-training, paper Eq. 1) or "rl" (REINFORCE fine-tuning, Alg. 1).
+        mode, train_data and max_steps are required (the run gin files set them).
       train_data: glob(s) of preprocessed scene shards (`motion_sim.data.preprocess`).
       batch_size: GLOBAL batch of scenarios (split over replicas).
       max_steps: total optimizer steps of this run.
@@ -69,7 +76,18 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
         be asked for explicitly, and excludes init_checkpoint, so a forgotten
         PRETRAINED_CHECKPOINT is still an error rather than a silent from-scratch run.
     Returns: the last metrics.
+    Raises: ConfigError (and the typed errors `main` reports) before anything is written.
     """
+    missing = [name for name, value in (("mode", mode), ("train_data", train_data),
+                                        ("max_steps", max_steps)) if value is None]
+    if missing:
+        raise ConfigError(f"{', '.join('train.' + m for m in missing)} not set: include a run "
+                          "gin file (gin/pretrain_*.gin, gin/finetune_*.gin, gin/demo_*.gin)")
+    try:
+        mode = Mode(mode)
+    except ValueError:
+        raise ConfigError(f"train.mode must be one of {[m.value for m in Mode]}, "
+                          f"got {mode!r}") from None
     _check_types(batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
                  checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
                  log_interval=log_interval,
@@ -77,13 +95,11 @@ def train(root_dir: str, *, mode: str = gin.REQUIRED, train_data: str = gin.REQU
     if grad_clip_norm is not None and (isinstance(grad_clip_norm, bool)
                                        or not isinstance(grad_clip_norm, (int, float))):
         raise ConfigError(f"train.grad_clip_norm={grad_clip_norm!r}: expected a number or None")
-    if mode not in MODES:
-        raise ConfigError(f"train.mode must be one of {MODES}, got {mode!r}")
-    if rl_from_scratch and (mode != "rl" or init_checkpoint):
+    if rl_from_scratch and (mode is not Mode.RL or init_checkpoint):
         raise ConfigError("train.rl_from_scratch=True is for mode 'rl' without a pre-trained "
-                          f"policy (got mode={mode!r}, init_checkpoint={init_checkpoint!r}); "
+                          f"policy (got mode={mode.value!r}, init_checkpoint={init_checkpoint!r}); "
                           "bind PRETRAINED_CHECKPOINT=None")
-    if mode == "rl" and not init_checkpoint and not rl_from_scratch:
+    if mode is Mode.RL and not init_checkpoint and not rl_from_scratch:
         raise ConfigError("RL fine-tuning needs the pre-trained policy: set PRETRAINED_CHECKPOINT "
                           "(a checkpoint prefix, a checkpoint directory or a pre-training run dir), or "
                           "ask for RL from scratch with train.rl_from_scratch=True")
@@ -147,18 +163,23 @@ def _train(root_dir, strategy, *, mode, train_data, batch_size, max_steps, steps
         return pipeline.make_dataset(train_data, batch_size, shuffle=shuffle_data, repeat=True,
                                      input_context=ctx, seed=seed, cache=cache_data)
 
-    tokenizer = tokenizer_lib.ActionTokenizer()
-    with strategy.scope():
-        model = SimAgentModel()
-        optimizer = optimization.make_optimizer()
     rollout_fn = None
-    if mode == "bc":
-        loss_fn = BCLoss(tokenizer=tokenizer)
-    else:
-        sampler = sampler_lib.Sampler(model, tokenizer=tokenizer)
-        loss_fn = ReinforceLoss(steps_per_token=tokenizer.steps_per_token)
-        rollout_fn = lambda scene, s: sampler(scene, s)  # noqa: E731
-    logging.info("%s: %d parameters, %d replica(s), global batch %d", mode,
+    try:
+        # Gin builds these from the configuration, so a ValueError here is a bad hyperparameter
+        # (or an unbound %gin.REQUIRED one): report it as a configuration error.
+        tokenizer = tokenizer_lib.ActionTokenizer()
+        with strategy.scope():
+            model = SimAgentModel()
+            optimizer = optimization.make_optimizer()
+        if mode is Mode.BC:
+            loss_fn = BCLoss(tokenizer=tokenizer)
+        else:
+            sampler = sampler_lib.Sampler(model, tokenizer=tokenizer)
+            loss_fn = ReinforceLoss(steps_per_token=tokenizer.steps_per_token)
+            rollout_fn = lambda scene, s: sampler(scene, s)  # noqa: E731
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    logging.info("%s: %d parameters, %d replica(s), global batch %d", mode.value,
                  model.count_params(), replicas, batch_size)
 
     # Periodic SavedModel export (gin `make_export_triggers.interval`, off by default).
@@ -214,11 +235,6 @@ def main(argv):
         _fail(e)
     except PermissionError as e:
         _fail(f"{e.filename}: {e.strerror}")
-    except ValueError as e:
-        # gin reports missing %gin.REQUIRED values and unknown configurables at call time.
-        if "gin" in str(e).lower() or "Required bindings" in str(e) or "dataset" in str(e):
-            _fail(e)
-        raise
 
 
 def _fail(e: Exception):

@@ -38,7 +38,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -53,7 +52,6 @@ from motion_sim.data.datatypes import (
     ScenarioError,
     TrafficLightState,
 )
-from motion_sim.data.tfrecord_io import expand_pattern
 
 _AGENT_TYPES = {"vehicle": AgentType.VEHICLE, "pedestrian": AgentType.PEDESTRIAN,
                 "cyclist": AgentType.CYCLIST}
@@ -305,9 +303,3 @@ def read_gpudrive_file(path: str) -> RawScenario:
         raise ScenarioError(source, "top-level JSON is not an object", reason="bad_record")
     name = os.path.basename(path)
     return read_gpudrive_scenario(scenario, source, name.removesuffix(".gz"))
-
-
-def read_gpudrive_files(pattern: str) -> Iterator[RawScenario]:
-    """Every GPUDrive JSON scenario matching `pattern`, in path order."""
-    for path in expand_pattern(pattern):
-        yield read_gpudrive_file(path)

@@ -4,10 +4,13 @@
 
 where a are the sampled tokens of R rollouts per scenario, R_hat the normalised reward-to-go
 (global mean/std, or group-relative across a scenario's rollouts). Sampling happens outside the
-gradient tape (`sample`), the gradient flows through one teacher-forced pass of the model on the
-sampled tokens (`__call__`), so the two are separable and the loss is testable with fixed rollouts.
+gradient tape (the learner's `rollout_fn`, a `Sampler`); the gradient flows through one
+teacher-forced pass of the model on the sampled tokens (`__call__`), so the two are separable and
+the loss is testable with fixed rollouts.
 """
 from __future__ import annotations
+
+import enum
 
 import gin
 import tensorflow as tf
@@ -17,7 +20,12 @@ from motion_sim.losses.loss_output import LossOutput, replica_share, scene_get
 from motion_sim.rl import returns as returns_lib
 from motion_sim.rl import rewards as rewards_lib
 
-NORMALIZATIONS = ("global", "group", "none")
+
+class Normalization(enum.StrEnum):
+    """`ReinforceLoss.normalization`: how reward-to-go becomes the advantage."""
+    GLOBAL = "global"  # mean/std over every valid agent-step of the global batch (the paper)
+    GROUP = "group"  # relative to the other rollouts of the same scenario (needs R >= 2)
+    NONE = "none"  # the raw reward-to-go (tests, ablations)
 
 
 def tile_scene(scene, num_rollouts: int) -> dict:
@@ -41,8 +49,11 @@ class ReinforceLoss:
 
     def __init__(self, reward_fn: rewards_lib.RewardFunction | None = None,
                  steps_per_token: int = 5, gamma: float = 0.95, normalization: str = "global"):
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        try:
+            normalization = Normalization(normalization)
+        except ValueError:
+            raise ValueError(f"normalization must be one of {[n.value for n in Normalization]}, "
+                             f"got {normalization!r}") from None
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         self.reward_fn = reward_fn or rewards_lib.RewardFunction()
@@ -61,7 +72,7 @@ class ReinforceLoss:
         """
         tokens = tf.stop_gradient(rollout.tokens)
         batch, num_rollouts, num_agents, num_tokens = tokens.shape
-        if self.normalization == "group" and num_rollouts < 2:
+        if self.normalization is Normalization.GROUP and num_rollouts < 2:
             raise ValueError("ReinforceLoss.normalization='group' compares a scenario's rollouts "
                              f"with each other: needs Sampler.num_rollouts >= 2, got {num_rollouts}")
         rew = self.reward_fn(tf.stop_gradient(rollout.xy), tf.stop_gradient(rollout.heading),
@@ -69,9 +80,9 @@ class ReinforceLoss:
         valid = rew.valid                                                   # [B, R, A, T]
         g = returns_lib.reward_to_go(rew.reward, self.gamma)
         raw = returns_lib.global_stats(g, valid)
-        if self.normalization == "global":
+        if self.normalization is Normalization.GLOBAL:
             adv, _ = returns_lib.normalize_global(g, valid)
-        elif self.normalization == "group":
+        elif self.normalization is Normalization.GROUP:
             adv = returns_lib.normalize_group(g, valid, rollout_axis=1)
         else:
             adv = tf.where(valid, g, tf.zeros_like(g))

@@ -12,16 +12,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def box_corners(xy: tf.Tensor, heading: tf.Tensor, length: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-    """Corners [..., 4, 2] of boxes centred at xy [..., 2] with yaw heading [...]."""
-    c, s = tf.cos(heading), tf.sin(heading)
-    ax = tf.stack([c, s], axis=-1) * (0.5 * length)[..., None]     # half length along heading
-    ay = tf.stack([-s, c], axis=-1) * (0.5 * width)[..., None]     # half width across it
-    signs = tf.constant([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0], [-1.0, 1.0]], xy.dtype)
-    return (xy[..., None, :] + signs[:, 0:1] * ax[..., None, :]
-            + signs[:, 1:2] * ay[..., None, :])
-
-
 def boxes_overlap(xy_a: tf.Tensor, heading_a: tf.Tensor, length_a, width_a,
                   xy_b: tf.Tensor, heading_b: tf.Tensor, length_b, width_b) -> tf.Tensor:
     """Whether box a overlaps box b, elementwise with broadcasting (the one SAT test).

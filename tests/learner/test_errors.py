@@ -107,3 +107,22 @@ def test_rl_from_scratch_trains_when_asked_for(tmp_path):
                       "train.steps_per_loop = 1", "Sampler.num_rollouts = 2"])
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert "rl/collision_rate" in metrics  # an RL step ran
+
+
+def test_bad_mode_and_unset_run_settings_are_config_errors(tmp_path):
+    with pytest.raises(gin_config.ConfigError, match=r"train.mode must be one of \['bc', 'rl'\]"):
+        _train(tmp_path, ["gin/demo_pretrain.gin"], ["DEMO_DATA = 'x'", "train.mode = 'ppo'"])
+    gin.clear_config()
+    with pytest.raises(gin_config.ConfigError, match="train.mode, train.train_data, "
+                                                     "train.max_steps not set"):
+        _train(tmp_path, ["gin/model_tiny.gin"], [])
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_bad_hyperparameter_is_a_config_error_from_where_it_is_built(tmp_path):
+    """A ValueError raised while gin builds the model is reported as a ConfigError (main turns
+    it into a one-line exit-2 message), not matched by its text."""
+    data = fixtures.preprocess_sample(str(tmp_path / "data"))
+    with pytest.raises(gin_config.ConfigError, match="hidden=33 must be divisible by num_heads=2"):
+        _train(tmp_path, ["gin/demo_pretrain.gin"],
+               [f"DEMO_DATA = '{data}'", "SimAgentModel.hidden = 33"])
