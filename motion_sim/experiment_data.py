@@ -16,12 +16,15 @@ import collections
 import glob
 import json
 import os
+import sys
 from collections.abc import Iterator
 
+import numpy as np
 import tensorflow as tf
+from absl import app, flags
 
 from motion_sim.data import example_reader, gpudrive_reader, scenario_reader, split
-from motion_sim.data.datatypes import RawScenario, ScenarioError
+from motion_sim.data.datatypes import CURRENT_INDEX, RawScenario, ScenarioError
 from motion_sim.data.scene_builder import build_scene
 from motion_sim.data.scene_codec import serialize_scene
 from motion_sim.data.tfrecord_io import iter_records
@@ -86,6 +89,28 @@ def _scene_record(raw: RawScenario) -> bytes:
     return serialize_scene(scene, dropped)
 
 
+MAX_EVALUATED_TRACKS = 8  # WOMD's tracks_to_predict hold at most 8 agents
+
+
+def with_evaluated_tracks(raw: RawScenario) -> tuple[RawScenario, bool]:
+    """(raw with tracks_to_predict filled if the source gave none, whether it was filled).
+
+    WOSAC scores only the SDC and `tracks_to_predict`; older GPUDrive/Nocturne files carry no
+    such list, which would leave one scored agent per scene. Filled like WOMD's choice: up to
+    8 non-SDC agents valid at the current step and at every future step (fully observed, so
+    their ADE and collisions are scored over the whole 8 s), nearest to the SDC first.
+    """
+    if len(raw.tracks_to_predict):
+        return raw, False
+    current = raw.xyz[:, CURRENT_INDEX, :2]
+    full = raw.valid[:, CURRENT_INDEX:].all(axis=1)
+    full[raw.sdc_index] = False
+    rows = np.flatnonzero(full)
+    dist = np.linalg.norm(current[rows] - current[raw.sdc_index], axis=-1)
+    chosen = rows[np.argsort(dist, kind="stable")[:MAX_EVALUATED_TRACKS]]
+    return raw._replace(tracks_to_predict=np.sort(chosen).astype(np.int32)), True
+
+
 def _scenario_record(raw: RawScenario, original: bytes | None) -> bytes:
     if original is not None:
         return original
@@ -134,7 +159,8 @@ def build_train(cfg, data_dir: str, repo_root: str, shared: str) -> dict:
         _write_records(os.path.join(data_dir, TRAIN_SHARD),
                        [_scene_record(raw) for _, raw, _ in train.values()], gzip=True)
     _write_records(os.path.join(data_dir, REAL_VAL),
-                   [_scenario_record(real[i][1], real[i][2]) for i in val_ids], gzip=False)
+                   [_scenario_record(with_evaluated_tracks(real[i][1])[0], real[i][2])
+                    for i in val_ids], gzip=False)
     result = {
         "train_ids": sorted(train), "real_val_ids": val_ids,
         "train_sources": {i: train[i][0] for i in sorted(train)},
@@ -155,7 +181,7 @@ def build_heldout(cfg, data_dir: str, repo_root: str, shared: str) -> dict:
     train = set(result["train_ids"])
     skipped, skipped_examples = collections.Counter(result["skipped"]), []
     duplicates = list(result["duplicates_dropped"])
-    val = {}
+    val, evaluated_filled = {}, {}
     for source, scenario in _read_scenarios(os.path.join(data_dir, REAL_VAL)):
         val[scenario.scenario_id] = (source, None, scenario.SerializeToString())
     for source in cfg.val_sources:
@@ -168,6 +194,9 @@ def build_heldout(cfg, data_dir: str, repo_root: str, shared: str) -> dict:
                 duplicates.append({"scenario_id": raw.scenario_id, "source": src,
                                    "kept": val[raw.scenario_id][0]})
             else:
+                raw, filled = with_evaluated_tracks(raw)
+                if filled:
+                    evaluated_filled[raw.scenario_id] = len(raw.tracks_to_predict)
                 val[raw.scenario_id] = (src, raw, original)
     if cfg.val_max_scenes:
         keep = sorted(val, key=lambda i: (split.id_rank(i), i))[:cfg.val_max_scenes]
@@ -179,6 +208,8 @@ def build_heldout(cfg, data_dir: str, repo_root: str, shared: str) -> dict:
     _write_records(os.path.join(data_dir, VAL_SCENARIOS),
                    [_scenario_record(val[i][1], val[i][2]) for i in order], gzip=False)
     result.update(val_ids=order, val_sources={i: val[i][0] for i in order}, num_val=len(order),
+                  tracks_to_predict_filled={i: n for i, n in evaluated_filled.items()
+                                            if i in val},
                   skipped=dict(skipped), duplicates_dropped=duplicates,
                   skipped_examples=result["skipped_examples"] + skipped_examples)
     _write_json(os.path.join(data_dir, SPLIT_FILE), result)
@@ -191,18 +222,59 @@ def _read_scenarios(path: str):
             for i, record in iter_records(path)]
 
 
+def ids_in_shards(pattern: str) -> list[str]:
+    """Scenario ids of every scene in preprocessed shards (comma-separated globs)."""
+    from motion_sim.data.scene_codec import decode_scene
+    ids = []
+    for part in pattern.split(","):
+        for path in sorted(tf.io.gfile.glob(part.strip())):
+            gzip = "GZIP" if path.endswith(".gz") else ""
+            for record in tf.data.TFRecordDataset(path, compression_type=gzip):
+                scenario_id = decode_scene(record.numpy())[0].scenario_id
+                ids.append(scenario_id.decode() if isinstance(scenario_id, bytes)
+                           else str(scenario_id))
+    return ids
+
+
 def check_split(data_dir: str, train_shards: str = "") -> dict:
     """Re-reads split.json (and the ids inside extra training shards) and asserts disjointness."""
     with open(os.path.join(data_dir, SPLIT_FILE)) as f:
         result = json.load(f)
-    train = set(result["train_ids"])
-    if train_shards:
-        from motion_sim.data.scene_codec import decode_scene
-        for path in sorted(tf.io.gfile.glob(train_shards)):
-            gzip = "GZIP" if path.endswith(".gz") else ""
-            for record in tf.data.TFRecordDataset(path, compression_type=gzip):
-                scenario_id = decode_scene(record.numpy())[0].scenario_id
-                train.add(scenario_id.decode() if isinstance(scenario_id, bytes)
-                          else str(scenario_id))
+    train = set(result["train_ids"]) | (set(ids_in_shards(train_shards)) if train_shards
+                                        else set())
     split.assert_disjoint(train, result["val_ids"])
     return result
+
+
+def main(argv) -> int:
+    """CLI: assert that held-out Scenario protos share no id with training shards (the demo)."""
+    del argv
+    f = flags.FLAGS
+    train = ids_in_shards(f.train_shards)
+    held_out = [s.scenario_id for _, s in _read_scenarios_glob(f.heldout)]
+    if not train or not held_out:
+        print(f"experiment_data: error: no scenes in --train_shards={f.train_shards!r} or "
+              f"--heldout={f.heldout!r}", file=sys.stderr)
+        return 2
+    try:
+        split.assert_disjoint(train, held_out)
+    except split.SplitError as e:
+        print(f"experiment_data: error: {e} (delete stale shards and re-run)", file=sys.stderr)
+        return 1
+    result = {"train_ids": sorted(set(train)), "val_ids": sorted(set(held_out))}
+    os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
+    _write_json(f.output, result)
+    print(json.dumps({"num_train": len(result["train_ids"]), "val_ids": result["val_ids"]}))
+    return 0
+
+
+def _read_scenarios_glob(pattern: str):
+    return [pair for path in sorted(tf.io.gfile.glob(pattern)) for pair in _read_scenarios(path)]
+
+
+if __name__ == "__main__":
+    flags.DEFINE_string("train_shards", None, "Glob(s) of training scene shards.")
+    flags.DEFINE_string("heldout", None, "Glob of held-out Scenario-proto TFRecords.")
+    flags.DEFINE_string("output", None, "split.json to write.")
+    flags.mark_flags_as_required(["train_shards", "heldout", "output"])
+    app.run(lambda argv: sys.exit(main(argv)))
