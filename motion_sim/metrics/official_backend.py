@@ -35,6 +35,24 @@ def official_scenario_metrics(
   return metrics.compute_scenario_metrics_for_bundle(config, scenario, rollouts)
 
 
+def official_metrics_by_config(
+    configs: dict, scenario: scenario_pb2.Scenario,
+    rollouts: sim_agents_submission_pb2.ScenarioRollouts) -> dict:
+  """{key: SimAgentMetrics} for several configs (e.g. one per year) of ONE bundle, in this process.
+
+  The official code's features (the minutes-long part) do not depend on the config, so they are
+  computed once and each config only re-runs the likelihoods -- exactly
+  `compute_scenario_metrics_for_bundle`'s two steps.
+  """
+  from waymo_open_dataset.wdl_limited.sim_agents_metrics import metric_features  # pylint: disable=import-outside-toplevel
+  from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics  # pylint: disable=import-outside-toplevel
+  from waymo_open_dataset.utils.sim_agents import submission_specs  # pylint: disable=import-outside-toplevel
+  log_features, sim_features = metric_features.compute_scenario_rollouts_features(
+      scenario, rollouts, submission_specs.ChallengeType.SIM_AGENTS)
+  return {key: metrics.compute_scenario_metrics_for_features_bundle(
+      config, scenario.scenario_id, log_features, sim_features) for key, config in configs.items()}
+
+
 def _work(args: tuple[bytes, bytes]) -> bytes:
   scenario = scenario_pb2.Scenario.FromString(args[0])
   rollouts = sim_agents_submission_pb2.ScenarioRollouts.FromString(args[1])

@@ -104,6 +104,51 @@ def test_fast_matches_official_live(year):
   _assert_close(fast, results_lib.metrics_to_dict(official), f'live {year}')
 
 
+@pytest.fixture(scope='module')
+def live_red_light():
+  """Live official metrics of the red-light case under every config year: one official feature
+  computation (~1 min) shared by the years (`official_metrics_by_config`)."""
+  from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
+  case = f'{rollout_fixtures.RED_LIGHT_SCENARIO}/red_light'
+  scenario, rollouts = _CASES[case]
+  configs = {year: config_lib.load_config(year) for year in config_lib.CONFIG_YEARS}
+  live = official_backend.official_metrics_by_config(configs, scenario, rollouts)
+  return case, {year: results_lib.metrics_to_dict(m) for year, m in live.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('year', sorted(config_lib.CONFIG_YEARS))
+def test_official_live_matches_reference_and_fast_every_year(live_red_light, year):
+  # The checked-in reference is re-derived live (a stale or mis-generated reference fails),
+  # and the fast backend matches the live numbers, for each config year.
+  case, live = live_red_light
+  official = live[year]
+  reference = REFERENCE[f'{year}/{case}']
+  stale = {k: (official.get(k, 0.0), reference.get(k, 0.0)) for k in results_lib.METRIC_FIELDS
+           if abs(official.get(k, 0.0) - reference.get(k, 0.0)) > 1e-5}
+  assert not stale, f'{year}/{case}: live official vs checked-in reference differ on {stale}'
+  fast, _ = _fast(year, case)
+  _assert_close(fast, official, f'live {year}/{case}')
+
+
+@pytest.mark.slow
+def test_official_live_red_light_violation(live_red_light):
+  # Live, the official code sees the red-light run (not only the checked-in numbers).
+  _, live = live_red_light
+  for year, official in live.items():
+    assert official['simulated_traffic_light_violation_rate'] > 0.1, year
+    assert official['traffic_light_violation_likelihood'] < 0.95, year
+
+
+def test_years_share_one_feature_computation():
+  # official_metrics_by_config is compute_scenario_metrics_for_bundle split in its two steps.
+  import inspect  # pylint: disable=import-outside-toplevel
+  from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics  # pylint: disable=import-outside-toplevel
+  source = inspect.getsource(metrics.compute_scenario_metrics_for_bundle)
+  assert 'compute_scenario_rollouts_features' in source
+  assert 'compute_scenario_metrics_for_features_bundle' in source
+
+
 def _hard_rollouts(scenario):
   """32 rollouts: 11 drifting (noisy constant velocity), 11 random agent, 10 colliding."""
   from motion_sim.benchmarks import rollout_kinds  # pylint: disable=import-outside-toplevel
