@@ -14,7 +14,11 @@ history-only scenes, sim agents, and how many of them the constant-velocity fall
 those beyond the model's `MAX_AGENTS`). The input is the WOMD test split (history only: 11
 steps); full 91-step scenes work too. Every scenario passes
 `submission_specs.validate_scenario_rollouts` before it is written. Re-running the same command
-after an interruption skips the shards already written. Bad records are skipped, counted and
+after an interruption skips the shards already written; the plan is keyed by content (the
+SavedModel's fingerprint, a sha256 of every input), so a model re-exported into the same
+directory or a regenerated input is refused, not mixed. One writer per --output_dir and task (a
+lock naming its holder). A scenario id that repeats across the inputs keeps its first copy;
+later ones are skipped as `duplicate_scenario_id`. Bad records are skipped, counted and
 named (file:record); more than --max_skipped of them fails the run without a tarball, because
 the challenge server rejects a submission that misses scenarios.
 
@@ -44,7 +48,7 @@ from tqdm import tqdm
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
 from export import batched_rollouts, loader, scene_input, submission_shards, task_split
-from motion_sim.data import scenario_reader
+from motion_sim.data import run_lock, scenario_reader
 from motion_sim.data.datatypes import MAX_AGENTS, NUM_HISTORY_STEPS, ScenarioError
 
 _REQUIRED = ("saved_model", "scenarios", "output_dir", "account_name", "method_name", "authors",
@@ -202,19 +206,32 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
       strategy: `tf.distribute` strategy the model runs under (default: `get_strategy()`).
 
     Raises:
+      run_lock.RunLockError: another run writes `output_dir` (as this task), or it cannot be
+        written.
       loader.SimAgentLoadError: the SavedModel cannot be loaded.
       ScenarioError / FileNotFoundError: an input file is missing or not a TFRecord.
       RuntimeError: more than `max_skipped` scenarios were skipped (no tarball is written).
     """
-    start = time.time()
     task = task or task_split.TaskSpec()
+    # One writer per output directory -- per task of a split job, whose tasks share it.
+    lock_name = (f".motion_sim.{task.name()}.lock" if task.is_split else run_lock.LOCK_NAME)
+    with run_lock.RunLock(output_dir, "submission", lock_name=lock_name):
+        return _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, seed,
+                                 max_skipped, batch_size, task, strategy)
+
+
+def _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, seed,
+                      max_skipped, batch_size, task, strategy) -> dict:
+    """The job itself, under the output directory's lock."""
+    start = time.time()
     runner = batched_rollouts.BatchedRollouts(saved_model, batch_size, strategy)
     if runner.num_rollouts != 32:
         raise ValueError(f"{saved_model}: exports {runner.num_rollouts} rollouts per scenario; "
                          "WOSAC needs 32 (re-export with num_rollouts=32)")
-    os.makedirs(output_dir, exist_ok=True)
-    settings = {"saved_model": os.path.abspath(saved_model), "seed": int(seed),
-                "metadata": metadata}
+    # Keyed by content, not path: a model re-exported into the same directory must not resume
+    # the shards of the one it replaced.
+    settings = {"saved_model": submission_shards.saved_model_key(saved_model),
+                "seed": int(seed), "metadata": metadata}
     if batch_size != 1:  # batch 1 keeps the plans (and samples) of earlier runs valid
         settings["batch_size"] = int(batch_size)
     plan = submission_shards.make_plan(scenarios, shard_size, settings)
@@ -243,6 +260,9 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
             if k not in todo_set:
                 continue
             try:
+                if index in plan.duplicates:
+                    raise ScenarioError(source, plan.duplicates[index],
+                                        reason="duplicate_scenario_id")
                 scenario = scenario_reader.parse_scenario_bytes(serialized, source)
                 inputs = scene_input.scene_from_scenario(scenario, source)
             except (ScenarioError, ValueError) as e:

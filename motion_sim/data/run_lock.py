@@ -56,12 +56,14 @@ class RunLock:
     Args:
       directory: the run directory (created if missing).
       purpose: what holds it ("training", "preprocess", "submission"), shown to a second run.
+      lock_name: the lock file's name; writers that share a directory by design (the tasks of
+        a split submission job) each take their own.
     """
 
-    def __init__(self, directory: str, purpose: str):
+    def __init__(self, directory: str, purpose: str, lock_name: str = LOCK_NAME):
         self.directory = directory
         self.purpose = purpose
-        self.path = os.path.join(directory, LOCK_NAME)
+        self.path = os.path.join(directory, lock_name)
         self._held = False
 
     def _record(self) -> dict:
