@@ -332,6 +332,13 @@ def main(argv):
     raise app.UsageError('--scenarios and --output are required')
   if (FLAGS.rollouts is None) == (FLAGS.saved_model is None):
     raise app.UsageError('give exactly one of --rollouts / --saved_model')
+  output = pathlib.Path(FLAGS.output)
+  try:  # before scoring: an unwritable output must not lose the scores at the very end
+    results_lib.check_writable(output)
+    results_lib.check_writable(output.with_suffix('.md'))
+  except OSError as e:
+    print(f'evaluate: error: --output {e}', file=sys.stderr)
+    return 2
   try:
     results = evaluate(FLAGS.scenarios, FLAGS.rollouts, FLAGS.saved_model, FLAGS.config,
                        FLAGS.backend, FLAGS.num_workers, FLAGS.seed, FLAGS.rollouts_output,
@@ -342,7 +349,6 @@ def main(argv):
     return 2
   if results['unscored'] and not results['num_scenarios']:  # every scene was history-only
     return _report_unscored(results)
-  output = pathlib.Path(FLAGS.output)
   results_lib.write_json(output, results)
   method = FLAGS.method_name or output.stem
   results_lib.write_table1({method: results}, output.with_suffix('.md'))

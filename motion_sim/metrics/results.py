@@ -49,12 +49,38 @@ def summarize(config: sim_agents_metrics_pb2.SimAgentMetricsConfig,
   }
 
 
+def _default_mode() -> int:
+  # mkstemp creates 0600 files; outputs get the usual umask-derived mode (0644 under umask 022).
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
+def check_writable(path) -> None:
+  """Raises OSError naming `path` unless `write_text_atomic(path, ...)` can work: called before
+  scoring, so an unwritable --output does not lose an hour of scoring at the very end."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    raise IsADirectoryError(f'{path}: is a directory, expected a file path')
+  existing = next((p for p in path.parents if p.exists()), None)
+  if existing is not None and not existing.is_dir():
+    raise NotADirectoryError(f'{path}: cannot write here ({existing} is a file, not a folder)')
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+  except OSError as e:
+    raise OSError(f'{path}: cannot write here ({e.strerror or e})') from None
+  os.close(fd)
+  os.unlink(tmp)
+
+
 def write_text_atomic(path, text: str) -> None:
   """Writes `text` to `path` through a temp file in the same folder + rename."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
   try:
+    os.fchmod(fd, _default_mode())
     with os.fdopen(fd, 'w') as f:
       f.write(text)
     os.replace(tmp, path)
