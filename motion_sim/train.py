@@ -110,6 +110,8 @@ def train(root_dir: str, *, mode: str | None = None, train_data: str | None = No
         raise ConfigError(f"train.train_data={train_data!r} matches no files (run "
                           "`python -m motion_sim.data.preprocess` first)")
 
+    # The strategy comes first: MultiWorkerMirroredStrategy must exist before any TF op runs.
+    strategy = strategy_lib.get_strategy(tpu=tpu, use_gpu=use_gpu)
     # Fail on an empty / unreadable data set before any model is built or anything written.
     pipeline.make_dataset(train_data, batch_size, shuffle=False, repeat=False)
     # Test-split scenes have no logged future to learn from: the pipeline skips them.
@@ -117,7 +119,6 @@ def train(root_dir: str, *, mode: str | None = None, train_data: str | None = No
     if counts and counts[0]:
         logging.warning("train data: skipping %d history-only (test split, no logged future) "
                         "of %d scenes", *counts)
-    strategy = strategy_lib.get_strategy(tpu=tpu, use_gpu=use_gpu)
     if batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
                           f"{strategy.num_replicas_in_sync} replicas")
