@@ -8,6 +8,8 @@ import sys
 import pytest
 
 from motion_sim.metrics import results as results_lib
+from motion_sim.metrics import rollout_checks, rollouts_io
+from tests.fixtures import WOMD_SCENARIO_FILE
 
 
 def test_unwritable_output_fails_before_scoring(tmp_path):
@@ -41,3 +43,15 @@ def test_outputs_are_written_with_umask_permissions(tmp_path):
         os.umask(old)
     for name in ("out.json", "out.md"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+
+
+def test_truncated_scenario_file_is_one_line_without_tf_internals(tmp_path):
+    with open(WOMD_SCENARIO_FILE, "rb") as f:
+        good = f.read()
+    path = tmp_path / "truncated.tfrecord"
+    path.write_bytes(good + good[:1000])
+    with pytest.raises(rollout_checks.RolloutError) as info:
+        list(rollouts_io.read_scenarios(str(path)))
+    message = str(info.value)
+    assert f"{path}:1" in message and "corrupt or truncated TFRecord" in message
+    assert "function_node" not in message and "[Op:" not in message

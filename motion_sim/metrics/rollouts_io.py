@@ -11,11 +11,12 @@ import os
 import tarfile
 from typing import Iterator
 
-import tensorflow as tf
 from google.protobuf import message
 from waymo_open_dataset.protos import scenario_pb2
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
+from motion_sim.data import tfrecord_io
+from motion_sim.data.datatypes import ScenarioError
 from motion_sim.metrics.rollout_checks import RolloutError
 
 _TAR_SUFFIXES = ('.tar.gz', '.tgz', '.tar')
@@ -79,9 +80,16 @@ def read_rollouts(patterns: str) -> Iterator[tuple[str, sim_agents_submission_pb
 def read_scenarios(patterns: str) -> Iterator[tuple[str, scenario_pb2.Scenario]]:
   """Yields ("file:record", Scenario) from TFRecord files matching `patterns`."""
   for path in expand(patterns):
-    for index, record in enumerate(tf.data.TFRecordDataset(path)):
+    records = tfrecord_io.iter_records(path)
+    while True:
+      try:  # a truncated / corrupt file: one line naming file:record, no TF-internal text
+        index, record = next(records)
+      except StopIteration:
+        break
+      except ScenarioError as e:
+        raise RolloutError(e.source, str(e)[len(e.source) + 2:], reason=e.reason) from None
       source = f'{path}:{index}'
       try:
-        yield source, scenario_pb2.Scenario.FromString(record.numpy())
+        yield source, scenario_pb2.Scenario.FromString(record)
       except message.DecodeError as e:
         raise RolloutError(source, f'not a Scenario proto ({e})', reason='bad_scenario') from e
