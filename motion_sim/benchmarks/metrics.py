@@ -1,17 +1,26 @@
-r"""Seconds per scenario of the official vs the fast WOSAC metrics, in one run.
+r"""Fast vs official WOSAC metrics over many distinct scenes and rollout kinds, in one run.
 
-  python -m motion_sim.benchmarks.metrics [--scenarios=... --rollouts=... --config=2025]
+  python -m motion_sim.benchmarks.metrics --womd='../shared/womd/*.tfrecord' \
+      --gpudrive='../shared/gpudrive/*.json' --num_synthetic=48
 
-Prints one JSON line. Both backends start from the protos (the fast time includes the
-proto -> array conversion); the fast time is measured after compilation, whose time is
-reported separately. Defaults: the wheel's 32-rollout test submission on its scenario.
+Prints one JSON line. Scenes: WOMD Scenario protos with 91 steps, GPUDrive JSON scenes the
+reader accepts, and seeded synthetic scenes of varied size (agents, lanes, road length); others
+are skipped and counted. For every rollout kind (`rollout_kinds`) every scene is scored once by
+one `FastMetrics` from the protos (array conversion included), in order, so compilations happen
+where a run meets a new shape bucket: `fast_total_s` is that whole pass, compilation included.
+A call that compiled is timed again warm; the difference is its `compile_s`, and `fast_s_per_scene`
+is the mean warm time. The official code scores `--official_per_kind` of the same scenes per
+kind (one real scene, a different one per kind, then synthetic ones evenly spaced by agent
+count), and `ratio` compares both on exactly those scenes. `ratio_whole_set_with_compile` = official seconds estimated for the whole
+set (each kind's subset mean x its scene count) / the whole fast pass.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
-import pathlib
 import platform
+import sys
 import time
 
 from absl import app
@@ -19,74 +28,161 @@ from absl import flags
 # Module-level imports like every entry point. (TF 2.13 imported inside absl's main starts
 # without an eager outer context, which turns a traced `tensor == tensor` into a Python bool;
 # fast_features uses tf.equal for that reason -- tests/metrics/test_late_tf_import.py.)
+import numpy as np
 import tensorflow as tf
+
+from motion_sim.benchmarks import rollout_kinds
+from motion_sim.data import gpudrive_reader
+from motion_sim.data import scenario_writer
+from motion_sim.data import synthetic
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import fast_metrics
 from motion_sim.metrics import official_backend
+from motion_sim.metrics import results as results_lib
 from motion_sim.metrics import rollout_checks
 from motion_sim.metrics import rollouts_io
 from motion_sim.metrics import scenario_arrays
 
-_REPO = pathlib.Path(__file__).resolve().parents[2]
-_TESTDATA = _REPO / 'tests' / 'testdata' / 'metrics'
-_SAMPLE = _REPO / 'motion_sim' / 'data' / 'sample'
-_SCENARIOS = flags.DEFINE_string('scenarios', str(_SAMPLE / 'motion_data_one_scenario.tfrecord'),
-                                 'Scenario TFRecord glob.')
-_ROLLOUTS = flags.DEFINE_string('rollouts', str(_TESTDATA / 'test_submission.binproto'),
-                                'Rollouts glob (binproto / .tar.gz).')
+_WOMD = flags.DEFINE_string('womd', '', 'Glob of WOMD Scenario TFRecords (91-step scenes).')
+_GPUDRIVE = flags.DEFINE_string('gpudrive', '', 'Glob of GPUDrive JSON scenes.')
+_NUM_SYNTHETIC = flags.DEFINE_integer('num_synthetic', 48, 'Synthetic scenes of varied size.')
+_KINDS = flags.DEFINE_list('kinds', ['near_log', 'noisy_cv', 'random'], 'Rollout kinds.')
+_OFFICIAL_PER_KIND = flags.DEFINE_integer('official_per_kind', 4,
+                                          'Scenes per kind also scored by the official code.')
+_OFFICIAL_MAX_AGENTS = flags.DEFINE_integer(
+    'official_max_agents', 0, 'Only scenes with at most this many sim agents go to the official '
+    'subset (0: any). The official code takes minutes per large scene on a loaded box.')
 _CONFIG = flags.DEFINE_string('config', '2025', 'Metric config year.')
-_FAST_REPEATS = flags.DEFINE_integer('fast_repeats', 5, 'Timed fast passes over the scenarios.')
-_OFFICIAL = flags.DEFINE_bool('official', True, 'Also time the official backend (slow).')
+
+
+def _synthetic(count: int) -> list:
+  """`count` scenes: 6..220 agents, 1..4 lanes per direction, 200..1200 m roads."""
+  rng = np.random.default_rng(2026)
+  out = []
+  for i in range(count):
+    generator = synthetic.SyntheticScenarioGenerator(
+        num_agents=int(rng.integers(6, 221)), lanes_per_direction=int(rng.integers(1, 5)),
+        road_length_m=float(rng.integers(200, 1201)), seed=i)
+    scenario = scenario_writer.to_scenario_proto(generator.generate(0))
+    scenario.scenario_id = f'synthetic_{i:03d}'
+    out.append(scenario)
+  return out
+
+
+def _scenes() -> tuple[list, list, dict]:
+  """(real scenes, synthetic scenes, skipped reason -> count)."""
+  real, skipped = [], {}
+  for source, scenario in rollouts_io.read_scenarios(_WOMD.value) if _WOMD.value else []:
+    if len(scenario.timestamps_seconds) != scenario_arrays.NUM_STEPS:
+      skipped['womd_not_91_steps'] = skipped.get('womd_not_91_steps', 0) + 1
+      continue
+    real.append(scenario)
+  for path in sorted(glob.glob(_GPUDRIVE.value)) if _GPUDRIVE.value else []:
+    try:
+      scenario = scenario_writer.to_scenario_proto(gpudrive_reader.read_gpudrive_file(path))
+      scenario_arrays.scenario_arrays(scenario, path)
+    except (ValueError, KeyError, rollout_checks.RolloutError) as e:
+      reason = f'gpudrive_{getattr(e, "reason", type(e).__name__)}'
+      skipped[reason] = skipped.get(reason, 0) + 1
+      continue
+    real.append(scenario)
+  return real, _synthetic(_NUM_SYNTHETIC.value), skipped
+
+
+def _num_agents(scenario) -> int:
+  return int(scenario_arrays.scenario_arrays(scenario).agent_mask.sum())
+
+
+def _official_subset(real: list, synth: list, count: int, kind_index: int) -> list[int]:
+  """Indices (into real + synth) of one real scene (a different one per kind: the official
+  code takes minutes per real scene on a loaded box), then synthetic ones evenly spaced by
+  agent count; only scenes within --official_max_agents."""
+  limit = _OFFICIAL_MAX_AGENTS.value or 10**9
+  small_real = [i for i, s in enumerate(real) if _num_agents(s) <= limit]
+  picked = [small_real[kind_index % len(small_real)]] if small_real else []
+  by_size = sorted((i for i in range(len(synth)) if _num_agents(synth[i]) <= limit),
+                   key=lambda i: len(synth[i].tracks))
+  rest = count - len(picked)
+  for k in range(rest):
+    picked.append(len(real) + by_size[int((k + 1) * len(by_size) / (rest + 1))])
+  return picked
+
+
+def _max_diff(a, b) -> float:
+  da, db = results_lib.metrics_to_dict(a), results_lib.metrics_to_dict(b)
+  return max(abs(da[k] - db[k]) for k in results_lib.METRIC_FIELDS)
 
 
 def main(argv):
   del argv
+  load_start = os.getloadavg()
   config = config_lib.load_config(_CONFIG.value)
-  scenarios = {s.scenario_id: s for _, s in rollouts_io.read_scenarios(_SCENARIOS.value)}
-  pairs = []
-  for source, rollouts in rollouts_io.read_rollouts(_ROLLOUTS.value):
-    rollout_checks.validate_rollouts(rollouts, scenarios[rollouts.scenario_id], source)
-    pairs.append((scenarios[rollouts.scenario_id], rollouts))
-
+  real, synth, skipped = _scenes()
+  scenes = real + synth
   fast = fast_metrics.FastMetrics(config)
-
-  def fast_pass():
-    out = []
-    for scenario, rollouts in pairs:
-      arrays = scenario_arrays.scenario_arrays(scenario)
-      out.append(fast.scenario_metrics(arrays, scenario_arrays.rollout_arrays(arrays, rollouts)))
-    return out
-
-  start = time.perf_counter()
-  fast_result = fast_pass()  # compiles each distinct shape
-  first_pass = time.perf_counter() - start
-  times = []
-  for _ in range(_FAST_REPEATS.value):
-    start = time.perf_counter()
-    last_result = fast_pass()
-    times.append(time.perf_counter() - start)
-  fast_s = min(times) / len(pairs)
+  buckets = {scenario_arrays.scenario_arrays(s).bucket for s in scenes}
+  kinds, fast_total, official_total_est, max_diff = {}, 0.0, 0.0, 0.0
+  subsets = {}
+  for kind_index, kind in enumerate(_KINDS.value):
+    subset = subsets[kind] = _official_subset(real, synth, _OFFICIAL_PER_KIND.value, kind_index)
+    rollouts = [rollout_kinds.make_rollouts(s, kind, seed=i) for i, s in enumerate(scenes)]
+    compilations, fallbacks = fast.compilations, fast.fallback_steps
+    warm, compile_s, results = [], 0.0, []
+    for scenario, rollout in zip(scenes, rollouts):
+      before = fast.compilations
+      start = time.perf_counter()
+      results.append(fast.metrics_from_protos(scenario, rollout))
+      seconds = time.perf_counter() - start
+      if fast.compilations > before:  # time it warm: the rest was compilation
+        start = time.perf_counter()
+        fast.metrics_from_protos(scenario, rollout)
+        warm.append(time.perf_counter() - start)
+        compile_s += seconds - warm[-1]
+      else:
+        warm.append(seconds)
+    kind_total = sum(warm) + compile_s  # = the pass as it ran (the warm re-runs excluded)
+    fast_total += kind_total
+    official_s, diffs = [], []
+    for i in subset:
+      start = time.perf_counter()
+      official = official_backend.official_scenario_metrics(config, scenes[i], rollouts[i])
+      official_s.append(time.perf_counter() - start)
+      diffs.append(_max_diff(official, results[i]))
+    fast_subset = float(np.mean([warm[i] for i in subset]))
+    official_mean = float(np.mean(official_s))
+    official_total_est += official_mean * len(scenes)
+    max_diff = max(max_diff, max(diffs))
+    kinds[kind] = kind_line = {
+        'fast_s_per_scene': float(np.mean(warm)), 'fast_s_per_scene_subset': fast_subset,
+        'official_s_per_scene_subset': official_mean, 'ratio': official_mean / fast_subset,
+        'compile_s': compile_s, 'compilations': fast.compilations - compilations,
+        'retries': 0, 'fallback_steps': fast.fallback_steps - fallbacks,
+        'max_abs_diff_subset': max(diffs), 'fast_total_s': kind_total,
+        'mean_metametric': float(np.mean([r.metametric for r in results])),
+        'official_agents': [_num_agents(scenes[i]) for i in subset],
+    }
+    print(f'# {kind}: {json.dumps(kind_line)}', file=sys.stderr, flush=True)
   line = {
-      'benchmark': 'wosac_metrics', 'config': _CONFIG.value, 'num_scenarios': len(pairs),
-      'rollouts_per_scenario': len(pairs[0][1].joint_scenes),
-      'fast_s_per_scenario': fast_s,
-      'fast_s_per_scenario_median': sorted(times)[len(times) // 2] / len(pairs),
-      'fast_compile_s': first_pass - fast_s * len(pairs),
-      'fast_map_search_retries': fast.fallbacks,
-      'fast_metametric': fast_result[0].metametric,
-      'fast_metametric_last': last_result[0].metametric,
+      'benchmark': 'wosac_metrics_many_scenes', 'config': _CONFIG.value,
+      'num_scenes': len(scenes), 'num_real': len(real), 'num_synthetic': len(synth),
+      'skipped': skipped,
+      'official_subsets': {k: [scenes[i].scenario_id for i in v] for k, v in subsets.items()},
+      'agents_min_max': [min(len(s.tracks) for s in scenes), max(len(s.tracks) for s in scenes)],
+      'rollouts_per_scene': 32, 'kinds': kinds,
+      'min_ratio': min(k['ratio'] for k in kinds.values()),
+      'fast_total_s': fast_total, 'official_total_est_s': official_total_est,
+      'ratio_whole_set_with_compile': official_total_est / fast_total,
+      'compilations': fast.compilations, 'buckets_used': len(buckets),
+      'buckets_defined': len(scenario_arrays.BUCKETS),
+      'retries': 0, 'fallback_steps': fast.fallback_steps, 'max_abs_diff': max_diff,
+      'seconds_by_part': {k: round(v, 2) for k, v in fast.seconds.items()},
+      'loadavg_start': [round(x, 2) for x in load_start],
+      'loadavg_end': [round(x, 2) for x in os.getloadavg()],
       'device': 'gpu' if tf.config.list_physical_devices('GPU') else 'cpu',
       'cpu_count': os.cpu_count(), 'platform': platform.processor() or platform.machine(),
   }
-  if _OFFICIAL.value:
-    start = time.perf_counter()
-    official = [official_backend.official_scenario_metrics(config, s, r) for s, r in pairs]
-    line['official_s_per_scenario'] = (time.perf_counter() - start) / len(pairs)
-    line['speedup'] = line['official_s_per_scenario'] / fast_s
-    line['max_abs_metametric_diff'] = max(
-        abs(a.metametric - b.metametric) for a, b in zip(official, fast_result))
-    line['official_metametric'] = official[0].metametric
   print(json.dumps(line), flush=True)
+
 
 if __name__ == '__main__':
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')

@@ -21,6 +21,9 @@ from waymo_open_dataset.protos import scenario_pb2
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 from waymo_open_dataset.utils.sim_agents import submission_specs
 
+from export import saved_model_rollouts
+from motion_sim.agents import random_agent
+
 _CURRENT, _STEPS, _DT = 10, 80, 0.1
 _CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 
@@ -82,8 +85,8 @@ def make_rollouts(scenario: scenario_pb2.Scenario, kind: RolloutKind | str, seed
     """`num_rollouts` joint scenes of `kind` for every sim agent of `scenario`."""
     kind = RolloutKind(kind)
     if kind == RolloutKind.RANDOM:
-        from motion_sim.agents import random_agent  # pylint: disable=import-outside-toplevel
-        return random_agent.random_rollouts(scenario, num_rollouts, seed)
+        return saved_model_rollouts.generate_rollouts_in_process(
+            random_agent.RandomAgent(), scenario, seed, num_rollouts)
     rng = np.random.default_rng(seed)
     ids = list(submission_specs.get_sim_agent_ids(scenario, _CHALLENGE))
     eval_ids = list(submission_specs.get_evaluation_sim_agent_ids(scenario, _CHALLENGE))
