@@ -10,8 +10,9 @@ one `FastMetrics` from the protos (array conversion included), in order, so comp
 where a run meets a new shape bucket: `fast_total_s` is that whole pass, compilation included.
 A call that compiled is timed again warm; the difference is its `compile_s`, and `fast_s_per_scene`
 is the mean warm time. The official code scores `--official_per_kind` of the same scenes per
-kind (one real scene, a different one per kind, then synthetic ones evenly spaced by agent
-count), and `ratio` compares both on exactly those scenes. `ratio_whole_set_with_compile` = official seconds estimated for the whole
+kind (half real scenes, different ones per kind, half synthetic ones evenly spaced by agent
+count; --official_max_agents bounds their size), and `ratio` compares both on exactly those
+scenes. `ratio_whole_set_with_compile` = official seconds estimated for the whole
 set (each kind's subset mean x its scene count) / the whole fast pass.
 """
 from __future__ import annotations
@@ -72,11 +73,15 @@ def _synthetic(count: int) -> list:
 def _scenes() -> tuple[list, list, dict]:
   """(real scenes, synthetic scenes, skipped reason -> count)."""
   real, skipped = [], {}
-  for source, scenario in rollouts_io.read_scenarios(_WOMD.value) if _WOMD.value else []:
-    if len(scenario.timestamps_seconds) != scenario_arrays.NUM_STEPS:
-      skipped['womd_not_91_steps'] = skipped.get('womd_not_91_steps', 0) + 1
-      continue
-    real.append(scenario)
+  for path in rollouts_io.expand(_WOMD.value) if _WOMD.value else []:
+    try:
+      for _, scenario in rollouts_io.read_scenarios(path):
+        if len(scenario.timestamps_seconds) != scenario_arrays.NUM_STEPS:
+          skipped['womd_not_91_steps'] = skipped.get('womd_not_91_steps', 0) + 1
+          continue
+        real.append(scenario)
+    except rollout_checks.RolloutError as e:  # e.g. a tf.Example file matched by the glob
+      skipped[f'womd_{e.reason}'] = skipped.get(f'womd_{e.reason}', 0) + 1
   for path in sorted(glob.glob(_GPUDRIVE.value)) if _GPUDRIVE.value else []:
     try:
       scenario = scenario_writer.to_scenario_proto(gpudrive_reader.read_gpudrive_file(path))
@@ -94,18 +99,19 @@ def _num_agents(scenario) -> int:
 
 
 def _official_subset(real: list, synth: list, count: int, kind_index: int) -> list[int]:
-  """Indices (into real + synth) of one real scene (a different one per kind: the official
-  code takes minutes per real scene on a loaded box), then synthetic ones evenly spaced by
-  agent count; only scenes within --official_max_agents."""
+  """Indices (into real + synth) of count // 2 real scenes (different ones per kind), then
+  synthetic ones evenly spaced by agent count; only scenes within --official_max_agents (the
+  official code takes minutes per large scene on a loaded box)."""
   limit = _OFFICIAL_MAX_AGENTS.value or 10**9
   small_real = [i for i, s in enumerate(real) if _num_agents(s) <= limit]
-  picked = [small_real[kind_index % len(small_real)]] if small_real else []
+  num_real = min(count // 2, len(small_real))
+  picked = [small_real[(kind_index * num_real + k) % len(small_real)] for k in range(num_real)]
   by_size = sorted((i for i in range(len(synth)) if _num_agents(synth[i]) <= limit),
                    key=lambda i: len(synth[i].tracks))
-  rest = count - len(picked)
+  rest = min(count - len(picked), len(by_size))
   for k in range(rest):
-    picked.append(len(real) + by_size[int((k + 1) * len(by_size) / (rest + 1))])
-  return picked
+    picked.append(len(real) + by_size[int(k * len(by_size) / rest)])
+  return list(dict.fromkeys(picked))
 
 
 def _max_diff(a, b) -> float:
