@@ -5,6 +5,7 @@ in the fast tier (`tools/test.sh` picks the tiers with `-m`). The summary says w
 marker expression let run and how many tests of each passed / failed / were skipped, so a CI
 log shows what it actually ran (a slow tier that silently dropped out reads "not run").
 """
+
 from __future__ import annotations
 
 import collections
@@ -41,19 +42,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             # One count per test: its call, or the setup that skipped or errored it.
             if outcome == "deselected":
                 counts[tier_of(report.keywords)]["deselected"] += 1
-            elif when == "call" or (when in ("setup", "teardown") and outcome in ("skipped",
-                                                                                  "error")):
+            elif when == "call" or (
+                when in ("setup", "teardown") and outcome in ("skipped", "error")
+            ):
                 counts[tier_of(report.keywords)][outcome] += 1
     markexpr = config.option.markexpr
     selected = tiers_selected(markexpr)
     terminalreporter.section("test tiers")
-    terminalreporter.write_line(f"marker expression: {markexpr or '(none)'}; tiers run: "
-                                f"{', '.join(selected) or 'none'}")
+    terminalreporter.write_line(
+        f"marker expression: {markexpr or '(none)'}; tiers run: {', '.join(selected) or 'none'}"
+    )
     for tier in TIERS:
         c = counts[tier]
         ran = sum(v for k, v in c.items() if k != "deselected")
         parts = [f"{v} {k}" for k, v in sorted(c.items()) if k != "deselected"]
         state = "run" if tier in selected else "not run"
         deselected = f" ({c['deselected']} deselected)" if c["deselected"] else ""
-        terminalreporter.write_line(f"tier {tier}: {state}, {ran} tests"
-                                    f"{': ' + ', '.join(parts) if parts else ''}{deselected}")
+        terminalreporter.write_line(
+            f"tier {tier}: {state}, {ran} tests"
+            f"{': ' + ', '.join(parts) if parts else ''}{deselected}"
+        )

@@ -1,5 +1,6 @@
 """CI runs the fast and slow tiers whatever the runner's environment, and every run of the test
 command says which tiers ran and how many tests each had (`tests/conftest.py`)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,11 +25,21 @@ def _run(command: list[str], **env_extra) -> str:
         want = hashlib.sha256(f.read()).hexdigest()
     with open(os.path.join(venv, ".lock-sha256")) as f:
         assert f.read().strip() == want, f"{venv} is not built from this lock"
-    env = {k: v for k, v in os.environ.items()
-           if k != "CI" and not k.startswith("MOTION_SIM_") and not k.startswith("PYTEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "CI" and not k.startswith("MOTION_SIM_") and not k.startswith("PYTEST_")
+    }
     env.update(MOTION_SIM_VENV=venv, PYTHONPATH=REPO, **env_extra)
-    proc = subprocess.run(command + [CHECK, "-p", "no:cacheprovider"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        command + [CHECK, "-p", "no:cacheprovider"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     return out
@@ -55,11 +66,14 @@ def test_long_variable_runs_every_tier():
     assert "tier long: run, 1 tests: 1 passed" in out
 
 
-@pytest.mark.parametrize("expr, tiers", [
-    ("", ["fast", "slow", "long"]),
-    ("not slow and not long", ["fast"]),
-    ("not long", ["fast", "slow"]),
-    ("slow", ["slow"]),
-])
+@pytest.mark.parametrize(
+    "expr, tiers",
+    [
+        ("", ["fast", "slow", "long"]),
+        ("not slow and not long", ["fast"]),
+        ("not long", ["fast", "slow"]),
+        ("slow", ["slow"]),
+    ],
+)
 def test_tiers_selected(expr, tiers):
     assert conftest.tiers_selected(expr) == tiers

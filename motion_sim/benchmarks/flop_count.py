@@ -16,6 +16,7 @@ be exact should come from a graph whose conditionals all have one branch (or equ
 Elementwise work is left out: MFU is measured against a matmul roofline, so only matmul work is
 comparable.
 """
+
 from __future__ import annotations
 
 import enum
@@ -39,7 +40,11 @@ class Branch(enum.Enum):
 
 
 def _dims(t):
-    return [int(d) if d is not None else 1 for d in t.shape.as_list()] if t.shape.rank is not None else None
+    return (
+        [int(d) if d is not None else 1 for d in t.shape.as_list()]
+        if t.shape.rank is not None
+        else None
+    )
 
 
 def _einsum_flops(op) -> int:
@@ -56,8 +61,8 @@ def _einsum_flops(op) -> int:
             letters = list(pre) + [f"_{n_ell - i}" for i in range(n_ell)] + list(post)
         else:
             letters = list(spec)
-        for l, d in zip(letters, shape):
-            sizes[l] = max(sizes.get(l, 1), d)
+        for letter, d in zip(letters, shape):
+            sizes[letter] = max(sizes.get(letter, 1), d)
     return 2 * int(np.prod(list(sizes.values()), dtype=np.float64))
 
 
@@ -84,8 +89,9 @@ def _while_trips(op, default_trips: int) -> int:
     return int(trips) if trips is not None and int(trips) > 0 else default_trips
 
 
-def graph_matmul_flops(graph, default_trips: int = 1, branch: Branch = Branch.MAX,
-                       _fns=None) -> float:
+def graph_matmul_flops(
+    graph, default_trips: int = 1, branch: Branch = Branch.MAX, _fns=None
+) -> float:
     """Matmul FLOPs of one run of `graph` (a `FuncGraph`), control flow followed (see module)."""
     fns = dict(_fns or {})
     fns.update(getattr(graph, "_functions", {}))
@@ -114,7 +120,8 @@ def graph_matmul_flops(graph, default_trips: int = 1, branch: Branch = Branch.MA
     return total
 
 
-def concrete_matmul_flops(concrete_fn, default_trips: int = 1,
-                          branch: Branch = Branch.MAX) -> float:
+def concrete_matmul_flops(
+    concrete_fn, default_trips: int = 1, branch: Branch = Branch.MAX
+) -> float:
     """FLOPs of one call of a concrete function (`tf.function(...).get_concrete_function(...)`)."""
     return graph_matmul_flops(concrete_fn.graph, default_trips, branch)

@@ -17,6 +17,7 @@ Two counts of the same network, 2 FLOPs per multiply-add, matmuls and attention 
 
 useful / executed is the share of the hardware's work that is the model's work on the scene.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,8 +78,12 @@ def scene_counts(scene: dict, useful: bool) -> list[SceneCounts]:
     # The encoders' own validity rules (`PolylineEncoder`, `TrafficLightEncoder`).
     polylines = map_valid.any(-1) & (np.asarray(scene["map_type"]) != int(datatypes.MapType.PAD))
     lights = np.asarray(scene["tl_valid"])[:, datatypes.CURRENT_INDEX].astype(bool)
-    return [SceneCounts(int(agent_mask[b].sum()), int(polylines[b].sum()), num_points,
-                        int(lights[b].sum())) for b in range(batch)]
+    return [
+        SceneCounts(
+            int(agent_mask[b].sum()), int(polylines[b].sum()), num_points, int(lights[b].sum())
+        )
+        for b in range(batch)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +101,15 @@ class ModelDims:
     @classmethod
     def from_model(cls, model) -> ModelDims:
         hp = model.hparams
-        return cls(hp["hidden"], hp["ffn_dim"], hp["encoder_mlp_width"], hp["num_heads"],
-                   hp["vocab_size"], hp["num_encoder_layers"], hp["num_decoder_layers"])
+        return cls(
+            hp["hidden"],
+            hp["ffn_dim"],
+            hp["encoder_mlp_width"],
+            hp["num_heads"],
+            hp["vocab_size"],
+            hp["num_encoder_layers"],
+            hp["num_decoder_layers"],
+        )
 
     @property
     def key_dim(self) -> int:
@@ -110,9 +122,14 @@ def token_encoder_flops(dims: ModelDims, c: SceneCounts) -> tuple[float, float]:
     W, D = dims.mlp_width, dims.hidden
     pts = c.polylines * c.points
     first = mm(c.agents, _AGENT_HISTORY_IN, W) + mm(pts, _POINT_IN, W) + mm(c.lights, _LIGHT_IN, W)
-    rest = (mm(c.agents, W, W) + mm(c.agents, W, D)  # agent history MLP (2 hidden layers)
-            + mm(pts, W, W) + mm(pts, 2 * W, W) + mm(pts, W, D)  # PointNet: point, polyline MLPs
-            + mm(c.lights, W, D))
+    rest = (
+        mm(c.agents, W, W)
+        + mm(c.agents, W, D)  # agent history MLP (2 hidden layers)
+        + mm(pts, W, W)
+        + mm(pts, 2 * W, W)
+        + mm(pts, W, D)  # PointNet: point, polyline MLPs
+        + mm(c.lights, W, D)
+    )
     return first + rest, first
 
 
@@ -130,15 +147,17 @@ def identity_flops(dims: ModelDims, agents: int) -> tuple[float, float]:
     return first + mm(agents, dims.mlp_width, dims.hidden), first
 
 
-def decoder_rows_flops(dims: ModelDims, rows: float, scene_tokens: float,
-                       attention_width: int) -> float:
+def decoder_rows_flops(
+    dims: ModelDims, rows: float, scene_tokens: float, attention_width: int
+) -> float:
     """Decoder FLOPs that scale with its query rows, all layers + logits: self-attention q, k,
     v and output projections, cross-attention query and output projections, cross-attention
     scores and values over `scene_tokens` keys (`attention_width` = heads x per-head width),
     FFN."""
     D, F = dims.hidden, dims.ffn
-    per_layer = (6 * mm(rows, D, D) + 2 * mm(rows, scene_tokens, attention_width)
-                 + 2 * mm(rows, D, F))
+    per_layer = (
+        6 * mm(rows, D, D) + 2 * mm(rows, scene_tokens, attention_width) + 2 * mm(rows, D, F)
+    )
     return dims.decoder_layers * per_layer + mm(rows, D, dims.vocab)
 
 
@@ -149,8 +168,9 @@ def _bucket_keys(T: int, agents: int) -> list[int]:
     return [min((t // bucket_steps + 1) * bucket_steps, T) * agents for t in range(T)]
 
 
-def rollout_flops(dims: ModelDims, scenes: list[SceneCounts], rollouts: int, steps: int,
-                  useful: bool) -> float:
+def rollout_flops(
+    dims: ModelDims, scenes: list[SceneCounts], rollouts: int, steps: int, useful: bool
+) -> float:
     """FLOPs of one compiled `Sampler` call on these scenes (R rollouts, T token steps).
 
     Executed: step 0 (input START, the same for every rollout) decodes once per scene, steps
@@ -173,8 +193,9 @@ def rollout_flops(dims: ModelDims, scenes: list[SceneCounts], rollouts: int, ste
     return total
 
 
-def teacher_forced_flops(dims: ModelDims, c: SceneCounts, steps: int,
-                         useful: bool) -> tuple[float, float]:
+def teacher_forced_flops(
+    dims: ModelDims, c: SceneCounts, steps: int, useful: bool
+) -> tuple[float, float]:
     """(all, first layers) forward FLOPs of one scene's teacher-forced pass (`model(scene,
     tokens)`). Executed: block-causal self-attention in query chunks
     (`motion_decoder._SELF_ATTENTION_CHUNKS`), each over the keys of the steps it can see;
@@ -189,13 +210,13 @@ def teacher_forced_flops(dims: ModelDims, c: SceneCounts, steps: int,
     enc, enc_first = scene_encoder_flops(dims, c)
     ident, ident_first = identity_flops(dims, A)
     dec = decoder_rows_flops(dims, T * A, c.tokens, D) + dims.decoder_layers * 2 * mm(
-        c.tokens, D, D)  # scene keys/values
+        c.tokens, D, D
+    )  # scene keys/values
     attn = dims.decoder_layers * 2 * mm(pairs, D, 1)  # scores + values, all heads
     return enc + ident + dec + attn, enc_first + ident_first
 
 
-def bc_step_flops(dims: ModelDims, scenes: list[SceneCounts], steps: int,
-                  useful: bool) -> float:
+def bc_step_flops(dims: ModelDims, scenes: list[SceneCounts], steps: int, useful: bool) -> float:
     """FLOPs of one BC optimizer step: teacher-forced forward + backward. The backward of a
     matmul is two matmuls of its size (input and weight gradients), except for the layers that
     read input features, whose input gradient is not computed."""
@@ -215,8 +236,9 @@ def learner_step_graph_flops(learner, num_tokens: int) -> float:
     return flop_count.concrete_matmul_flops(concrete, default_trips=num_tokens)
 
 
-def train_step_flops(mode: str, model, batches: list[dict], rollouts: int,
-                     num_tokens: int, useful: bool) -> float:
+def train_step_flops(
+    mode: str, model, batches: list[dict], rollouts: int, num_tokens: int, useful: bool
+) -> float:
     """Mean matmul FLOPs of one step over `batches`: BC = teacher-forced
     forward + backward; RL = the sampled rollout + forward + backward of the R rollouts."""
     dims = ModelDims.from_model(model)

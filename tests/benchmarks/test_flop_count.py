@@ -1,4 +1,5 @@
 """`flop_count`: one test per op kind it reads, each on a graph that is checked to hold it."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -30,7 +31,6 @@ def _op_types(graph) -> set:
 
 
 class FlopCountTest(TestCase):
-
     def _count(self, fn, *specs, op_type=None, **kwargs):
         concrete = tf.function(fn).get_concrete_function(*specs)
         if op_type is not None:  # the graph really holds the op this test is about
@@ -41,8 +41,9 @@ class FlopCountTest(TestCase):
         self.assertEqual(self._count(tf.matmul, _X, _W, op_type="MatMul"), _MM)
         transposed = lambda x, w: tf.matmul(tf.transpose(x), w, transpose_a=True)
         self.assertEqual(self._count(transposed, _X, _W), _MM)
-        self.assertEqual(self._count(lambda x, w: tf.matmul(x, tf.transpose(w), transpose_b=True),
-                                     _X, _W), _MM)
+        self.assertEqual(
+            self._count(lambda x, w: tf.matmul(x, tf.transpose(w), transpose_b=True), _X, _W), _MM
+        )
 
     def test_batch_matmul_broadcasts(self):
         a = tf.TensorSpec([3, 4, 8], tf.float32)
@@ -54,19 +55,24 @@ class FlopCountTest(TestCase):
 
     def test_einsum_with_ellipsis(self):
         a = tf.TensorSpec([2, 3, 4, 8], tf.float32)
-        self.assertEqual(self._count(lambda a, w: tf.einsum("...k,kn->...n", a, w), a, _W,
-                                     op_type="Einsum"), 6 * _MM)
+        self.assertEqual(
+            self._count(lambda a, w: tf.einsum("...k,kn->...n", a, w), a, _W, op_type="Einsum"),
+            6 * _MM,
+        )
 
     def test_partitioned_call(self):
         inner = tf.function(lambda x, w: tf.matmul(x, w))
-        self.assertEqual(self._count(lambda x, w: inner(x, w) + inner(x, w), _X, _W,
-                                     op_type="PartitionedCall"), 2 * _MM)
+        self.assertEqual(
+            self._count(lambda x, w: inner(x, w) + inner(x, w), _X, _W, op_type="PartitionedCall"),
+            2 * _MM,
+        )
 
     def test_stateful_partitioned_call(self):
         v = tf.Variable(tf.ones([8, 16]))
         inner = tf.function(lambda x: tf.matmul(x, v))
-        self.assertEqual(self._count(lambda x: inner(x), _X, op_type="StatefulPartitionedCall"),
-                         _MM)
+        self.assertEqual(
+            self._count(lambda x: inner(x), _X, op_type="StatefulPartitionedCall"), _MM
+        )
 
     def _cond(self, stateful: bool):
         def fn(x, w, p):
@@ -74,15 +80,15 @@ class FlopCountTest(TestCase):
                 if stateful:
                     tf.print("cheap")
                 return tf.matmul(x, w)
+
             return tf.cond(p > 0, cheap, lambda: tf.matmul(x @ tf.ones([8, 8]), w))
+
         return fn
 
     def test_stateless_if_max_and_min_branch(self):
         specs = (_X, _W, tf.TensorSpec([], tf.float32))
-        self.assertEqual(self._count(self._cond(False), *specs, op_type="StatelessIf"),
-                         _BIG)
-        self.assertEqual(self._count(self._cond(False), *specs, branch=flop_count.Branch.MIN),
-                         _MM)
+        self.assertEqual(self._count(self._cond(False), *specs, op_type="StatelessIf"), _BIG)
+        self.assertEqual(self._count(self._cond(False), *specs, branch=flop_count.Branch.MIN), _MM)
 
     def test_if(self):
         specs = (_X, _W, tf.TensorSpec([], tf.float32))
@@ -94,16 +100,17 @@ class FlopCountTest(TestCase):
                 if stateful:
                     tf.print("zero")
                 return tf.zeros([4, 16])
-            return tf.switch_case(i, [zero, lambda: tf.matmul(x, w),
-                                      lambda: tf.matmul(x @ tf.ones([8, 8]), w)])
+
+            return tf.switch_case(
+                i, [zero, lambda: tf.matmul(x, w), lambda: tf.matmul(x @ tf.ones([8, 8]), w)]
+            )
+
         return fn
 
     def test_stateless_case(self):
         specs = (_X, _W, tf.TensorSpec([], tf.int32))
-        self.assertEqual(self._count(self._switch(False), *specs, op_type="StatelessCase"),
-                         _BIG)
-        self.assertEqual(self._count(self._switch(False), *specs, branch=flop_count.Branch.MIN),
-                         0)
+        self.assertEqual(self._count(self._switch(False), *specs, op_type="StatelessCase"), _BIG)
+        self.assertEqual(self._count(self._switch(False), *specs, branch=flop_count.Branch.MIN), 0)
 
     def test_case(self):
         specs = (_X, _W, tf.TensorSpec([], tf.int32))
@@ -115,14 +122,17 @@ class FlopCountTest(TestCase):
                 if stateful:
                     tf.print(i)
                 return i + 1, acc + tf.matmul(x, w)
+
             # The condition holds a matmul too: it runs once more than the body.
             cond = lambda i, acc: i + tf.cast(tf.reduce_sum(x @ tf.ones([8, 1])) * 0, tf.int32) < 5
             return tf.while_loop(cond, body, (tf.constant(0), tf.zeros([4, 16])), **loop_kwargs)
+
         return fn
 
     def test_stateless_while_static_trips(self):
-        count = self._count(self._loop(False, maximum_iterations=5), _X, _W,
-                            op_type="StatelessWhile")
+        count = self._count(
+            self._loop(False, maximum_iterations=5), _X, _W, op_type="StatelessWhile"
+        )
         self.assertEqual(count, 5 * _MM + 6 * 2 * 4 * 8)
 
     def test_while_default_trips(self):
@@ -131,8 +141,16 @@ class FlopCountTest(TestCase):
         self.assertEqual(count, 7 * _MM + 8 * 2 * 4 * 8)
 
     def test_every_control_flow_op_has_a_test(self):
-        tested = {"PartitionedCall", "StatefulPartitionedCall", "If", "StatelessIf", "Case",
-                  "StatelessCase", "While", "StatelessWhile"}
+        tested = {
+            "PartitionedCall",
+            "StatefulPartitionedCall",
+            "If",
+            "StatelessIf",
+            "Case",
+            "StatelessCase",
+            "While",
+            "StatelessWhile",
+        }
         self.assertEqual(set(flop_count.CONTROL_FLOW_OPS), tested)
 
     def test_missing_function_is_an_error(self):

@@ -5,6 +5,7 @@ rollout, the learner's BC step, the uncached baseline's per-step programs -- not
 formula restated, so a formula that mis-models the network (a missed layer, a wrong width, the
 cached attention's folded column) fails.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -30,20 +31,35 @@ def _rollout_graph_flops(model, scene, branches=(flop_count.Branch.MAX,)):
     tok = tokenizer_lib.ActionTokenizer()
     sampler = Sampler(model, tok, num_rollouts=_R)
     shape = list(scene["agent_mask"].shape) + [tok.num_tokens]
-    frame = (tf.constant(scene["frame_origin"], tf.float64),
-             tf.constant(scene["frame_yaw"], tf.float64))
+    frame = (
+        tf.constant(scene["frame_origin"], tf.float64),
+        tf.constant(scene["frame_yaw"], tf.float64),
+    )
     concrete = sampler._rollout_fn.get_concrete_function(
-        inputs.scene_inputs(scene), frame, tf.constant([1, 2]), tf.zeros(shape, tf.int32),
-        tf.zeros(shape, tf.bool))
+        inputs.scene_inputs(scene),
+        frame,
+        tf.constant([1, 2]),
+        tf.zeros(shape, tf.int32),
+        tf.zeros(shape, tf.bool),
+    )
     return [flop_count.concrete_matmul_flops(concrete, branch=b) for b in branches]
 
 
 def _bc_learner(model, scene, root):
     tensors = {k: tf.constant(v) for k, v in scene.items() if v.dtype.kind not in "SUO"}
-    return Learner(root, tf.distribute.get_strategy(), model, tf.keras.optimizers.AdamW(1e-4),
-                   BCLoss(), lambda ctx: tf.data.Dataset.from_tensors(tensors).repeat(),
-                   max_steps=10, steps_per_loop=1,
-                   checkpoint_interval=0, summary_interval=0, log_interval=10**9)
+    return Learner(
+        root,
+        tf.distribute.get_strategy(),
+        model,
+        tf.keras.optimizers.AdamW(1e-4),
+        BCLoss(),
+        lambda ctx: tf.data.Dataset.from_tensors(tensors).repeat(),
+        max_steps=10,
+        steps_per_loop=1,
+        checkpoint_interval=0,
+        summary_interval=0,
+        log_interval=10**9,
+    )
 
 
 def _padded_scene():
@@ -58,7 +74,7 @@ def _padded_scene():
 
 def _compact(scene, b):
     """Scene b of `scene` holding only its valid agents, polylines and lights."""
-    one = {k: v[b:b + 1] for k, v in scene.items()}
+    one = {k: v[b : b + 1] for k, v in scene.items()}
     agents = one["agent_mask"][0]
     polylines = one["map_valid"][0].any(-1)
     lights = one["tl_valid"][0, 10]
@@ -73,7 +89,6 @@ def _compact(scene, b):
 
 
 class ModelFlopsVsGraphTest(TestCase):
-
     def setUp(self):
         super().setUp()
         self.model = tiny_model()
@@ -92,7 +107,9 @@ class ModelFlopsVsGraphTest(TestCase):
         # 8 buckets: the graph cannot say which bucket a loop step takes; the executed count
         # (each step its own bucket) must lie strictly between all-cheapest and all-costliest.
         scene = womd_scene(3)
-        low, high = _rollout_graph_flops(self.model, scene, (flop_count.Branch.MIN, flop_count.Branch.MAX))
+        low, high = _rollout_graph_flops(
+            self.model, scene, (flop_count.Branch.MIN, flop_count.Branch.MAX)
+        )
         analytic = rollout.rollout_flops(self.model, scene, _R, self.T, useful=False)
         self.assertLess(low, analytic)
         self.assertLess(analytic, high)
@@ -101,8 +118,7 @@ class ModelFlopsVsGraphTest(TestCase):
         scene = _padded_scene()
         learner = _bc_learner(self.model, scene, tempfile.mkdtemp())
         graph = model_flops.learner_step_graph_flops(learner, self.T)
-        analytic = model_flops.train_step_flops("bc", self.model, [scene], _R, self.T,
-                                                  useful=False)
+        analytic = model_flops.train_step_flops("bc", self.model, [scene], _R, self.T, useful=False)
         self.assertEqual(analytic, graph)
 
     def test_useful_bc_work_is_the_graph_of_the_valid_entities_alone(self):
@@ -110,29 +126,29 @@ class ModelFlopsVsGraphTest(TestCase):
         # agents, polylines and lights, with one self-attention chunk per step (then the
         # chunks read exactly each query's block-causal prefix).
         scene = _padded_scene()
-        useful = model_flops.train_step_flops("bc", self.model, [scene], _R, self.T,
-                                                useful=True)
+        useful = model_flops.train_step_flops("bc", self.model, [scene], _R, self.T, useful=True)
         graph = 0.0
         with mock.patch.object(motion_decoder, "_SELF_ATTENTION_CHUNKS", self.T):
             for b in range(2):
                 learner = _bc_learner(self.model, _compact(scene, b), tempfile.mkdtemp())
                 graph += model_flops.learner_step_graph_flops(learner, self.T)
         self.assertEqual(useful, graph)
-        executed = model_flops.train_step_flops("bc", self.model, [scene], _R, self.T,
-                                                  useful=False)
+        executed = model_flops.train_step_flops("bc", self.model, [scene], _R, self.T, useful=False)
         self.assertLess(useful, executed)
 
     def test_useful_rollout_counts_valid_entities_only(self):
         scene = _padded_scene()
         counts = model_flops.scene_counts(scene, useful=True)
-        self.assertEqual([(c.agents, c.polylines, c.lights) for c in counts],
-                         [(4, 216, 9), (6, 256, 12)])
+        self.assertEqual(
+            [(c.agents, c.polylines, c.lights) for c in counts], [(4, 216, 9), (6, 256, 12)]
+        )
         useful = rollout.rollout_flops(self.model, scene, _R, self.T, useful=True)
-        per_scene = sum(rollout.rollout_flops(self.model, _compact(scene, b), _R, self.T,
-                                              useful=True) for b in range(2))
+        per_scene = sum(
+            rollout.rollout_flops(self.model, _compact(scene, b), _R, self.T, useful=True)
+            for b in range(2)
+        )
         self.assertEqual(useful, per_scene)
-        self.assertLess(useful, rollout.rollout_flops(self.model, scene, _R, self.T,
-                                                      useful=False))
+        self.assertLess(useful, rollout.rollout_flops(self.model, scene, _R, self.T, useful=False))
 
     def test_uncached_equals_the_sum_of_its_step_programs(self):
         scene = womd_scene(3)
@@ -155,8 +171,9 @@ class ModelFlopsVsGraphTest(TestCase):
         seed = tf.constant([1, 2])
         for t in range(self.T):
             tokens = tf.TensorSpec([_R, 3, t], tf.int32)
-            graph += flop_count.concrete_matmul_flops(step.get_concrete_function(
-                tokens, *state, seed))
+            graph += flop_count.concrete_matmul_flops(
+                step.get_concrete_function(tokens, *state, seed)
+            )
         del run
         self.assertEqual(rollout.uncached_rollout_flops(self.model, scene, _R, self.T), graph)
 

@@ -5,12 +5,12 @@ import os
 import subprocess
 import sys
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
 
+import gin
 from motion_sim.benchmarks import rollout
 from tests.fixtures import GIN_DIR, REPO
 from tests.fixtures.testcase import TestCase

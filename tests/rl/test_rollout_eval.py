@@ -1,4 +1,5 @@
 """`rollout_eval.rollout_metrics`: which agents each collision rate counts."""
+
 from __future__ import annotations
 
 import collections
@@ -31,7 +32,6 @@ def _scene_and_rollout():
 
 
 class RolloutMetricsTest(TestCase):
-
     def test_all_agent_and_evaluated_agent_rates(self):
         scene, rollout = _scene_and_rollout()
         m = rollout_eval.rollout_metrics(rollout, scene)

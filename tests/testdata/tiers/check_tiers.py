@@ -2,6 +2,7 @@
 
 Not named test_*.py, so the suite does not collect it; it runs only when given by path.
 """
+
 import pytest
 
 
