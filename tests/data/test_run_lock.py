@@ -71,3 +71,13 @@ def test_unwritable_directory_is_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(run_lock.RunLockError, match=f"{tmp_path}/file/run: cannot write"):
         run_lock.RunLock(str(tmp_path / "file" / "run"), "training").acquire()
+
+
+def test_named_locks_let_designed_co_writers_share_a_directory(tmp_path):
+    # The tasks of a split submission job share one --output_dir, each under its own lock.
+    with run_lock.RunLock(str(tmp_path), "submission", lock_name=".motion_sim.task_0.lock"):
+        _write_holder(tmp_path, pid=1, host="other-host")  # someone else holds the default
+        with run_lock.RunLock(str(tmp_path), "submission", lock_name=".motion_sim.task_1.lock"):
+            assert (tmp_path / ".motion_sim.task_1.lock").exists()
+        with pytest.raises(run_lock.RunLockError, match="in use by another run"):
+            run_lock.RunLock(str(tmp_path), "submission").acquire()
