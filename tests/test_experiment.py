@@ -58,6 +58,11 @@ def test_paper_dry_run_prints_every_stage(tmp_path):
     proc = _experiment("--gin_file=gin/experiment_paper_1m.gin", f"--output_dir={tmp_path}",
                        "--dry_run")
     assert proc.returncode == 0 and "--gin_file=gin/pretrain_1m.gin" in proc.stdout
+    # The encoder comparison: the same study with the Wayformer-style encoder.
+    proc = _experiment("--gin_file=gin/experiment_paper_wayformer.gin",
+                       f"--output_dir={tmp_path}", "--dry_run")
+    assert proc.returncode == 0
+    assert proc.stdout.count("--gin_file=gin/model_10m_wayformer.gin") == 7 * 3  # every run
 
 
 def test_bad_config_is_a_one_line_error(tmp_path):
