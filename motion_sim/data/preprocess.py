@@ -72,6 +72,8 @@ def _run_unit(unit, output_dir, fmt, shard_size, compression, progress):
         return unit.name, None, None
     except ScenarioError as e:
         return unit.name, str(e), e.reason
+    except OSError as e:  # missing (dangling link, deleted meanwhile) or unreadable input
+        return unit.name, f"{', '.join(unit.paths)}: cannot read ({e})", "unreadable"
     except Exception as e:  # noqa: BLE001 -- one unit's failure must not stop the batch
         return unit.name, f"{', '.join(unit.paths)}: {type(e).__name__}: {e}", \
             f"unexpected_{type(e).__name__}"

@@ -45,7 +45,10 @@ class Unit:
 def input_key(path: str) -> list:
     """[size, mtime in ns] of an input file: changes when the file is regenerated or edited, and
     costs one stat (hashing every input of a WOMD-sized run on each resume would not)."""
-    stat = tf.io.gfile.stat(path)
+    try:
+        stat = tf.io.gfile.stat(path)
+    except tf.errors.OpError:
+        return [-1, -1]  # unreadable (e.g. a dangling link): its unit fails, named, when run
     return [int(stat.length), int(stat.mtime_nsec)]
 
 
@@ -196,7 +199,7 @@ _TFRECORD_FRAMING_BYTES = 16  # length (8) + length CRC (4) + data CRC (4) per r
 
 def input_bytes(unit: Unit) -> int:
     """Total size of the unit's input files (the progress bar's unit of work)."""
-    return sum(tf.io.gfile.stat(path).length for path in unit.paths)
+    return sum(max(input_key(path)[0], 0) for path in unit.paths)
 
 
 def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,

@@ -128,6 +128,21 @@ def test_directory_matched_by_the_glob_fails_only_its_unit(tmp_path, capsys):
     assert "b.tfrecord: is a directory" in err
 
 
+def test_dangling_input_link_fails_only_its_unit(tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(WOMD_FILE, inputs / "a.tfrecord")
+    os.symlink(tmp_path / "gone.tfrecord", inputs / "b.tfrecord")  # unreadable input
+    out = str(tmp_path / "out")
+    status, err = _main(capsys, input=str(inputs / "*.tfrecord"), output_dir=out,
+                        format="scenario")
+    assert status == 1
+    stats = _assert_stats_match_disk(out)
+    assert stats["failed_unit_reasons"] == {"unreadable": 1}
+    assert f"{inputs / 'b.tfrecord'}: cannot read" in err
+    assert _scene_ids(out) == ["ee519cf571686d19"]
+
+
 def test_wrong_format_fails_loudly_and_the_right_one_then_runs(tmp_path, capsys):
     out = str(tmp_path / "out")
     status, err = _main(capsys, input=WOMD_FILE, output_dir=out, format="example")
