@@ -17,6 +17,7 @@ from waymo_open_dataset.utils.sim_agents import submission_specs
 
 from motion_sim.agents.constant_velocity import constant_velocity_trajectory
 from motion_sim.data import datatypes
+from motion_sim.data.frames import wrap_angle
 
 CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 
@@ -49,7 +50,7 @@ def fallback_trajectories(scenario: scenario_pb2.Scenario,
         tf.constant(rows[:, 0:2]), tf.constant(rows[:, 2]), tf.constant(rows[:, 3:5]),
         tf.constant(rows[:, 5])).numpy()
     # Same heading range as the model's outputs (logs hold a few values just outside it).
-    traj[..., 3] = (traj[..., 3] + np.pi) % (2.0 * np.pi) - np.pi
+    traj[..., 3] = wrap_angle(traj[..., 3])
     return dict(zip(ids, traj))
 
 

@@ -36,7 +36,7 @@ from typing import Callable, Union
 import numpy as np
 import tensorflow as tf
 
-from motion_sim.data import datatypes
+from motion_sim.data import datatypes, frames
 
 SIGNATURE_NAME = "serving_default"
 # Optional closed-loop step API (agents with closed_loop_start / closed_loop_step, e.g. a
@@ -64,31 +64,15 @@ def serving_input_spec() -> dict[str, tf.TensorSpec]:
 def to_world(trajectories: tf.Tensor, frame_origin: tf.Tensor, frame_yaw: tf.Tensor) -> tf.Tensor:
     """Scene-frame (x, y, z, heading) [B, ..., 4] -> world frame float32, computed in float64.
 
-    world_xy = R(frame_yaw) @ xy + frame_origin[:2]; z + frame_origin[2]; heading + frame_yaw,
-    wrapped to [-pi, pi). float64 because world coordinates reach 1e4 m where float32 steps
-    are ~1 mm, and the rotation must not add error on top.
+    xy and heading through `frames.to_world_tf`; z + frame_origin[2].
     """
-    traj = tf.cast(trajectories, tf.float64)
-    origin = tf.cast(frame_origin, tf.float64)
-    yaw = tf.cast(frame_yaw, tf.float64)
-    # Broadcast [B] / [B, 3] against [B, ...] trajectories.
-    extra_axes = traj.shape.rank - 2
-    new_shape = tf.concat([tf.shape(yaw), tf.ones([extra_axes], tf.int32)], axis=0)
-    cos = tf.reshape(tf.cos(yaw), new_shape)
-    sin = tf.reshape(tf.sin(yaw), new_shape)
-    ox, oy, oz = (tf.reshape(origin[:, i], new_shape) for i in range(3))
-    x, y, z, heading = tf.unstack(traj, axis=-1)
-    world_x = cos * x - sin * y + ox
-    world_y = sin * x + cos * y + oy
-    world_z = z + oz
-    world_heading = wrap_angle(heading + tf.reshape(yaw, new_shape))
-    return tf.cast(tf.stack([world_x, world_y, world_z, world_heading], axis=-1), tf.float32)
-
-
-def wrap_angle(angle: tf.Tensor) -> tf.Tensor:
-    """Wraps radians to [-pi, pi)."""
-    pi = tf.constant(np.pi, angle.dtype)
-    return tf.math.floormod(angle + pi, 2.0 * pi) - pi
+    x, y, z, heading = tf.unstack(tf.cast(trajectories, tf.float64), axis=-1)
+    world_xy, world_heading = frames.to_world_tf(tf.stack([x, y], axis=-1), heading,
+                                                 frame_origin, frame_yaw)
+    extra_axes = trajectories.shape.rank - 2
+    oz = tf.reshape(tf.cast(frame_origin, tf.float64)[:, 2], [-1] + [1] * extra_axes)
+    world = tf.concat([world_xy, (z + oz)[..., None], world_heading[..., None]], axis=-1)
+    return tf.cast(world, tf.float32)
 
 
 class SimAgentServing(tf.Module):

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import gin
 import tensorflow as tf
 
-from motion_sim.data import datatypes
+from motion_sim.data import datatypes, frames
 from motion_sim.layers.masks import MASK_VALUE
 from motion_sim.models import inputs
 from motion_sim.tokenizer import ActionTokenizer
@@ -81,25 +81,6 @@ def filter_logits(logits: tf.Tensor, top_k: int = 0, top_p: float = 1.0) -> tf.T
     return logits
 
 
-def to_world(xy, heading, frame_origin, frame_yaw):
-    """Scene frame -> world: R(yaw) xy + origin[:2], heading + yaw (float64 maths).
-
-    xy [B, ..., 2], heading [B, ...]; frame_origin [B, 3], frame_yaw [B] (float64).
-    Returns float32 world xy and heading wrapped to [-pi, pi).
-    """
-    yaw = tf.cast(frame_yaw, tf.float64)
-    origin = tf.cast(frame_origin, tf.float64)[:, :2]
-    extra = len(xy.shape) - 2  # axes between batch and the xy pair
-    yaw = tf.reshape(yaw, [-1] + [1] * extra)
-    origin = tf.reshape(origin, [-1] + [1] * extra + [2])
-    x, y = tf.unstack(tf.cast(xy, tf.float64), axis=-1)
-    c, s = tf.cos(yaw), tf.sin(yaw)
-    world = tf.stack([c * x - s * y, s * x + c * y], axis=-1) + origin
-    h = tf.cast(heading, tf.float64) + yaw
-    h = tf.math.floormod(h + 3.141592653589793, 2 * 3.141592653589793) - 3.141592653589793
-    return tf.cast(world, tf.float32), tf.cast(h, tf.float32)
-
-
 @gin.configurable
 class Sampler:
     """Samples R joint rollouts per scene from a `SimAgentModel`.
@@ -149,8 +130,7 @@ class Sampler:
             executed motion for the AV while the others react). Both or neither.
         Returns: `RolloutOutput`.
         """
-        if hasattr(scene, "_asdict"):
-            scene = scene._asdict()
+        scene = datatypes.scene_fields(scene)
         model_inputs = inputs.scene_inputs(scene)
         batch, num_agents = model_inputs["agent_mask"].shape[:2]
         shape = [batch, num_agents, self.tokenizer.num_tokens]
@@ -185,8 +165,7 @@ class Sampler:
             forced_mask [B, R, A] is True.
         Returns: (`StepState`, tokens [B, R, A] int32, log_probs [B, R, A] float32) of step 0.
         """
-        if hasattr(scene, "_asdict"):
-            scene = scene._asdict()
+        scene = datatypes.scene_fields(scene)
         model_inputs = inputs.scene_inputs(scene)
         forced_tokens, forced_mask = self._step_forcing(forced_tokens, forced_mask)
         batch, num_rollouts = forced_tokens.shape[:2]
@@ -309,8 +288,9 @@ class Sampler:
 
         tokens, log_probs, xy, heading = (_unfold(x, batch)
                                           for x in (tokens, log_probs, xy, heading))
-        world_xy, world_heading = to_world(xy, heading, frame[0], frame[1])
-        return RolloutOutput(tokens, log_probs, xy, heading, world_xy, world_heading)
+        world_xy, world_heading = frames.to_world_tf(xy, heading, frame[0], frame[1])
+        return RolloutOutput(tokens, log_probs, xy, heading, tf.cast(world_xy, tf.float32),
+                             tf.cast(world_heading, tf.float32))
 
 
 def _seed(seed) -> tf.Tensor:

@@ -12,7 +12,7 @@ Time axis: 91 steps at 10 Hz; index 10 is the current step (1.1 s of history, 8 
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -129,7 +129,7 @@ class Scene(NamedTuple):
     """Fixed-shape, scene-centric model input (A = MAX_AGENTS, S = 91, P, L, T as constants).
 
     Frame: origin at the SDC's position at CURRENT_INDEX, x axis along its heading then. World
-    = R(frame_yaw) @ scene + frame_origin; `scene_builder.to_world` inverts exactly (float64).
+    = R(frame_yaw) @ scene + frame_origin; `frames.to_world` inverts exactly (float64).
     Agents: only tracks valid at CURRENT_INDEX (the set WOSAC simulates); row 0 is the SDC, then
     `tracks_to_predict`, then nearest to the SDC. Padding rows have agent_mask False.
 
@@ -177,6 +177,14 @@ class Scene(NamedTuple):
     tl_valid: np.ndarray
     frame_origin: np.ndarray
     frame_yaw: np.ndarray
+
+
+def scene_fields(scene: Scene | Mapping) -> Mapping:
+    """A `Scene`, or the dict of its fields that tf.data yields, as a name -> value mapping.
+
+    The one place that accepts both forms: every consumer reads fields through this.
+    """
+    return scene._asdict() if isinstance(scene, Scene) else scene
 
 
 def scene_spec() -> dict:

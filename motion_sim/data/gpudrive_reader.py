@@ -52,6 +52,7 @@ from motion_sim.data.datatypes import (
     ScenarioError,
     TrafficLightState,
 )
+from motion_sim.data.frames import wrap_angle
 
 _AGENT_TYPES = {"vehicle": AgentType.VEHICLE, "pedestrian": AgentType.PEDESTRIAN,
                 "cyclist": AgentType.CYCLIST}
@@ -149,7 +150,7 @@ def _headings_in_degrees(objects: list, velocity, heading, valid) -> bool:
         direction = np.arctan2(velocity[..., 1], velocity[..., 0])[moving]
 
         def disagreement(h):
-            return np.median(np.abs((h - direction + np.pi) % (2 * np.pi) - np.pi))
+            return np.median(np.abs(wrap_angle(h - direction)))
 
         return disagreement(np.radians(heading[moving])) < disagreement(heading[moving])
     return not all("id" in obj for obj in objects)

@@ -1,9 +1,7 @@
 """`RawScenario` (world frame, any size) -> `Scene` (scene frame, fixed shapes), and back.
 
-Frame: origin at the SDC's position at CURRENT_INDEX, x axis along its heading then.
-    world_xy = R(frame_yaw) @ scene_xy + frame_origin[:2]
-The frame is kept in float64 so `to_world(to_scene(p)) == p` to ~1e-9 m; what limits the
-world round trip is the float32 scene-frame storage (~3e-5 m at 500 m from the SDC).
+Frame: origin at the SDC's position at CURRENT_INDEX, x axis along its heading then (the
+transforms themselves: `motion_sim/data/frames.py`).
 
 Agents: only tracks valid at CURRENT_INDEX (the set WOSAC simulates), ordered SDC, then
 tracks_to_predict, then by distance to the SDC. Beyond MAX_AGENTS the farthest are dropped --
@@ -15,58 +13,8 @@ import numpy as np
 
 from motion_sim.data.datatypes import (CURRENT_INDEX, MAX_AGENTS, MAX_TRAFFIC_LIGHTS, NUM_STEPS,
                                        RawScenario, Scene, ScenarioError)
+from motion_sim.data.frames import to_scene, wrap_angle
 from motion_sim.data.polyline import select_map
-
-
-def wrap_angle(angle):
-    """Wraps radians to [-pi, pi)."""
-    return (np.asarray(angle) + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def _frame(scene_or_frame):
-    """(origin_xy [..., 2], yaw [...]) float64 from a Scene/dict with frame_origin, frame_yaw."""
-    if isinstance(scene_or_frame, dict):
-        origin, yaw = scene_or_frame["frame_origin"], scene_or_frame["frame_yaw"]
-    else:
-        origin, yaw = scene_or_frame.frame_origin, scene_or_frame.frame_yaw
-    return np.asarray(origin, np.float64)[..., :2], np.asarray(yaw, np.float64)
-
-
-def _expand(frame_value: np.ndarray, ndim: int) -> np.ndarray:
-    """Appends singleton axes so a frame value with the scene's leading (batch) axes broadcasts
-    against an array with `ndim` dims whose leading axes are those same batch axes."""
-    return frame_value.reshape(frame_value.shape + (1,) * (ndim - frame_value.ndim))
-
-
-def _broadcast_frame(xy, heading, scene):
-    """float64 xy/heading plus the scene's origin [..., 2] and yaw (cos, sin) broadcast to them."""
-    xy = np.asarray(xy, np.float64)
-    heading = np.asarray(heading, np.float64)
-    origin, yaw = _frame(scene)
-    yaw_h = _expand(yaw, heading.ndim)
-    origin = origin.reshape(origin.shape[:-1] + (1,) * (heading.ndim - yaw.ndim) + (2,))
-    return xy, heading, origin, yaw_h, np.cos(yaw_h), np.sin(yaw_h)
-
-
-def to_scene(xy, heading, scene):
-    """World (xy [..., 2], heading [...]) -> scene frame, float64.
-
-    `scene` is a Scene (or a dict of its fields), batched or not; its batch axes must lead
-    `heading`'s axes (e.g. xy [B, A, S, 2] with a scene batch of B).
-    """
-    xy, heading, origin, yaw_h, cos, sin = _broadcast_frame(xy, heading, scene)
-    d = xy - origin
-    x = cos * d[..., 0] + sin * d[..., 1]
-    y = -sin * d[..., 0] + cos * d[..., 1]
-    return np.stack([x, y], axis=-1), wrap_angle(heading - yaw_h)
-
-
-def to_world(xy, heading, scene):
-    """Scene-frame (xy [..., 2], heading [...]) -> world frame, float64 (inverse of to_scene)."""
-    xy, heading, origin, yaw_h, cos, sin = _broadcast_frame(xy, heading, scene)
-    x = cos * xy[..., 0] - sin * xy[..., 1]
-    y = sin * xy[..., 0] + cos * xy[..., 1]
-    return np.stack([x, y], axis=-1) + origin, wrap_angle(heading + yaw_h)
 
 
 def _validate(raw: RawScenario) -> None:

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from motion_sim.data.datatypes import (CURRENT_INDEX, NUM_STEPS, STEP_HZ, AgentType, MapType,
                                        RawScenario, TrafficLightState)
+from motion_sim.data.frames import wrap_angle
 
 _DT = 1.0 / STEP_HZ
 _LANE_WIDTH = 3.6
@@ -224,7 +225,7 @@ class SyntheticScenarioGenerator:
             scenario_id=f"synthetic-{self.seed}-{index}", source=f"synthetic:{self.seed}:{index}",
             track_id=np.arange(1000, 1000 + total, dtype=np.int64), track_type=types,
             xyz=np.concatenate([xy, z], axis=-1), velocity=velocity,
-            heading=(heading + np.pi) % (2 * np.pi) - np.pi, size=size, valid=valid,
+            heading=wrap_angle(heading), size=size, valid=valid,
             sdc_index=int(sdc_row),
             tracks_to_predict=np.array([sdc_row] + candidates, np.int32),
             map_polylines=polylines, tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz,

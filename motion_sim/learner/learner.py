@@ -17,12 +17,12 @@ called inside control flow in a replica function.
 from __future__ import annotations
 
 import os
-import time
 from typing import Callable
 
 import tensorflow as tf
 from absl import logging
 
+from motion_sim.data import datatypes
 from motion_sim.learner import checkpointing, triggers
 from motion_sim.rl import returns as returns_lib
 
@@ -146,7 +146,6 @@ class Learner:
     # ------------------------------------------------------------------ maths
     def _replica_compute(self, scene, step):
         ctx = tf.distribute.get_replica_context()
-        variables = self.model.trainable_variables
         if self.rollout_fn is not None:
             # Distinct, reproducible samples per (step, replica): stateless seeds.
             replica = tf.cast(ctx.replica_id_in_sync_group, tf.int64)
@@ -154,8 +153,8 @@ class Learner:
                                      step * ctx.num_replicas_in_sync + replica]), tf.int32)
             rollout = self.rollout_fn(scene, seed)
         # Strings (scenario_id) are no loss input, and XLA cannot take them.
-        tensors = ({k: v for k, v in scene.items() if v.dtype != tf.string}
-                   if isinstance(scene, dict) else scene)
+        tensors = {k: v for k, v in datatypes.scene_fields(scene).items()
+                   if v.dtype != tf.string}
         out, grads = self._loss_and_grads(tensors,
                                           rollout if self.rollout_fn is not None else None)
         # Each replica's loss is its share of the global mean, so the SUM is the global gradient.

@@ -5,6 +5,8 @@ from typing import Dict, NamedTuple
 
 import tensorflow as tf
 
+from motion_sim.data import datatypes
+
 
 class LossOutput(NamedTuple):
     """Attributes:
@@ -27,4 +29,4 @@ def replica_share(value: tf.Tensor) -> tf.Tensor:
 
 def scene_get(scene, key):
     """Field of a batched scene given as a dict (tf.data) or a `Scene` NamedTuple."""
-    return scene[key] if isinstance(scene, dict) else getattr(scene, key)
+    return datatypes.scene_fields(scene)[key]

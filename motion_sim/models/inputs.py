@@ -16,8 +16,7 @@ MODEL_SCENE_FIELDS = (
 def scene_inputs(scene) -> dict:
     """`Scene` NamedTuple or dict with a leading batch axis -> dict of the model's tensors,
     cast to the `datatypes.scene_spec` dtypes."""
-    if hasattr(scene, "_asdict"):
-        scene = scene._asdict()
+    scene = datatypes.scene_fields(scene)
     missing = [k for k in MODEL_SCENE_FIELDS if k not in scene]
     if missing:
         raise ValueError(f"scene is missing fields {missing}")

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from motion_sim.data import scene_builder
+from motion_sim.data import frames
 from motion_sim.planning import candidates, reward as reward_lib
 from motion_sim.planning.planner import RandomShootingPlanner, planner_rows
 from motion_sim.planning.scene_context import SceneContext
@@ -57,7 +57,7 @@ def run_episode(ctx: SceneContext, world, planner: RandomShootingPlanner,
     av_states = np.concatenate([states[0][:, None]] + states[1:], axis=1)  # [W, 81, 4]
     others = world.trajectories()
     frame = {k_: np.asarray(v)[0] for k_, v in ctx.scene.items()}
-    world_xy, world_heading = scene_builder.to_world(av_states[..., :2], av_states[..., 2], frame)
+    world_xy, world_heading = frames.to_world(av_states[..., :2], av_states[..., 2], frame)
     edge = reward_lib.road_edge_distance(world_xy, world_heading, ctx.av_z, ctx.av_size, ctx.edges)
     bshape = lambda x: np.broadcast_to(x, (w,) + x.shape[1:])  # noqa: E731
     terms = reward(av_states[..., :2], av_states[..., 2], ctx.av_size[:2], bshape(others.xy),

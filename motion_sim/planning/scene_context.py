@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from motion_sim.data import datatypes, scene_builder
+from motion_sim.data import datatypes, frames
 from motion_sim.planning.route import LoggedPath
 
 _CUR = datatypes.CURRENT_INDEX
@@ -52,7 +52,7 @@ def build_context(raw: datatypes.RawScenario, scene: datatypes.Scene, edges: dic
     """Context of a scenario from its `RawScenario`, its built `Scene` and its road edges."""
     sdc = int(raw.sdc_index)
     frame = scene._asdict()
-    xy, heading = scene_builder.to_scene(raw.xyz[..., :2], raw.heading, frame)
+    xy, heading = frames.to_scene(raw.xyz[..., :2], raw.heading, frame)
     yaw = float(scene.frame_yaw)
     c, s = np.cos(yaw), np.sin(yaw)
     vel = np.stack([c * raw.velocity[..., 0] + s * raw.velocity[..., 1],

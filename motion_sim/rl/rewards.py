@@ -59,7 +59,7 @@ class RewardFunction:
             [B, A, 91], agent_mask [B, A], agent_size [B, A, 3].
           steps_per_token: 10 Hz steps per action token (5 at 2 Hz).
         """
-        get = (lambda k: scene[k]) if isinstance(scene, dict) else (lambda k: getattr(scene, k))
+        get = datatypes.scene_fields(scene).__getitem__
         num_steps = xy.shape[-2]
         num_tokens = num_steps // steps_per_token
         knots = slice(steps_per_token - 1, None, steps_per_token)

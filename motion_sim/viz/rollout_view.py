@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from motion_sim.data import datatypes, scene_builder
+from motion_sim.data import datatypes, frames
 
 
 class RolloutView(NamedTuple):
@@ -52,7 +52,7 @@ class RolloutView(NamedTuple):
 
 
 def _scene_dict(scene) -> dict:
-    return scene._asdict() if hasattr(scene, "_asdict") else dict(scene)
+    return dict(datatypes.scene_fields(scene))
 
 
 def _scenario_id(value) -> str:
@@ -118,7 +118,7 @@ def view_from_world(scene, trajectories, object_ids) -> RolloutView:
         a = row_of.get(int(object_id))
         if a is None:
             continue
-        scene_xy, scene_h = scene_builder.to_scene(trajectories[:, n, :, :2],
+        scene_xy, scene_h = frames.to_scene(trajectories[:, n, :, :2],
                                                    trajectories[:, n, :, -1], s)
         xy[:, a], heading[:, a], mask[a] = scene_xy, scene_h, True
     return make_view(s, xy, heading, mask)

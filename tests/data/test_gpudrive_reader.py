@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from motion_sim.data import gpudrive_reader, scene_builder
+from motion_sim.data import frames, gpudrive_reader, scene_builder
 from motion_sim.data.datatypes import CURRENT_INDEX, NUM_STEPS, AgentType, ScenarioError
 from motion_sim.tokenizer import ActionTokenizer
 
@@ -104,7 +104,7 @@ def test_reads_every_version(name, scenario_id, num_objects, sdc, inferred, hist
     speed = np.linalg.norm(raw.velocity, axis=-1)
     moving = raw.valid & (speed > 3.0)
     direction = np.arctan2(raw.velocity[..., 1], raw.velocity[..., 0])
-    off = np.abs(scene_builder.wrap_angle(raw.heading - direction))[moving]
+    off = np.abs(frames.wrap_angle(raw.heading - direction))[moving]
     assert np.median(off) < 0.05, np.median(off)
     # history-only scenes are padded to 91 steps with nothing valid after the current step
     steps = len(objects[0]["position"])

@@ -7,7 +7,8 @@ from motion_sim.data.datatypes import (CURRENT_INDEX, MAX_AGENTS, MAX_POLYLINES,
                                        ScenarioError, scene_spec)
 from motion_sim.data.scenario_reader import read_scenario_proto
 from motion_sim.data.scenario_writer import to_scenario_proto
-from motion_sim.data.scene_builder import build_scene, to_scene, to_world
+from motion_sim.data.frames import to_scene, to_world
+from motion_sim.data.scene_builder import build_scene
 from motion_sim.data.synthetic import SyntheticScenarioGenerator
 
 

@@ -11,7 +11,7 @@ from export import scene_input
 from export import signature
 from motion_sim.agents.constant_velocity import ConstantVelocityAgent
 from motion_sim.data import datatypes
-from motion_sim.data import scene_builder
+from motion_sim.data import frames
 
 
 def test_input_spec_is_scene_spec_with_batch_axis_and_seed():
@@ -38,7 +38,7 @@ def test_to_world_matches_scene_builder_inverse():
     scene_xy, scene_heading = [], []
     for b in range(batch):
         frame = {"frame_origin": origin[b], "frame_yaw": yaw[b]}
-        xy, h = scene_builder.to_scene(world_xy[b], world_heading[b], frame)
+        xy, h = frames.to_scene(world_xy[b], world_heading[b], frame)
         scene_xy.append(xy)
         scene_heading.append(h)
     scene = np.concatenate([np.float32(scene_xy), np.float32(world_z - origin[:, None, None, 2])
@@ -48,7 +48,7 @@ def test_to_world_matches_scene_builder_inverse():
     # float32 storage at ~1e4 m world coordinates: ~1 mm steps; scene-frame float32 ~1e-5 m.
     np.testing.assert_allclose(world[..., :2], world_xy, atol=2e-3, rtol=0)
     np.testing.assert_allclose(world[..., 2], world_z, atol=1e-4, rtol=0)
-    dh = scene_builder.wrap_angle(world[..., 3] - world_heading)
+    dh = frames.wrap_angle(world[..., 3] - world_heading)
     np.testing.assert_allclose(dh, 0.0, atol=1e-5)
     assert np.all(world[..., 3] >= -np.pi) and np.all(world[..., 3] < np.pi)
 

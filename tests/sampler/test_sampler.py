@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from motion_sim.data import scene_builder
+from motion_sim.data import frames
 from motion_sim.models.decode_cache import DecodeCache
 from motion_sim.sampler import Sampler, filter_logits
 from motion_sim.tokenizer import ActionTokenizer
@@ -66,7 +66,7 @@ class SamplerTest(TestCase):
         self.assertAllClose(out.heading[0, 2], heading, atol=1e-4)
         # World frame agrees with the scene builder's float64 inverse.
         sub = {k: v[0] for k, v in self.scene.items()}
-        wxy, wh = scene_builder.to_world(out.xy[0].numpy().astype(np.float64),
+        wxy, wh = frames.to_world(out.xy[0].numpy().astype(np.float64),
                                          out.heading[0].numpy().astype(np.float64), sub)
         self.assertAllClose(out.world_xy[0], wxy, atol=1e-3)
         dh = np.angle(np.exp(1j * (out.world_heading[0].numpy() - wh)))

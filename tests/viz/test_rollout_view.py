@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
-from motion_sim.data import scene_builder
+from motion_sim.data import frames
 from motion_sim.viz import rollout_view
 
 
@@ -20,7 +20,7 @@ def _scene(view):
 
 def test_world_rollouts_round_trip_to_the_scene_frame(demo_view):
     scene = _scene(demo_view)
-    world_xy, world_h = scene_builder.to_world(demo_view.rollout_xy, demo_view.rollout_heading,
+    world_xy, world_h = frames.to_world(demo_view.rollout_xy, demo_view.rollout_heading,
                                                scene)
     rows = np.flatnonzero(demo_view.agent_mask)[::-1]  # any order, by object id
     traj = np.concatenate([world_xy[:, rows], world_h[:, rows, :, None]], axis=-1)
@@ -34,7 +34,7 @@ def test_world_rollouts_round_trip_to_the_scene_frame(demo_view):
 
 def test_scenario_rollouts_proto(demo_view):
     scene = _scene(demo_view)
-    world_xy, world_h = scene_builder.to_world(demo_view.rollout_xy, demo_view.rollout_heading,
+    world_xy, world_h = frames.to_world(demo_view.rollout_xy, demo_view.rollout_heading,
                                                scene)
     rows = np.flatnonzero(demo_view.agent_mask)
     proto = sim_agents_submission_pb2.ScenarioRollouts(scenario_id=demo_view.scenario_id)
