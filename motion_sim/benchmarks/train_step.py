@@ -12,7 +12,7 @@ Figures:
     (`model_flops`, analytic: forward + backward, + for RL the sampled rollout), padding
     included. bc_graph_matmul_gflop / rl_graph_matmul_gflop: the same counted on the traced
     step graph (`flop_count`; the RL graph's prefix-bucket switch counted at its costliest
-    branch, an upper bound, and the collision einsums included).
+    branch, so for RL an upper bound; tests check both equal the analytic count exactly).
   bc_useful_gflop / rl_useful_gflop: the model's work on the batch's real entities only --
     valid agents, map polylines and traffic lights, attention over exactly the unmasked keys
     (`model_flops`, useful=True). useful_fraction = useful / matmul.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from unittest import mock
 
+import pytest
 import tensorflow as tf
 
 from motion_sim import tokenizer as tokenizer_lib
@@ -18,6 +19,7 @@ from motion_sim.benchmarks import flop_count, model_flops, rollout
 from motion_sim.layers import decoder_block
 from motion_sim.learner.learner import Learner
 from motion_sim.losses.bc_loss import BCLoss
+from motion_sim.losses.reinforce_loss import ReinforceLoss
 from motion_sim.models import inputs, motion_decoder
 from motion_sim.sampler import Sampler
 from tests.fixtures.policy import tiny_model, womd_scene
@@ -119,6 +121,35 @@ class ModelFlopsVsGraphTest(TestCase):
         learner = _bc_learner(self.model, scene, tempfile.mkdtemp())
         graph = model_flops.learner_step_graph_flops(learner, self.T)
         analytic = model_flops.train_step_flops("bc", self.model, [scene], _R, self.T, useful=False)
+        self.assertEqual(analytic, graph)
+
+    @pytest.mark.slow  # ~40 s on the loaded 2-core box: traces the sampler and the RL step
+    def test_rl_step_equals_the_learners_graph_with_one_prefix_bucket(self):
+        # The RL step: the sampled rollout + forward and backward of the R rollouts (the
+        # reward's collision geometry has no matmuls). One bucket makes the graph exact.
+        scene = womd_scene(3)
+        tensors = {k: tf.constant(v) for k, v in scene.items() if v.dtype.kind not in "SUO"}
+        tok = tokenizer_lib.ActionTokenizer()
+        with mock.patch.object(decoder_block, "_MAX_PREFIX_BUCKETS", 1):
+            sampler = Sampler(self.model, tok, num_rollouts=_R)
+            learner = Learner(
+                tempfile.mkdtemp(),
+                tf.distribute.get_strategy(),
+                self.model,
+                tf.keras.optimizers.AdamW(1e-4),
+                ReinforceLoss(steps_per_token=tok.steps_per_token),
+                lambda ctx: tf.data.Dataset.from_tensors(tensors).repeat(),
+                rollout_fn=lambda s, seed: sampler(s, seed),
+                max_steps=10,
+                steps_per_loop=1,
+                checkpoint_interval=0,
+                summary_interval=0,
+                log_interval=10**9,
+            )
+            graph = model_flops.learner_step_graph_flops(learner, self.T)
+            analytic = model_flops.train_step_flops(
+                "rl", self.model, [scene], _R, self.T, useful=False
+            )
         self.assertEqual(analytic, graph)
 
     def test_useful_bc_work_is_the_graph_of_the_valid_entities_alone(self):
