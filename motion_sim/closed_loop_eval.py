@@ -15,7 +15,7 @@ from absl import app, flags
 
 from motion_sim import sampler, tokenizer  # noqa: F401 -- registers their configurables
 from motion_sim.learner import checkpointing
-from motion_sim.learner.gin_config import parse_gin
+from motion_sim.learner.gin_config import define_gin_flags, parse_gin
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.rl import rollout_eval
 
@@ -24,9 +24,8 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no global flags."""
+    define_gin_flags()  # the run's gin files: model size and tokenizer
     flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, checkpoint dir or run dir.")
-    flags.DEFINE_multi_string("gin_file", [], "The run's gin files (model size, tokenizer).")
-    flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
     flags.DEFINE_string("data", None, "Glob of scene shards.")
     flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scene.")
     flags.DEFINE_integer("seed", 0, "Sampling seed.")

@@ -24,7 +24,8 @@ from motion_sim import tokenizer as tokenizer_lib
 from motion_sim.data import pipeline, run_lock
 from export import export_trigger
 from motion_sim.learner import checkpointing, image_trigger, optimization, strategy as strategy_lib
-from motion_sim.learner.gin_config import ConfigError, parse_gin, write_operative_config
+from motion_sim.learner.gin_config import (ConfigError, define_gin_flags, parse_gin,
+                                           write_operative_config)
 from motion_sim.learner.learner import Learner, NonFiniteLossError
 from motion_sim.losses.bc_loss import BCLoss
 from motion_sim.losses.reinforce_loss import ReinforceLoss
@@ -42,8 +43,7 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no global flags."""
     flags.DEFINE_string("root_dir", None, "Run directory: checkpoints, summaries, operative config.")
-    flags.DEFINE_multi_string("gin_file", [], "Gin config files (later ones override earlier).")
-    flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. \"train.max_steps=10\".")
+    define_gin_flags()
     flags.DEFINE_string("tpu", None, "TPU name or address ('local' on a TPU VM): TPUStrategy.")
     flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and rollout sampling.")
     flags.DEFINE_bool("deterministic", False,

@@ -5,6 +5,7 @@ import os
 
 import gin
 import tensorflow as tf
+from absl import flags
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,6 +27,13 @@ def write_operative_config(root_dir: str, writer, step: int):
         # Markdown code block keeps the indentation readable in TensorBoard's text tab.
         tf.summary.text("gin/operative_config", "\n".join("    " + l for l in text.splitlines()))
     writer.flush()
+
+
+def define_gin_flags() -> None:
+    """--gin_file and --gin_bindings, the binaries' way in to `parse_gin` (call it from a
+    binary's own flag definitions, so importing a module defines no global flags)."""
+    flags.DEFINE_multi_string("gin_file", [], "Gin config files (later ones override earlier).")
+    flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. \"train.max_steps=10\".")
 
 
 def parse_gin(gin_files, gin_bindings):

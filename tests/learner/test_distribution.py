@@ -4,9 +4,6 @@ Both losses divide local sums by the *global* count and the return normalisation
 statistics, so splitting a batch of 2 scenes over 2 replicas must not change the update. The
 scenes differ in agent count (50 vs 84), so a per-replica mean would change it visibly.
 """
-import json
-import os
-import subprocess
 
 import pytest
 
@@ -15,13 +12,7 @@ from tests.fixtures import training as fixtures
 
 @pytest.fixture(scope="module")
 def result():
-    proc = subprocess.run(
-        [fixtures.PYTHON, "-m", "tests.learner.distribution_check"],
-        cwd=fixtures.REPO, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return fixtures.run_check("tests.learner.distribution_check", timeout=600)
 
 
 def test_two_replicas(result):

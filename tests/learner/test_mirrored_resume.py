@@ -5,9 +5,6 @@ The learner reads through a plain checkpointable iterator when there are several
 restart + 5 steps bit for bit; a control that restores everything but re-opens the data stream
 must differ, so the check is sensitive to the data position at all.
 """
-import json
-import os
-import subprocess
 
 import pytest
 
@@ -18,13 +15,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def result():
-    proc = subprocess.run(
-        [fixtures.PYTHON, "-m", "tests.learner.mirrored_resume_check"],
-        cwd=fixtures.REPO, capture_output=True, text=True, timeout=900,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return fixtures.run_check("tests.learner.mirrored_resume_check", timeout=900)
 
 
 def test_resumed_from_the_split_checkpoint(result):
