@@ -15,9 +15,11 @@ records with the same id are planned as skips (`duplicate_scenario_id`), counted
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 from typing import Iterator
@@ -225,16 +227,60 @@ def check_or_write_plan(output_dir: str, plan: ShardPlan) -> bool:
     return False
 
 
+# Fragments live in a subdirectory so that `submission.binproto-*` globs (evaluate --rollouts)
+# match the shards only.
+FRAGMENT_DIR = "tar_parts"
+FRAGMENT_SUFFIX = ".tar.gz.part"
+# Fastest deflate level: the shards are float arrays, which level 9 compresses only 0.7% better
+# (34.30 vs 34.55 MB for 76 MB of shards, measured) at 1.75x the CPU time.
+_COMPRESS_LEVEL = 1
+_TAR_BLOCK = 512
+
+
+def fragment_name(shard_name: str) -> str:
+    """Path of a shard's tarball fragment, relative to the output directory."""
+    return os.path.join(FRAGMENT_DIR, shard_name + FRAGMENT_SUFFIX)
+
+
+def write_fragment(output_dir: str, shard_name: str) -> str:
+    """Writes `tar_parts/<shard>.tar.gz.part`: the shard as one tar member, gzip-compressed on its own.
+
+    A gzip file may hold several members back to back and a tar archive is its members' blocks
+    back to back, so the submission tarball is the concatenation of every shard's fragment plus
+    a compressed end-of-archive block (`write_tarball`). Compressing is then done per shard,
+    by whichever task wrote the shard, in parallel; packing is a copy. The member header is
+    fixed (mtime 0, mode 0644, owner 0), so a fragment depends on the shard's bytes only.
+    """
+    with open(os.path.join(output_dir, shard_name), "rb") as f:
+        data = f.read()
+    info = tarfile.TarInfo(shard_name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    raw = info.tobuf(format=tarfile.GNU_FORMAT) + data
+    raw += b"\0" * (-len(raw) % _TAR_BLOCK)
+    path = os.path.join(output_dir, fragment_name(shard_name))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomic(path, gzip.compress(raw, compresslevel=_COMPRESS_LEVEL, mtime=0))
+    return path
+
+
 def write_tarball(output_dir: str, shard_names: list[str]) -> str:
-    """Packs the shards (flat, as the WOSAC server expects) into submission.tar.gz atomically."""
+    """Packs the shards (flat, as the WOSAC server expects) into submission.tar.gz atomically:
+    the shards' fragments (written now where missing) in order, then the end-of-archive."""
     path = os.path.join(output_dir, TARBALL_NAME)
     fd, tmp = tempfile.mkstemp(prefix=f".{TARBALL_NAME}.tmp-", dir=output_dir)
     os.fchmod(fd, _default_mode())
-    os.close(fd)
     try:
-        with tarfile.open(tmp, "w:gz") as tar:
+        with os.fdopen(fd, "wb") as out:
             for name in shard_names:
-                tar.add(os.path.join(output_dir, name), arcname=name)
+                fragment = os.path.join(output_dir, fragment_name(name))
+                if not os.path.exists(fragment):
+                    write_fragment(output_dir, name)
+                with open(fragment, "rb") as f:
+                    shutil.copyfileobj(f, out, 16 << 20)
+            out.write(gzip.compress(b"\0" * (2 * _TAR_BLOCK), compresslevel=_COMPRESS_LEVEL,
+                                    mtime=0))
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

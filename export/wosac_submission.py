@@ -29,9 +29,11 @@ shared --output_dir; task t writes the shards k with k % N == t. Then, once:
 
     python -m export.wosac_submission merge --output_dir=OUT
 
-checks every shard (present, parses, counts match its stats, 32 rollouts of one object set,
-80 finite steps, no scenario twice) and packs the one tarball. The progress bar shows scenes/s
-and the ETA.
+checks that every shard is there and was checked (each task checks the shards it writes --
+parses, counts match its stats, 32 rollouts of one object set, 80 finite steps -- and then
+compresses it into a tar fragment) and that no scenario appears twice, then concatenates the
+fragments into the one tarball (a copy, no compression). The progress bar shows scenes/s and
+the ETA.
 """
 from __future__ import annotations
 
@@ -184,9 +186,18 @@ class _ShardCollector:
             submission_type=sim_agents_submission_pb2.SimAgentsChallengeSubmission
             .SIM_AGENTS_SUBMISSION, **self.metadata)
         shard_path = os.path.join(self.output_dir, self.plan.shard_name(k))
+        stats["scenario_ids"] = [r.scenario_id for r in rollouts]
+        fragment = os.path.join(self.output_dir,
+                                submission_shards.fragment_name(self.plan.shard_name(k)))
+        if os.path.exists(fragment):  # from a shard deleted to be redone: never stale
+            os.remove(fragment)
         # Stats first: a renamed shard always has its stats beside it.
         submission_shards.write_json_atomic(shard_path + ".stats.json", stats)
         submission_shards.write_atomic(shard_path, submission.SerializeToString())
+        # Checked and compressed here, by the task that wrote it (tasks run in parallel; the
+        # merge only copies): its tarball fragment exists only once the check passed.
+        _check_shard(self.output_dir, self.plan, k)
+        submission_shards.write_fragment(self.output_dir, self.plan.shard_name(k))
         self.written.append(k)
 
 
@@ -297,11 +308,11 @@ def _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, 
 
 
 def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: int) -> dict:
-    """Checks every shard of the plan and packs ONE tarball; returns the totals.
+    """Checks that every shard of the plan is there and checked, packs ONE tarball.
 
-    Each shard must exist with its stats, parse, hold exactly the scenarios its stats count
-    with 32 joint rollouts of one object set and 80 finite steps each, carry the plan's
-    metadata, and no scenario may appear in two shards.
+    A shard counts as checked when its tarball fragment exists (written right after
+    `_check_shard` passed); a shard without one (an interrupted task) is checked now. Across
+    shards no scenario may appear twice (ids from the shards' stats).
 
     Raises:
       ValueError: a shard is missing or fails a check (named).
@@ -315,7 +326,19 @@ def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: in
                          "): run the missing tasks (or rerun them) first")
     seen: dict[str, str] = {}
     for k in range(plan.num_shards):
-        _check_shard(output_dir, plan, k, seen)
+        name = plan.shard_name(k)
+        fragment = os.path.join(output_dir, submission_shards.fragment_name(name))
+        ids = None if os.path.exists(fragment) else _check_shard(output_dir, plan, k)
+        if ids is None:
+            with open(os.path.join(output_dir, name) + ".stats.json") as f:
+                ids = json.load(f).get("scenario_ids")
+        if ids is None:  # stats of an older run: read the ids from the shard itself
+            ids = _check_shard(output_dir, plan, k)
+        for scenario_id in ids:
+            if scenario_id in seen:
+                raise ValueError(f"{os.path.join(output_dir, name)}: scenario {scenario_id} "
+                                 f"is also in {seen[scenario_id]}")
+            seen[scenario_id] = name
     totals = _aggregate(output_dir, plan, range(plan.num_shards))
     if totals["scenarios_skipped"] > max_skipped:
         submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
@@ -329,8 +352,13 @@ def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: in
     return totals
 
 
-def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int,
-                 seen: dict[str, str]) -> None:
+def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int) -> list[str]:
+    """Checks shard k (parses; scenario count = its stats; the plan's method; 32 joint rollouts
+    of one object set; 80 finite steps of x, y, z, heading); returns its scenario ids.
+
+    Raises:
+      ValueError: naming the shard (and scenario, rollout, object) and what is wrong.
+    """
     name = plan.shard_name(k)
     path = os.path.join(output_dir, name)
     with open(path, "rb") as f:
@@ -348,20 +376,19 @@ def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int,
     if shard.unique_method_name != metadata.get("unique_method_name", shard.unique_method_name):
         raise ValueError(f"{path}: method {shard.unique_method_name!r} is not the plan's "
                          f"{metadata.get('unique_method_name')!r}")
+    ids = []
     for rollouts in shard.scenario_rollouts:
         where = f"{path}: scenario {rollouts.scenario_id}"
-        if rollouts.scenario_id in seen:
-            raise ValueError(f"{where} is also in {seen[rollouts.scenario_id]}")
-        seen[rollouts.scenario_id] = name
+        ids.append(rollouts.scenario_id)
         if len(rollouts.joint_scenes) != 32:
             raise ValueError(f"{where}: {len(rollouts.joint_scenes)} joint rollouts, WOSAC "
                              "needs 32")
-        ids = None
+        first = None
         for r, joint in enumerate(rollouts.joint_scenes):
             these = [t.object_id for t in joint.simulated_trajectories]
-            if ids is None:
-                ids = these
-            elif these != ids:
+            if first is None:
+                first = these
+            elif these != first:
                 raise ValueError(f"{where}: rollout {r} simulates other objects than rollout 0")
             for t in joint.simulated_trajectories:
                 values = (t.center_x, t.center_y, t.center_z, t.heading)
@@ -369,6 +396,9 @@ def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int,
                         np.concatenate([np.asarray(v) for v in values])).all():
                     raise ValueError(f"{where}: rollout {r}, object {t.object_id}: needs 80 "
                                      "finite steps of x, y, z, heading")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: a scenario appears twice in the shard")
+    return ids
 
 
 def merge(output_dir: str, max_skipped: int = 0) -> dict:
@@ -393,6 +423,7 @@ def _aggregate(output_dir: str, plan: submission_shards.ShardPlan, shards) -> di
         with open(os.path.join(output_dir, plan.shard_name(k)) + ".stats.json") as f:
             shard = json.load(f)
         skipped.extend(shard.pop("skipped"))
+        shard.pop("scenario_ids", None)
         totals.update(shard)
     out = dict(totals)
     out.update(num_scenarios=plan.num_scenarios, num_shards=plan.num_shards, skipped=skipped)

@@ -109,8 +109,13 @@ def test_split_over_two_tasks_then_merge_equals_one_process(tmp_path, six_scenes
     assert merged["tasks"] == ["task_00000-of-00002", "task_00001-of-00002"]
 
     a, b = _members(one["tarball"]), _members(merged["tarball"])
-    assert sorted(a) == [f"submission.binproto-0000{k}-of-00003" for k in range(3)]
-    assert a == b  # the same shards, byte for byte
+    assert list(a) == [f"submission.binproto-0000{k}-of-00003" for k in range(3)]
+    assert a == b  # the same shards, byte for byte, in shard order
+    for name, data in a.items():
+        assert (tmp_path / "one" / name).read_bytes() == data
+    # The tarball itself is the same file: fragments have fixed headers and gzip mtimes.
+    with open(one["tarball"], "rb") as f1, open(merged["tarball"], "rb") as f2:
+        assert f1.read() == f2.read()
     assert [i for m in sorted(a) for i in _scenario_ids(a[m])] == [
         f"{s.scenario_id}_{c}" for c in range(3) for _, s in read_scenarios()]
 
@@ -122,6 +127,8 @@ def test_merge_rejects_a_bad_shard(tmp_path, six_scenes, cv_saved_model):
     shard = out / "submission.binproto-00001-of-00002"
     good = shard.read_bytes()
     shard.write_bytes(b"not a proto")
+    # A shard whose fragment exists was checked by its task; without one, merge checks it.
+    (out / "tar_parts" / "submission.binproto-00001-of-00002.tar.gz.part").unlink()
     with pytest.raises(ValueError, match="00001-of-00002: not a SimAgentsChallengeSubmission"):
         wosac_submission.merge(str(out))
     parsed = sim_agents_submission_pb2.SimAgentsChallengeSubmission.FromString(good)

@@ -45,7 +45,7 @@ def _run(module, *args):
 
 def _shard_names(output_dir):
     return sorted(n for n in os.listdir(output_dir)
-                  if n.startswith("submission.binproto-") and not n.endswith(".json"))
+                  if n.startswith("submission.binproto-") and not n.endswith((".json", ".part")))
 
 
 def test_cli_end_to_end_validates_with_official_specs(tmp_path):
