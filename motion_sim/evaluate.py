@@ -255,7 +255,8 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
   if rollouts_output:
     history_only.write_rollouts(rollouts_output, generated)
   if images_dir:
-    results_images = draw_images(drawn, images_dir)
+    from motion_sim.viz import image_files  # pylint: disable=import-outside-toplevel
+    results_images = image_files.write_rollout_images(drawn, images_dir)
   nothing_scored = unscored and not per_scenario
   results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
   results.update(unscored=unscored, rollouts_output=rollouts_output)
@@ -269,27 +270,6 @@ def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
     results['fallback'] = _fallback_summary(fallback_counts)
     report_fallback(results['fallback'], saved_model, max_fallback_fraction)
   return results
-
-
-def draw_images(pairs: list, images_dir: str) -> list[str]:
-  """The rollout figure of each (source, Scenario, ScenarioRollouts): `images_dir/<id>.png`
-  and an image summary `rollouts/<id>` in a TensorBoard event file there. Returns the PNGs."""
-  # Imported here: matplotlib and the scene builder are only needed with --images_dir.
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-  from motion_sim.data import scenario_reader, scene_builder  # pylint: disable=import-outside-toplevel
-  from motion_sim.viz import figure, rollout_events, rollout_view  # pylint: disable=import-outside-toplevel
-  writer = tf.summary.create_file_writer(images_dir)
-  written = []
-  for step, (source, scenario, rollouts) in enumerate(pairs):
-    scene, _ = scene_builder.build_scene(scenario_reader.read_scenario_proto(scenario, source))
-    view = rollout_view.view_from_scenario_rollouts(scene, rollouts)
-    fig = figure.render_figure(view, rollout_events.find_events(view))
-    written.append(figure.save_figure(fig, os.path.join(images_dir, f'{view.scenario_id}.png')))
-    with writer.as_default(step=step):
-      tf.summary.image(f'rollouts/{view.scenario_id}', figure.figure_to_rgb(fig)[None])
-  writer.flush()
-  return written
 
 
 def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int,

@@ -262,8 +262,19 @@ def stage_evaluate(plan: ExperimentPlan) -> None:
         if os.path.exists(path):
             continue  # scored by an earlier, interrupted call
         result = scorer.score(name, model)
+        if plan.cfg.num_images:
+            _draw_policy(plan, name, model, scenes[:plan.cfg.num_images])
         _write_atomic(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
         print(f"{name}: {json.dumps(experiment_report.headline(result))}", flush=True)
+
+
+def _draw_policy(plan: ExperimentPlan, name: str, model: str, scenes: list) -> None:
+    """Rollout figures of `scenes` by the policy (the scored rollouts: same per-scene seeds)."""
+    from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
+    from motion_sim.viz import image_files  # pylint: disable=import-outside-toplevel
+    pairs = [(source, scenario, saved_model_rollouts.generate_scenario_rollouts(
+        model, scenario, plan.cfg.eval_seed)) for source, scenario in scenes]
+    image_files.write_rollout_images(pairs, plan.path("images", name))
 
 
 def stage_tables(plan: ExperimentPlan) -> None:

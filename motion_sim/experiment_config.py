@@ -40,6 +40,8 @@ class ExperimentConfig:
       num_rollouts: rollouts per validation scene (WOSAC: 32); eval_seed: their seed.
       configs: WOSAC metric configs scored (2023 = the paper's Table 1, 2025 = today's).
       baselines: baseline sim agents scored beside the policies.
+      num_images: draw the first N validation scenes of every policy (`motion_sim.viz`):
+        OUT/images/<policy>/<id>.png + TensorBoard images (`tensorboard --logdir OUT/images`).
     """
 
     real_sources: tuple = ()
@@ -68,6 +70,7 @@ class ExperimentConfig:
     eval_seed: int = 0
     configs: tuple = ("2023", "2025")
     baselines: tuple = ("constant_velocity",)
+    num_images: int = 0
 
     def __post_init__(self):
         for field in ("real_sources", "val_sources"):
