@@ -7,14 +7,12 @@ parsed message by `scenario_reader`. Unset fields decode to the proto defaults (
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import tensorflow as tf
-from google.protobuf import descriptor_pb2
 from waymo_open_dataset.protos import scenario_pb2
 
-_PKG = "waymo.open_dataset"
+from motion_sim.data import proto_decode
+
 STATE_FIELDS = ("center_x", "center_y", "center_z", "velocity_x", "velocity_y", "heading",
                 "length", "width", "height")
 # MapFeature oneof kind -> (message type, repeated MapPoint field).
@@ -23,30 +21,8 @@ MAP_KINDS = {"lane": ("LaneCenter", "polyline"), "road_line": ("RoadLine", "poly
              "speed_bump": ("SpeedBump", "polygon"), "driveway": ("Driveway", "polygon")}
 
 
-@functools.lru_cache(maxsize=1)
-def _descriptor_source() -> bytes:
-    files = descriptor_pb2.FileDescriptorSet()
-    seen = set()
-
-    def add(file_descriptor):
-        if file_descriptor.name in seen:
-            return
-        seen.add(file_descriptor.name)
-        for dependency in file_descriptor.dependencies:
-            add(dependency)
-        file_descriptor.CopyToProto(files.file.add())
-
-    add(scenario_pb2.DESCRIPTOR)
-    return b"bytes://" + files.SerializeToString()
-
-
 def _decode(messages, message_type, fields, dtypes):
-    """decode_proto over axis-0 `messages` -- also when there are none (the op rejects an
-    empty batch, so one empty message is appended and its row dropped)."""
-    messages = tf.concat([messages, tf.fill(tf.concat([[1], tf.shape(messages)[1:]], 0), "")], 0)
-    decoded = tf.io.decode_proto(messages, f"{_PKG}.{message_type}", list(fields), list(dtypes),
-                                 descriptor_source=_descriptor_source())
-    return decoded._replace(sizes=decoded.sizes[:-1], values=[v[:-1] for v in decoded.values])
+    return proto_decode.decode(messages, message_type, fields, dtypes, scenario_pb2)
 
 
 def _first(values: tf.Tensor) -> tf.Tensor:

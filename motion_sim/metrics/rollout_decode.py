@@ -8,12 +8,11 @@ decoded in bulk by `decode_joint_scenes` (`tf.io.decode_proto`).
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import tensorflow as tf
-from google.protobuf import descriptor_pb2
 from waymo_open_dataset.protos import sim_agents_submission_pb2
+
+from motion_sim.data import proto_decode
 
 # SimulatedTrajectory field numbers of center_x, center_y, center_z, heading.
 _COORD_FIELDS = {f.number: i for i, f in enumerate(
@@ -67,29 +66,8 @@ def coordinates(traj: sim_agents_submission_pb2.SimulatedTrajectory) -> list[np.
   return coords
 
 
-@functools.lru_cache(maxsize=1)
-def _descriptor_source() -> bytes:
-  """Serialized FileDescriptorSet of the submission protos, for `tf.io.decode_proto`."""
-  files = descriptor_pb2.FileDescriptorSet()
-  seen = set()
-
-  def add(file_descriptor):
-    if file_descriptor.name not in seen:
-      seen.add(file_descriptor.name)
-      for dependency in file_descriptor.dependencies:
-        add(dependency)
-      file_descriptor.CopyToProto(files.file.add())
-
-  add(sim_agents_submission_pb2.DESCRIPTOR)
-  return b'bytes://' + files.SerializeToString()
-
-
 def _decode(messages, message_type: str, fields: list, dtypes: list):
-  # decode_proto rejects an empty batch: decode one extra empty message, drop its row.
-  messages = tf.concat([messages, [b'']], axis=0)
-  out = tf.io.decode_proto(messages, f'waymo.open_dataset.{message_type}', fields, dtypes,
-                           descriptor_source=_descriptor_source())
-  return out.sizes[:-1], [v[:-1] for v in out.values]
+  return proto_decode.decode(messages, message_type, fields, dtypes, sim_agents_submission_pb2)
 
 
 @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
