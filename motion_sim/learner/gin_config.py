@@ -25,7 +25,7 @@ def write_operative_config(root_dir: str, writer, step: int):
     tf.io.gfile.rename(tmp, path, overwrite=True)
     with writer.as_default(step=step):
         # Markdown code block keeps the indentation readable in TensorBoard's text tab.
-        tf.summary.text("gin/operative_config", "\n".join("    " + l for l in text.splitlines()))
+        tf.summary.text("gin/operative_config", "\n".join("    " + line for line in text.splitlines()))
     writer.flush()
 
 

@@ -1,5 +1,4 @@
 """tf.data pipeline over scene shards: shapes, replica sharding, empty/missing inputs, cache."""
-import os
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@
 The figures (mean / max over valid agent-steps) are what WORKSPACE.md reports; the bound is the
 issue's 0.2 m mean at 2 Hz. 10 Hz tokens must work on the same scenes too.
 """
-import numpy as np
 import pytest
 
 from motion_sim.data import scene_builder

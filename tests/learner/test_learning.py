@@ -29,7 +29,7 @@ def _eval(ckpt, data):
          f"--data={data}", "--num_rollouts=32", "--seed=1"],
         cwd=fixtures.REPO, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads([l for l in proc.stdout.splitlines() if l.startswith("{")][-1])
+    return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
 
 
 def test_bc_then_rl_reduces_collisions(tmp_path):

@@ -2,7 +2,6 @@
 import json
 import logging
 import math
-import os
 
 import pytest
 import tensorflow as tf
