@@ -75,15 +75,13 @@ def read_scenarios(patterns: str):
 
 def scene_context(raw):
     """SceneContext of a RawScenario, or raise ScenarioError naming why it cannot be used."""
-    if raw.xyz.shape[1] != datatypes.NUM_STEPS:
-        raise datatypes.ScenarioError(raw.source, f"{raw.xyz.shape[1]} steps, need "
-                                      f"{datatypes.NUM_STEPS} (a test-split scene has no future)",
+    future = raw.valid[raw.sdc_index, datatypes.CURRENT_INDEX + 1:]
+    if raw.xyz.shape[1] != datatypes.NUM_STEPS or not future.any():
+        raise datatypes.ScenarioError(raw.source, "the SDC has no logged future (a test-split "
+                                      "scene?): nothing to compare planners against",
                                       reason="no_future")
     scene, _ = build_scene(raw)
-    try:
-        arrays = scenario_arrays.scenario_arrays(to_scenario_proto(raw), raw.source)
-    except datatypes.ScenarioError as e:
-        raise datatypes.ScenarioError(raw.source, str(e), reason="no_road_edges") from None
+    arrays = scenario_arrays.scenario_arrays(to_scenario_proto(raw), raw.source)
     return build_context(raw, scene, {k: getattr(arrays, k) for k in reward_lib.EDGE_FIELDS})
 
 

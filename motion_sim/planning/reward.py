@@ -101,7 +101,8 @@ class PlannerReward:
                  off_route_weight: float = 1.0, progress_weight: float = 1e-4,
                  offroad_margin: float = 0.0, route_threshold: float = 2.0):
         self.collision_weight, self.offroad_weight = float(collision_weight), float(offroad_weight)
-        self.off_route_weight, self.progress_weight = float(off_route_weight), float(progress_weight)
+        self.off_route_weight = float(off_route_weight)
+        self.progress_weight = float(progress_weight)
         self.offroad_margin, self.route_threshold = float(offroad_margin), float(route_threshold)
 
     def route_terms(self, xy, path: route.LoggedPath):

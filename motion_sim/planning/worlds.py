@@ -87,7 +87,8 @@ class ConstantVelocityWorld(LogWorld):
     def observe(self, t: int) -> Observation:
         s = _STEPS_PER_TOKEN * t
         x = self._traj
-        return Observation(x.xy[:, :, s], self._vel[None, :, s], x.heading[:, :, s], x.valid[:, :, s])
+        return Observation(x.xy[:, :, s], self._vel[None, :, s], x.heading[:, :, s],
+                           x.valid[:, :, s])
 
     def trajectories(self) -> Trajectories:
         return self._traj
