@@ -44,14 +44,21 @@ from motion_sim.planning.scene_context import build_context
 from motion_sim.tokenizer import ActionTokenizer
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("scenarios", None, "comma-separated globs: GPUDrive *.json, Scenario TFRecords")
-flags.DEFINE_list("sim_agents", ["log", "cv"], "log, cv, [NAME=]SAVED_MODEL_OR_RUN_DIR ...")
-flags.DEFINE_string("output_dir", None, "where results go")
-flags.DEFINE_integer("rollouts", 4, "K rollouts per planner in model worlds")
-flags.DEFINE_integer("seed", 0, "sampling seed (per scene: fold with crc32(scenario_id))")
-flags.DEFINE_integer("max_scenes", 0, "stop after this many usable scenes (0 = all)")
-flags.DEFINE_integer("bootstrap", 1000, "scene bootstrap resamples for the error bars")
-flags.DEFINE_multi_string("gin_bindings", [], "gin bindings (PlannerReward, RandomShootingPlanner)")
+
+
+def define_flags() -> None:
+    """Defined only when run as a program: tests import this module next to other CLIs that
+    define the same flag names (`output_dir`), and absl refuses a second definition."""
+    flags.DEFINE_string("scenarios", None,
+                        "comma-separated globs: GPUDrive *.json, Scenario TFRecords")
+    flags.DEFINE_list("sim_agents", ["log", "cv"], "log, cv, [NAME=]SAVED_MODEL_OR_RUN_DIR ...")
+    flags.DEFINE_string("output_dir", None, "where results go")
+    flags.DEFINE_integer("rollouts", 4, "K rollouts per planner in model worlds")
+    flags.DEFINE_integer("seed", 0, "sampling seed (per scene: fold with crc32(scenario_id))")
+    flags.DEFINE_integer("max_scenes", 0, "stop after this many usable scenes (0 = all)")
+    flags.DEFINE_integer("bootstrap", 1000, "scene bootstrap resamples for the error bars")
+    flags.DEFINE_multi_string("gin_bindings", [],
+                              "gin bindings (PlannerReward, RandomShootingPlanner)")
 
 GROUND_TRUTH = "log"
 
@@ -260,4 +267,5 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(lambda argv: sys.exit(main(argv)))
