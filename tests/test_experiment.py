@@ -115,7 +115,11 @@ CPU_STUDY_BINDINGS = ("experiment.lambdas=[0.0, 10.0]", "experiment.table1_lambd
 def test_cpu_study_claim(tmp_path):
     """The claim under test: on held-out scenes, lambda > 0 lowers the collision rate by >= 20%
     relative to both BC and lambda = 0, at ADE within +10%, on the seed means and for every
-    seed (`export.experiment_report.claim_check`)."""
+    seed (`export.experiment_report.claim_check`).
+
+    Measured 2026-12-02 (docs/experiments.md): it does NOT hold -- lambda = 10 is 38% below BC
+    but only 11% below lambda = 0 -- so this test fails until the method or the study changes;
+    it states the claim, it does not tune towards it."""
     shared = os.path.join(os.path.dirname(REPO), "shared")
     proc = _experiment("--gin_file=gin/experiment_cpu.gin", f"--output_dir={tmp_path}",
                        f"--shared_dir={shared}",
