@@ -14,6 +14,7 @@ model, row b uses fold_in(that seed, b). With batch_size = 1 this is exactly the
 seed of `saved_model_rollouts.generate_scenario_rollouts`, so a batch-1 run reproduces it; a
 larger batch size gives other (equally valid) samples and is part of the submission plan.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -35,6 +36,7 @@ class SceneItem(NamedTuple):
       inputs: unbatched scene inputs (`scene_input.scene_from_scenario`).
       key: the unit boundary key (e.g. shard index): units never mix keys.
     """
+
     source: str
     scenario: object
     inputs: dict
@@ -56,8 +58,12 @@ class BatchedRollouts:
       calls: model calls made (one per step; each covers up to num_replicas units).
     """
 
-    def __init__(self, saved_model_dir: str, batch_size: int = 1,
-                 strategy: tf.distribute.Strategy | None = None):
+    def __init__(
+        self,
+        saved_model_dir: str,
+        batch_size: int = 1,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -90,14 +96,20 @@ class BatchedRollouts:
             results = [self.agent.call(feeds[0])]
         else:
             per_replica = self.strategy.experimental_distribute_values_from_function(
-                lambda ctx: feeds[ctx.replica_id_in_sync_group])
+                lambda ctx: feeds[ctx.replica_id_in_sync_group]
+            )
             out = self.strategy.run(self.agent.call_tensors, args=(per_replica,))
-            results = [{k: v.numpy() for k, v in r.items()}
-                       for r in self.strategy.experimental_local_results(out)]
-        return [{k: v[:len(u)] for k, v in r.items()} for r, u in zip(results, units)]
+            results = [
+                {k: v.numpy() for k, v in r.items()}
+                for r in self.strategy.experimental_local_results(out)
+            ]
+        return [{k: v[: len(u)] for k, v in r.items()} for r, u in zip(results, units)]
 
-    def rollouts(self, items: Iterable[SceneItem], seed: int,
-                 ) -> Iterator[tuple[SceneItem, object]]:
+    def rollouts(
+        self,
+        items: Iterable[SceneItem],
+        seed: int,
+    ) -> Iterator[tuple[SceneItem, object]]:
         """(item, (ScenarioRollouts, RolloutStats) or the ValueError that rejected it), in order.
 
         Raises:
@@ -119,14 +131,20 @@ class BatchedRollouts:
         except tf.errors.OpError as e:
             others = sum(len(u) for u in units) - 1
             more = f" (and {others} more scenes of its batch)" if others else ""
-            raise RuntimeError(f"{units[0][0].source}{more}: the sim agent failed on this "
-                               f"scenario: {type(e).__name__}: {e.message}") from e
+            raise RuntimeError(
+                f"{units[0][0].source}{more}: the sim agent failed on this "
+                f"scenario: {type(e).__name__}: {e.message}"
+            ) from e
         for unit, out in zip(units, outputs):
             for b, item in enumerate(unit):
                 try:
                     result = scenario_rollouts.to_scenario_rollouts(
-                        item.scenario, out["trajectories"][b], out["object_ids"][b],
-                        out["agent_mask"][b], item.source)
+                        item.scenario,
+                        out["trajectories"][b],
+                        out["object_ids"][b],
+                        out["agent_mask"][b],
+                        item.source,
+                    )
                 except ValueError as e:  # invalid rollouts (a ScenarioError is one too)
                     result = e
                 yield item, result

@@ -15,6 +15,7 @@ model config, tokenizer and sampling settings.
 Then: `python -m export.wosac_submission --saved_model=models/ft10m ...` or
 `python -m export.report --saved_model=ft10m=models/ft10m ...`.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,11 @@ import os
 import sys
 from typing import NamedTuple
 
-import gin
 import tensorflow as tf
-from absl import app
-from absl import flags
+from absl import app, flags
 
-from export import loader
-from export import signature
+import gin
+from export import loader, signature
 from export.model_sim_agent import ModelSimAgent
 from motion_sim.learner import checkpointing
 from motion_sim.models.sim_agent_model import SimAgentModel
@@ -53,6 +52,7 @@ class TrainedPolicy(NamedTuple):
       step: the checkpoint's global step (None if it holds none).
       operative_config: path of the gin file the model was built from.
     """
+
     model: SimAgentModel
     tokenizer: ActionTokenizer
     checkpoint: str
@@ -68,8 +68,10 @@ def build_from_operative_config(config_path: str) -> tuple[SimAgentModel, Action
     skipped; those of the model and tokenizer (imported here) are applied and checked by gin.
     """
     if not tf.io.gfile.exists(config_path):
-        raise ExportError(f"{config_path} does not exist: is this a training run directory "
-                          "(motion_sim.train writes operative_config.gin there)?")
+        raise ExportError(
+            f"{config_path} does not exist: is this a training run directory "
+            "(motion_sim.train writes operative_config.gin there)?"
+        )
     with tf.io.gfile.GFile(config_path) as f:
         text = f.read()
     gin.clear_config()
@@ -102,8 +104,9 @@ def restore_model(model: tf.keras.Model, checkpoint: str) -> tuple[str, int | No
         status.expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise ExportError(f"checkpoint {path} does not match the model built from the run's "
-                          f"config: {e}") from e
+        raise ExportError(
+            f"checkpoint {path} does not match the model built from the run's config: {e}"
+        ) from e
     reader = tf.train.load_checkpoint(path)
     step = int(reader.get_tensor(_STEP_KEY)) if reader.has_tensor(_STEP_KEY) else None
     return path, step
@@ -118,54 +121,95 @@ def load_trained_policy(root_dir: str, checkpoint: str | None = None) -> Trained
     return TrainedPolicy(model, tokenizer, path, step, config_path)
 
 
-def sim_agent_info(model: tf.keras.Model, tokenizer: ActionTokenizer, num_rollouts: int,
-                   temperature: float, top_k: int, top_p: float, **provenance) -> dict:
+def sim_agent_info(
+    model: tf.keras.Model,
+    tokenizer: ActionTokenizer,
+    num_rollouts: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    **provenance,
+) -> dict:
     """What `sim_agent.json` records (JSON-serialisable)."""
     return dict(
         kind="sim_agent_model",
         num_model_parameters=int(model.count_params()),
         num_rollouts=int(num_rollouts),
         model_config=model.get_config(),
-        tokenizer=dict(token_hz=tokenizer.token_hz, num_tokens=tokenizer.num_tokens,
-                       vocab_size=tokenizer.vocab_size, num_bins=tokenizer.num_bins,
-                       max_accel=tokenizer.max_accel, still_distance=tokenizer.still_distance),
+        tokenizer=dict(
+            token_hz=tokenizer.token_hz,
+            num_tokens=tokenizer.num_tokens,
+            vocab_size=tokenizer.vocab_size,
+            num_bins=tokenizer.num_bins,
+            max_accel=tokenizer.max_accel,
+            still_distance=tokenizer.still_distance,
+        ),
         sampling=dict(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p)),
-        **provenance)
+        **provenance,
+    )
 
 
-def export_policy(model: tf.keras.Model, tokenizer: ActionTokenizer, output_dir: str,
-                  num_rollouts: int = 32, temperature: float = 1.0, top_k: int = 0,
-                  top_p: float = 1.0, **provenance) -> str:
+def export_policy(
+    model: tf.keras.Model,
+    tokenizer: ActionTokenizer,
+    output_dir: str,
+    num_rollouts: int = 32,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    **provenance,
+) -> str:
     """Writes `model` as a sim-agent SavedModel at `output_dir` (atomic); returns the path.
 
     `provenance` (checkpoint, step, root_dir, ...) goes into `sim_agent.json` with the
     parameter count and the sampling settings.
     """
     agent = ModelSimAgent(model, tokenizer, num_rollouts, temperature, top_k, top_p)
-    info = sim_agent_info(model, tokenizer, num_rollouts, temperature, top_k, top_p,
-                          **provenance)
+    info = sim_agent_info(model, tokenizer, num_rollouts, temperature, top_k, top_p, **provenance)
     return signature.export_sim_agent(
-        agent, output_dir, num_rollouts,
-        extra_files={loader.INFO_FILE: json.dumps(info, indent=1, sort_keys=True) + "\n"})
+        agent,
+        output_dir,
+        num_rollouts,
+        extra_files={loader.INFO_FILE: json.dumps(info, indent=1, sort_keys=True) + "\n"},
+    )
 
 
-def export_run(root_dir: str, output_dir: str, checkpoint: str | None = None,
-               num_rollouts: int = 32, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0) -> str:
+def export_run(
+    root_dir: str,
+    output_dir: str,
+    checkpoint: str | None = None,
+    num_rollouts: int = 32,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+) -> str:
     """`load_trained_policy` + `export_policy`; returns the SavedModel directory."""
     policy = load_trained_policy(root_dir, checkpoint)
-    return export_policy(policy.model, policy.tokenizer, output_dir, num_rollouts, temperature,
-                         top_k, top_p, root_dir=os.path.abspath(root_dir),
-                         checkpoint=os.path.abspath(policy.checkpoint), step=policy.step)
+    return export_policy(
+        policy.model,
+        policy.tokenizer,
+        output_dir,
+        num_rollouts,
+        temperature,
+        top_k,
+        top_p,
+        root_dir=os.path.abspath(root_dir),
+        checkpoint=os.path.abspath(policy.checkpoint),
+        step=policy.step,
+    )
 
 
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no global flags."""
-    flags.DEFINE_string("root_dir", None, "Training run directory (operative_config.gin, "
-                        "checkpoints/).")
+    flags.DEFINE_string(
+        "root_dir", None, "Training run directory (operative_config.gin, checkpoints/)."
+    )
     flags.DEFINE_string("output_dir", None, "SavedModel directory to write.")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (default: the "
-                        "newest of <root_dir>/checkpoints).")
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "Checkpoint prefix or directory (default: the newest of <root_dir>/checkpoints).",
+    )
     flags.DEFINE_integer("num_rollouts", 32, "Rollouts per scenario (WOSAC: 32).")
     flags.DEFINE_float("temperature", 1.0, "Sampling temperature (> 0).")
     flags.DEFINE_integer("top_k", 0, "Sample from the k most likely tokens (0 = all).")
@@ -178,15 +222,23 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     try:
-        path = export_run(f.root_dir, f.output_dir, f.checkpoint, f.num_rollouts,
-                          f.temperature, f.top_k, f.top_p)
+        path = export_run(
+            f.root_dir, f.output_dir, f.checkpoint, f.num_rollouts, f.temperature, f.top_k, f.top_p
+        )
     except (ExportError, ValueError, FileExistsError) as e:
         print(f"export_model: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     info = loader.read_sim_agent_info(path)
-    print(json.dumps({"saved_model": path, "checkpoint": info["checkpoint"],
-                      "step": info["step"],
-                      "num_model_parameters": info["num_model_parameters"]}))
+    print(
+        json.dumps(
+            {
+                "saved_model": path,
+                "checkpoint": info["checkpoint"],
+                "step": info["step"],
+                "num_model_parameters": info["num_model_parameters"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

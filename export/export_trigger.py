@@ -8,14 +8,15 @@ straight to `export.wosac_submission` or `export.report`.
 The weights are copied into a fresh model built outside the distribution strategy, so the
 export neither touches the training variables nor depends on how the strategy placed them.
 """
+
 from __future__ import annotations
 
 import os
 
-import gin
 import tensorflow as tf
 from absl import logging
 
+import gin
 from export import export_model
 from motion_sim.learner.triggers import IntervalTrigger
 from motion_sim.models.sim_agent_model import SimAgentModel
@@ -42,15 +43,28 @@ class ExportTrigger(IntervalTrigger):
       exported: step -> SavedModel path of every export done by this trigger.
     """
 
-    def __init__(self, interval: int, root_dir: str, model: tf.keras.Model, tokenizer,
-                 num_rollouts: int = 32, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, start: int = 0):
+    def __init__(
+        self,
+        interval: int,
+        root_dir: str,
+        model: tf.keras.Model,
+        tokenizer,
+        num_rollouts: int = 32,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        start: int = 0,
+    ):
         super().__init__(interval, self._export, start=start)
         self.root_dir = root_dir
         self.model = model
         self.tokenizer = tokenizer
-        self.sampling = dict(num_rollouts=int(num_rollouts), temperature=float(temperature),
-                             top_k=int(top_k), top_p=float(top_p))
+        self.sampling = dict(
+            num_rollouts=int(num_rollouts),
+            temperature=float(temperature),
+            top_k=int(top_k),
+            top_p=float(top_p),
+        )
         self.exported: dict[int, str] = {}
 
     def _export(self, step: int):
@@ -62,18 +76,32 @@ class ExportTrigger(IntervalTrigger):
         copy = SimAgentModel.from_config(self.model.get_config())
         copy.set_weights(self.model.get_weights())
         path = export_model.export_policy(
-            copy, self.tokenizer, export_dir_for_step(self.root_dir, step),
-            root_dir=os.path.abspath(self.root_dir), step=int(step), checkpoint=None,
-            **self.sampling)
+            copy,
+            self.tokenizer,
+            export_dir_for_step(self.root_dir, step),
+            root_dir=os.path.abspath(self.root_dir),
+            step=int(step),
+            checkpoint=None,
+            **self.sampling,
+        )
         self.exported[step] = path
         logging.info("Exported the policy at step %d to %s", step, path)
 
 
 @gin.configurable(denylist=["root_dir", "model", "tokenizer", "start", "is_chief"])
-def make_export_triggers(root_dir: str, model: tf.keras.Model, tokenizer, *, start: int = 0,
-                         is_chief: bool = True, interval: int = 0, num_rollouts: int = 32,
-                         temperature: float = 1.0, top_k: int = 0,
-                         top_p: float = 1.0) -> list[ExportTrigger]:
+def make_export_triggers(
+    root_dir: str,
+    model: tf.keras.Model,
+    tokenizer,
+    *,
+    start: int = 0,
+    is_chief: bool = True,
+    interval: int = 0,
+    num_rollouts: int = 32,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+) -> list[ExportTrigger]:
     """The learner's export triggers from gin (`make_export_triggers.interval = 10000`).
 
     The training binary (motion_sim/train.py) builds them and hands them to the `Learner` as
@@ -83,5 +111,16 @@ def make_export_triggers(root_dir: str, model: tf.keras.Model, tokenizer, *, sta
     """
     if interval <= 0 or not is_chief:
         return []
-    return [ExportTrigger(interval, root_dir, model, tokenizer, num_rollouts, temperature,
-                          top_k, top_p, start=start)]
+    return [
+        ExportTrigger(
+            interval,
+            root_dir,
+            model,
+            tokenizer,
+            num_rollouts,
+            temperature,
+            top_k,
+            top_p,
+            start=start,
+        )
+    ]

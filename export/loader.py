@@ -4,6 +4,7 @@ Whatever runs a submission or an evaluation on another machine needs only this f
 SavedModel directory and TensorFlow: the graph carries the model, the sampler and the
 scene -> world transform (`export/signature.py` documents the contract).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,18 +45,21 @@ class LoadedSimAgent:
             self._loaded = tf.saved_model.load(export_dir)
         except Exception as e:  # TF raises OSError, ValueError, DataLossError, ... here.
             raise SimAgentLoadError(
-                f"{export_dir}: cannot load SavedModel ({type(e).__name__}: {e})") from e
+                f"{export_dir}: cannot load SavedModel ({type(e).__name__}: {e})"
+            ) from e
         signatures = getattr(self._loaded, "signatures", {})
         if SIGNATURE_NAME not in signatures:
             raise SimAgentLoadError(
                 f"{export_dir}: SavedModel has no '{SIGNATURE_NAME}' signature "
-                f"(has {sorted(signatures)}); export it with export.signature.export_sim_agent")
+                f"(has {sorted(signatures)}); export it with export.signature.export_sim_agent"
+            )
         self._fn = signatures[SIGNATURE_NAME]
         outputs = self._fn.structured_outputs
         missing = [k for k in OUTPUT_KEYS if k not in outputs]
         if missing:
             raise SimAgentLoadError(
-                f"{export_dir}: serving signature lacks outputs {missing}; not a sim-agent model")
+                f"{export_dir}: serving signature lacks outputs {missing}; not a sim-agent model"
+            )
         self.num_rollouts = int(outputs["trajectories"].shape[1])
         self._input_specs = self._fn.structured_input_signature[1]
         self.input_names = tuple(sorted(self._input_specs))
@@ -100,7 +104,8 @@ class ClosedLoopStepper:
         if START_SIGNATURE not in signatures or STEP_SIGNATURE not in signatures:
             raise SimAgentLoadError(
                 f"{loaded.export_dir}: SavedModel has no closed-loop step signatures "
-                f"({START_SIGNATURE}, {STEP_SIGNATURE}); re-export it with export.export_model")
+                f"({START_SIGNATURE}, {STEP_SIGNATURE}); re-export it with export.export_model"
+            )
         self.export_dir = loaded.export_dir
         self._start = signatures[START_SIGNATURE]
         self._step = signatures[STEP_SIGNATURE]
@@ -126,8 +131,13 @@ class ClosedLoopStepper:
         return self._split(self._start(**feed))
 
     def step(self, state: dict, forced_tokens, forced_mask):
-        return self._split(self._step(**state, forced_tokens=tf.constant(forced_tokens, tf.int32),
-                                      forced_mask=tf.constant(forced_mask, tf.bool)))
+        return self._split(
+            self._step(
+                **state,
+                forced_tokens=tf.constant(forced_tokens, tf.int32),
+                forced_mask=tf.constant(forced_mask, tf.bool),
+            )
+        )
 
 
 def load_sim_agent(export_dir: str) -> LoadedSimAgent:

@@ -10,6 +10,7 @@ static shape) inside a `tf.map_fn`. Scene b samples with seed `row_seed(seed, b)
 stateless_fold_in(seed, b): rows get independent randomness and a scene's rollouts do not
 depend on which other scenes share its batch.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -43,12 +44,25 @@ class ModelSimAgent(tf.Module):
       sampler: the compiled `Sampler` (plain object; its settings are baked into the graph).
     """
 
-    def __init__(self, model: tf.keras.Model, tokenizer: ActionTokenizer, num_rollouts: int = 32,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
+    def __init__(
+        self,
+        model: tf.keras.Model,
+        tokenizer: ActionTokenizer,
+        num_rollouts: int = 32,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+    ):
         super().__init__(name="model_sim_agent")
         self.model = model
-        self.sampler = Sampler(model, tokenizer=tokenizer, num_rollouts=num_rollouts,
-                               temperature=temperature, top_k=top_k, top_p=top_p)
+        self.sampler = Sampler(
+            model,
+            tokenizer=tokenizer,
+            num_rollouts=num_rollouts,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+        )
 
     @property
     def num_rollouts(self) -> int:
@@ -57,8 +71,10 @@ class ModelSimAgent(tf.Module):
     def simulate(self, scene: dict, seed: tf.Tensor, num_rollouts: int) -> tf.Tensor:
         """Scene-frame float32 [B, R, A, 80, 4] (x, y, z, heading); rows of padding are zero."""
         if int(num_rollouts) != self.sampler.num_rollouts:
-            raise ValueError(f"this agent samples {self.sampler.num_rollouts} rollouts per scene "
-                             f"(fixed when it was built), asked for {num_rollouts}")
+            raise ValueError(
+                f"this agent samples {self.sampler.num_rollouts} rollouts per scene "
+                f"(fixed when it was built), asked for {num_rollouts}"
+            )
         missing = [k for k in _SCENE_FIELDS if k not in scene]
         if missing:
             raise ValueError(f"scene lacks fields {missing}")
@@ -66,9 +82,13 @@ class ModelSimAgent(tf.Module):
         batch = tf.shape(scene["agent_mask"])[0]
         out_spec = tf.TensorSpec(
             [self.sampler.num_rollouts, datatypes.MAX_AGENTS, datatypes.NUM_FUTURE_STEPS, 4],
-            tf.float32)
-        return tf.map_fn(lambda b: self._simulate_row(scene, seed, b), tf.range(batch),
-                         fn_output_signature=out_spec)
+            tf.float32,
+        )
+        return tf.map_fn(
+            lambda b: self._simulate_row(scene, seed, b),
+            tf.range(batch),
+            fn_output_signature=out_spec,
+        )
 
     def _simulate_row(self, scene: dict, seed: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
         """Rollouts [R, A, 80, 4] of batch row b (run as a batch of one, static shapes)."""
@@ -80,8 +100,9 @@ class ModelSimAgent(tf.Module):
         z = tf.broadcast_to(z_now[tf.newaxis, :, tf.newaxis], tf.shape(heading))
         return tf.concat([xy, z[..., tf.newaxis], heading[..., tf.newaxis]], axis=-1)
 
-    def closed_loop_start(self, scene: dict, seed: tf.Tensor, forced_tokens: tf.Tensor,
-                          forced_mask: tf.Tensor):
+    def closed_loop_start(
+        self, scene: dict, seed: tf.Tensor, forced_tokens: tf.Tensor, forced_mask: tf.Tensor
+    ):
         """Closed-loop stepping, step 0 (`Sampler.start`): one scene [1, ...], R worlds.
 
         forced_tokens / forced_mask: [1, R, A] (the AV's executed motion as its token).
@@ -93,4 +114,3 @@ class ModelSimAgent(tf.Module):
     def closed_loop_step(self, state, forced_tokens: tf.Tensor, forced_mask: tf.Tensor):
         """Closed-loop stepping, steps 1..T-1 (`Sampler.step`)."""
         return self.sampler.step(state, forced_tokens, forced_mask)
-

@@ -21,6 +21,7 @@ Scenarios are read once and scored scenario by scenario for all methods, so the 
 builds each scenario's map tables once. A scenario that cannot be simulated or scored stops
 the run with an error naming it (a table over a silently smaller set would mislead).
 """
+
 from __future__ import annotations
 
 import collections
@@ -30,20 +31,15 @@ import sys
 import time
 from typing import Iterator
 
-from absl import app
-from absl import flags
-from absl import logging
 import tqdm
+from absl import app, flags, logging
 
-from export import loader
-from export import saved_model_rollouts
-from export import signature
+from export import loader, saved_model_rollouts, signature
 from export.export_baseline import BASELINES, make_baseline
 from motion_sim.data.datatypes import ScenarioError
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import results as results_lib
-from motion_sim.metrics import rollout_checks
-from motion_sim.metrics import rollouts_io
+from motion_sim.metrics import rollout_checks, rollouts_io
 
 BACKENDS = ("fast", "official")
 
@@ -66,12 +62,19 @@ def export_baselines(kinds: list[str], output_dir: str, num_rollouts: int = 32) 
     """Exports each baseline as a SavedModel under output_dir/<kind>; returns {kind: dir}."""
     unknown = [k for k in kinds if k not in BASELINES]
     if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; "
-                         f"choose from {[k.value for k in BASELINES]}")
+        raise ValueError(
+            f"unknown baseline(s) {unknown}; choose from {[k.value for k in BASELINES]}"
+        )
     info = json.dumps({"kind": "baseline", "num_model_parameters": 0}) + "\n"
-    return {kind: signature.export_sim_agent(make_baseline(kind), os.path.join(output_dir, kind),
-                                             num_rollouts, extra_files={loader.INFO_FILE: info})
-            for kind in kinds}
+    return {
+        kind: signature.export_sim_agent(
+            make_baseline(kind),
+            os.path.join(output_dir, kind),
+            num_rollouts,
+            extra_files={loader.INFO_FILE: info},
+        )
+        for kind in kinds
+    }
 
 
 class _Scorer:
@@ -83,11 +86,13 @@ class _Scorer:
         # pylint: disable=import-outside-toplevel
         if backend == "fast":
             from motion_sim.metrics import fast_metrics, scenario_arrays
+
             self._fast = fast_metrics.FastMetrics(config)
             self._arrays_lib = scenario_arrays
             self._arrays = None
         elif backend == "official":
             from motion_sim.metrics import official_backend
+
             self._official = official_backend.OfficialBackend(config, num_workers)
         else:
             raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
@@ -113,8 +118,14 @@ class _Scorer:
             yield method, self._fast.scenario_metrics(self._arrays, sim)
 
 
-def score_saved_models(models: dict[str, str], scenario_pattern: str, year: str = "2025",
-                       backend: str = "fast", seed: int = 0, num_workers: int = 1) -> dict:
+def score_saved_models(
+    models: dict[str, str],
+    scenario_pattern: str,
+    year: str = "2025",
+    backend: str = "fast",
+    seed: int = 0,
+    num_workers: int = 1,
+) -> dict:
     """Scores every SavedModel on every scenario; returns {name: results dict}.
 
     Args:
@@ -140,7 +151,8 @@ def score_saved_models(models: dict[str, str], scenario_pattern: str, year: str 
             for name, runner in runners.items():
                 start = time.time()
                 rollouts, rs = saved_model_rollouts.rollouts_from_runner(
-                    runner, scenario, seed, source)
+                    runner, scenario, seed, source
+                )
                 gen_seconds[name] += time.time() - start
                 rollout_checks.validate_rollouts(rollouts, scenario, f"{name} on {source}")
                 stats[name].update(rs._asdict())
@@ -150,22 +162,26 @@ def score_saved_models(models: dict[str, str], scenario_pattern: str, year: str 
     scorer = _Scorer(config, backend, num_workers)
     start = time.time()
     total = len(scenarios) * len(models)
-    for name, metrics in tqdm.tqdm(scorer.map(items()), total=total, unit="rollout set",
-                                   desc=f"WOSAC {backend}", disable=None):
+    for name, metrics in tqdm.tqdm(
+        scorer.map(items()), total=total, unit="rollout set", desc=f"WOSAC {backend}", disable=None
+    ):
         per_method[name].append(metrics)
     seconds = time.time() - start
     results = {}
     for name, path in models.items():
         summary = results_lib.summarize(config, per_method[name])
         info = loader.read_sim_agent_info(path)
-        summary.update(config=year, backend=backend, num_scenarios=len(per_method[name]),
-                       saved_model=os.path.abspath(path),
-                       num_model_parameters=info.get("num_model_parameters"),
-                       rollout_stats=dict(stats[name]),
-                       rollout_seconds=round(gen_seconds[name], 3))
+        summary.update(
+            config=year,
+            backend=backend,
+            num_scenarios=len(per_method[name]),
+            saved_model=os.path.abspath(path),
+            num_model_parameters=info.get("num_model_parameters"),
+            rollout_stats=dict(stats[name]),
+            rollout_seconds=round(gen_seconds[name], 3),
+        )
         results[name] = summary
-    logging.info("scored %d methods x %d scenarios in %.1f s", len(models), len(scenarios),
-                 seconds)
+    logging.info("scored %d methods x %d scenarios in %.1f s", len(models), len(scenarios), seconds)
     return results
 
 
@@ -179,9 +195,16 @@ def write_report(results: dict, output_dir: str, **header) -> tuple[str, str]:
     return json_path, md_path
 
 
-def run_report(scenarios: str, output_dir: str, baselines: list[str], saved_models: dict[str, str],
-               year: str = "2025", backend: str = "fast", seed: int = 0,
-               num_workers: int = 1) -> dict:
+def run_report(
+    scenarios: str,
+    output_dir: str,
+    baselines: list[str],
+    saved_models: dict[str, str],
+    year: str = "2025",
+    backend: str = "fast",
+    seed: int = 0,
+    num_workers: int = 1,
+) -> dict:
     """Exports the baselines, scores everything, writes the report; returns the results."""
     clash = sorted(set(baselines) & set(saved_models))
     if clash:
@@ -189,8 +212,15 @@ def run_report(scenarios: str, output_dir: str, baselines: list[str], saved_mode
     models = export_baselines(baselines, os.path.join(output_dir, "baselines"))
     models.update(saved_models)
     results = score_saved_models(models, scenarios, year, backend, seed, num_workers)
-    write_report(results, output_dir, config=year, backend=backend, seed=seed,
-                 scenarios=scenarios, num_scenarios=next(iter(results.values()))["num_scenarios"])
+    write_report(
+        results,
+        output_dir,
+        config=year,
+        backend=backend,
+        seed=seed,
+        scenarios=scenarios,
+        num_scenarios=next(iter(results.values()))["num_scenarios"],
+    )
     return results
 
 
@@ -198,10 +228,14 @@ def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no global flags."""
     flags.DEFINE_string("scenarios", None, "Comma-separated globs of Scenario TFRecords.")
     flags.DEFINE_string("output", None, "Output directory (report.json, table1.md, baselines/).")
-    flags.DEFINE_list("baselines", ["constant_velocity", "random", "logged_oracle"],
-                      f"Baselines to score (of {[k.value for k in BASELINES]}); empty for none.")
-    flags.DEFINE_multi_string("saved_model", [], "NAME=DIR of a sim-agent SavedModel to score "
-                              "(repeatable).")
+    flags.DEFINE_list(
+        "baselines",
+        ["constant_velocity", "random", "logged_oracle"],
+        f"Baselines to score (of {[k.value for k in BASELINES]}); empty for none.",
+    )
+    flags.DEFINE_multi_string(
+        "saved_model", [], "NAME=DIR of a sim-agent SavedModel to score (repeatable)."
+    )
     flags.DEFINE_enum("config", "2025", list(config_lib.CONFIG_YEARS), "Metric config year.")
     flags.DEFINE_enum("backend", "fast", list(BACKENDS), "Metric implementation.")
     flags.DEFINE_integer("seed", 0, "Rollout seed (per-scenario seeds derive from it).")
@@ -215,15 +249,24 @@ def main(argv):
     f = flags.FLAGS
     try:
         saved_models = parse_named_models(f.saved_model)
-        results = run_report(f.scenarios, f.output, [b for b in f.baselines if b], saved_models,
-                             f.config, f.backend, f.seed, f.num_workers)
+        results = run_report(
+            f.scenarios,
+            f.output,
+            [b for b in f.baselines if b],
+            saved_models,
+            f.config,
+            f.backend,
+            f.seed,
+            f.num_workers,
+        )
     except (ValueError, FileNotFoundError, loader.SimAgentLoadError, ScenarioError) as e:
         # ScenarioError covers rollout_checks.RolloutError and unreadable scenarios.
         print(f"report: error: {e}", file=sys.stderr, flush=True)
         return 2
     print(results_lib.table1_markdown(results), end="")
-    print(f"wrote {os.path.join(f.output, 'report.json')} and "
-          f"{os.path.join(f.output, 'table1.md')}")
+    print(
+        f"wrote {os.path.join(f.output, 'report.json')} and {os.path.join(f.output, 'table1.md')}"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@
 `motion_sim/evaluate.py --saved_model`; baselines run in process through the same conversion
 (`generate_rollouts_in_process`), so tests of one cover the other.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,20 +14,15 @@ from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
-from waymo_open_dataset.protos import scenario_pb2
-from waymo_open_dataset.protos import sim_agents_submission_pb2
+from waymo_open_dataset.protos import scenario_pb2, sim_agents_submission_pb2
 
-from export import loader
-from export import scenario_rollouts
-from export import scene_input
-from export import signature
+from export import loader, scenario_rollouts, scene_input, signature
 
 
 class SimAgentRunner(Protocol):
     """`LoadedSimAgent` (SavedModel) or `SimAgentServing` (in process)."""
 
-    def run(self, inputs: dict, seed) -> dict[str, np.ndarray]:
-        ...
+    def run(self, inputs: dict, seed) -> dict[str, np.ndarray]: ...
 
 
 def scenario_seed(seed: int, scenario_id: str) -> np.ndarray:
@@ -51,26 +47,34 @@ def load_cached(saved_model_dir: str) -> loader.LoadedSimAgent:
     return _load(export_dir, stamp)
 
 
-def rollouts_from_runner(runner: SimAgentRunner, scenario: scenario_pb2.Scenario, seed: int,
-                         source: str = "",
-                         ) -> tuple[sim_agents_submission_pb2.ScenarioRollouts,
-                                    scenario_rollouts.RolloutStats]:
+def rollouts_from_runner(
+    runner: SimAgentRunner,
+    scenario: scenario_pb2.Scenario,
+    seed: int,
+    source: str = "",
+) -> tuple[sim_agents_submission_pb2.ScenarioRollouts, scenario_rollouts.RolloutStats]:
     """Scene inputs -> runner -> world-frame `ScenarioRollouts` (+ CV fallback), validated."""
     inputs = scene_input.stack_scenes([scene_input.scene_from_scenario(scenario, source)])
     outputs = runner.run(inputs, scenario_seed(seed, scenario.scenario_id))
     return scenario_rollouts.to_scenario_rollouts(
-        scenario, outputs["trajectories"][0], outputs["object_ids"][0], outputs["agent_mask"][0],
-        source)
+        scenario,
+        outputs["trajectories"][0],
+        outputs["object_ids"][0],
+        outputs["agent_mask"][0],
+        source,
+    )
 
 
-def generate_scenario_rollouts_with_stats(saved_model_dir: str, scenario: scenario_pb2.Scenario,
-                                          seed: int, source: str = ""):
+def generate_scenario_rollouts_with_stats(
+    saved_model_dir: str, scenario: scenario_pb2.Scenario, seed: int, source: str = ""
+):
     """`generate_scenario_rollouts` plus its `RolloutStats` (fallback counts)."""
     return rollouts_from_runner(load_cached(saved_model_dir), scenario, seed, source)
 
 
-def generate_scenario_rollouts(saved_model_dir: str, scenario: scenario_pb2.Scenario,
-                               seed: int) -> sim_agents_submission_pb2.ScenarioRollouts:
+def generate_scenario_rollouts(
+    saved_model_dir: str, scenario: scenario_pb2.Scenario, seed: int
+) -> sim_agents_submission_pb2.ScenarioRollouts:
     """Validated world-frame rollouts of every sim agent of `scenario` by a SavedModel.
 
     Loads (and caches) the model at `saved_model_dir`, builds its scene inputs, runs it with a
@@ -82,10 +86,14 @@ def generate_scenario_rollouts(saved_model_dir: str, scenario: scenario_pb2.Scen
     return rollouts
 
 
-def generate_rollouts_in_process(agent: tf.Module, scenario: scenario_pb2.Scenario, seed: int,
-                                 num_rollouts: int = 32,
-                                 ) -> sim_agents_submission_pb2.ScenarioRollouts:
+def generate_rollouts_in_process(
+    agent: tf.Module,
+    scenario: scenario_pb2.Scenario,
+    seed: int,
+    num_rollouts: int = 32,
+) -> sim_agents_submission_pb2.ScenarioRollouts:
     """Same path as `generate_scenario_rollouts` without the SavedModel round trip."""
     rollouts, _ = rollouts_from_runner(
-        signature.SimAgentServing(agent, num_rollouts), scenario, seed)
+        signature.SimAgentServing(agent, num_rollouts), scenario, seed
+    )
     return rollouts

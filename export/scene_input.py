@@ -6,6 +6,7 @@ batched with `stack_scenes`). Agents valid at the current step that the builder 
 (beyond `MAX_AGENTS`) are simply absent from the scene; the rollout writer finds them by
 comparing with the official sim-agent ids and gives them the constant-velocity fallback.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,8 @@ def scene_from_scenario(scenario, source: str = "") -> dict[str, np.ndarray]:
     except ImportError as e:
         raise ImportError(
             "export.scene_input needs motion_sim.data.scenario_reader and "
-            f"motion_sim.data.scene_builder, which are not importable: {e}") from e
+            f"motion_sim.data.scene_builder, which are not importable: {e}"
+        ) from e
     raw = scenario_reader.read_scenario_proto(scenario, source or scenario.scenario_id)
     scene, _dropped_ids = scene_builder.build_scene(raw)
     return scene_to_inputs(scene)

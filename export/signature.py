@@ -26,6 +26,7 @@ contract the submission generator and `evaluate.py --saved_model` rely on:
 The scene -> world transform lives here, once, so that every agent only thinks in the scene
 frame. The exported graph needs only TensorFlow to run (`export.loader.load_sim_agent`).
 """
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,9 @@ def to_world(trajectories: tf.Tensor, frame_origin: tf.Tensor, frame_yaw: tf.Ten
     xy and heading through `frames.to_world_tf`; z + frame_origin[2].
     """
     x, y, z, heading = tf.unstack(tf.cast(trajectories, tf.float64), axis=-1)
-    world_xy, world_heading = frames.to_world_tf(tf.stack([x, y], axis=-1), heading,
-                                                 frame_origin, frame_yaw)
+    world_xy, world_heading = frames.to_world_tf(
+        tf.stack([x, y], axis=-1), heading, frame_origin, frame_yaw
+    )
     extra_axes = trajectories.shape.rank - 2
     oz = tf.reshape(tf.cast(frame_origin, tf.float64)[:, 2], [-1] + [1] * extra_axes)
     world = tf.concat([world_xy, (z + oz)[..., None], world_heading[..., None]], axis=-1)
@@ -94,8 +96,9 @@ class SimAgentServing(tf.Module):
         if not callable(self._simulate):
             raise TypeError(f"{agent!r} has no simulate() and is not callable")
         self.serve = tf.function(self._serve, input_signature=[serving_input_spec()])
-        self.closed_loop = (hasattr(agent, "closed_loop_start")
-                            and hasattr(agent, "closed_loop_step"))
+        self.closed_loop = hasattr(agent, "closed_loop_start") and hasattr(
+            agent, "closed_loop_step"
+        )
 
     def closed_loop_signatures(self) -> dict:
         """{name: concrete function} of the closed-loop start / step signatures ({} if none).
@@ -111,11 +114,15 @@ class SimAgentServing(tf.Module):
             return {}
         agent = self.agent
         num_agents = datatypes.MAX_AGENTS
-        start_spec = {k: tf.TensorSpec((1,) + tuple(v.shape[1:]), v.dtype, name=k)
-                      for k, v in serving_input_spec().items() if k != SEED_KEY}
+        start_spec = {
+            k: tf.TensorSpec((1,) + tuple(v.shape[1:]), v.dtype, name=k)
+            for k, v in serving_input_spec().items()
+            if k != SEED_KEY
+        }
         forced_spec = {
             "forced_tokens": tf.TensorSpec([1, None, num_agents], tf.int32, name="forced_tokens"),
-            "forced_mask": tf.TensorSpec([1, None, num_agents], tf.bool, name="forced_mask")}
+            "forced_mask": tf.TensorSpec([1, None, num_agents], tf.bool, name="forced_mask"),
+        }
         start_spec.update(forced_spec, **{SEED_KEY: tf.TensorSpec((2,), tf.int64, name=SEED_KEY)})
 
         def flat_outputs(state, tokens, log_probs):
@@ -125,30 +132,41 @@ class SimAgentServing(tf.Module):
 
         def start(inputs):
             scene = {k: v for k, v in inputs.items() if k not in forced_spec and k != SEED_KEY}
-            return flat_outputs(*agent.closed_loop_start(
-                scene, inputs[SEED_KEY], inputs["forced_tokens"], inputs["forced_mask"]))
+            return flat_outputs(
+                *agent.closed_loop_start(
+                    scene, inputs[SEED_KEY], inputs["forced_tokens"], inputs["forced_mask"]
+                )
+            )
 
         start_fn = tf.function(start, input_signature=[start_spec])
         # The state's structure and specs, from a trace of the start function.
         traced = tf.function(agent.closed_loop_start).get_concrete_function(
             {k: v for k, v in start_spec.items() if k not in forced_spec and k != SEED_KEY},
-            start_spec[SEED_KEY], forced_spec["forced_tokens"], forced_spec["forced_mask"])
+            start_spec[SEED_KEY],
+            forced_spec["forced_tokens"],
+            forced_spec["forced_mask"],
+        )
         state_struct = traced.structured_outputs[0]
         leaves = tf.nest.flatten(state_struct)
-        step_spec = {f"{STATE_PREFIX}{i:03d}": tf.TensorSpec(t.shape, t.dtype,
-                                                             name=f"{STATE_PREFIX}{i:03d}")
-                     for i, t in enumerate(leaves)}
+        step_spec = {
+            f"{STATE_PREFIX}{i:03d}": tf.TensorSpec(t.shape, t.dtype, name=f"{STATE_PREFIX}{i:03d}")
+            for i, t in enumerate(leaves)
+        }
         step_spec.update(forced_spec)
 
         def step(inputs):
             state = tf.nest.pack_sequence_as(
-                state_struct, [inputs[f"{STATE_PREFIX}{i:03d}"] for i in range(len(leaves))])
-            return flat_outputs(*agent.closed_loop_step(state, inputs["forced_tokens"],
-                                                        inputs["forced_mask"]))
+                state_struct, [inputs[f"{STATE_PREFIX}{i:03d}"] for i in range(len(leaves))]
+            )
+            return flat_outputs(
+                *agent.closed_loop_step(state, inputs["forced_tokens"], inputs["forced_mask"])
+            )
 
         step_fn = tf.function(step, input_signature=[step_spec])
-        return {START_SIGNATURE: start_fn.get_concrete_function(),
-                STEP_SIGNATURE: step_fn.get_concrete_function()}
+        return {
+            START_SIGNATURE: start_fn.get_concrete_function(),
+            STEP_SIGNATURE: step_fn.get_concrete_function(),
+        }
 
     def _serve(self, inputs: dict) -> dict:
         seed = inputs[SEED_KEY]
@@ -156,20 +174,25 @@ class SimAgentServing(tf.Module):
         scene_traj = tf.convert_to_tensor(self._simulate(scene, seed, self.num_rollouts))
         want = [self.num_rollouts, datatypes.MAX_AGENTS, datatypes.NUM_FUTURE_STEPS, 4]
         if not scene_traj.shape[1:].is_compatible_with(want):
-            raise ValueError(f"{self.agent!r}: simulate() returned shape {scene_traj.shape}, "
-                             f"the contract is [B, R, A, 80, 4] = [B] + {want}")
+            raise ValueError(
+                f"{self.agent!r}: simulate() returned shape {scene_traj.shape}, "
+                f"the contract is [B, R, A, 80, 4] = [B] + {want}"
+            )
         batch = tf.shape(scene["agent_mask"])[0]
         tf.debugging.assert_equal(
             tf.shape(scene_traj),
-            tf.stack([batch, self.num_rollouts, datatypes.MAX_AGENTS,
-                      datatypes.NUM_FUTURE_STEPS, 4]),
-            message="simulate() must return [B, R, A, 80, 4]")
+            tf.stack(
+                [batch, self.num_rollouts, datatypes.MAX_AGENTS, datatypes.NUM_FUTURE_STEPS, 4]
+            ),
+            message="simulate() must return [B, R, A, 80, 4]",
+        )
         world = to_world(scene_traj, scene["frame_origin"], scene["frame_yaw"])
         # Padding rows would otherwise sit at the frame origin and look like real agents.
         mask = scene["agent_mask"][:, tf.newaxis, :, tf.newaxis, tf.newaxis]
         world = tf.where(mask, world, tf.zeros_like(world))
         world = tf.ensure_shape(
-            world, [None, self.num_rollouts, datatypes.MAX_AGENTS, datatypes.NUM_FUTURE_STEPS, 4])
+            world, [None, self.num_rollouts, datatypes.MAX_AGENTS, datatypes.NUM_FUTURE_STEPS, 4]
+        )
         return {
             "trajectories": world,
             "object_ids": tf.identity(scene["agent_id"]),
@@ -184,9 +207,12 @@ class SimAgentServing(tf.Module):
         return {k: v.numpy() for k, v in outputs.items()}
 
 
-def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing],
-                     export_dir: str, num_rollouts: int = 32,
-                     extra_files: dict[str, str] | None = None) -> str:
+def export_sim_agent(
+    module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing],
+    export_dir: str,
+    num_rollouts: int = 32,
+    extra_files: dict[str, str] | None = None,
+) -> str:
     """Writes a sim-agent SavedModel with the serving signature; returns `export_dir`.
 
     `extra_files` (file name -> text, e.g. `sim_agent.json` with the parameter count) are
@@ -198,13 +224,21 @@ def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing]
     `export_dir` is replaced (the old one is removed only after the new one is complete); a
     non-empty directory that is not a SavedModel is refused.
     """
-    serving = (module_or_fn if isinstance(module_or_fn, SimAgentServing)
-               else SimAgentServing(module_or_fn, num_rollouts))
+    serving = (
+        module_or_fn
+        if isinstance(module_or_fn, SimAgentServing)
+        else SimAgentServing(module_or_fn, num_rollouts)
+    )
     export_dir = os.path.abspath(export_dir)
-    if (os.path.isdir(export_dir) and os.listdir(export_dir)
-            and not os.path.exists(os.path.join(export_dir, "saved_model.pb"))):
+    if (
+        os.path.isdir(export_dir)
+        and os.listdir(export_dir)
+        and not os.path.exists(os.path.join(export_dir, "saved_model.pb"))
+    ):
         # Replacing is meant for re-exports; never delete a directory that holds anything else.
-        raise FileExistsError(f"{export_dir} exists and is not a SavedModel; refusing to replace it")
+        raise FileExistsError(
+            f"{export_dir} exists and is not a SavedModel; refusing to replace it"
+        )
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
@@ -214,8 +248,10 @@ def export_sim_agent(module_or_fn: Union[tf.Module, SimulateFn, SimAgentServing]
         tf.saved_model.save(serving, tmp_dir, signatures=signatures)
         for name, text in (extra_files or {}).items():
             if os.path.basename(name) != name or name in ("saved_model.pb", "variables", "assets"):
-                raise ValueError(f"extra file name {name!r} must be a plain file name that is "
-                                 "not part of the SavedModel layout")
+                raise ValueError(
+                    f"extra file name {name!r} must be a plain file name that is "
+                    "not part of the SavedModel layout"
+                )
             with open(os.path.join(tmp_dir, name), "w") as f:
                 f.write(text)
         if os.path.exists(export_dir):

@@ -12,6 +12,7 @@ resumed run with a different plan is refused (saying what changed) rather than m
 Duplicate scenario ids (one rule with `preprocess`): the first copy in plan order is kept; later
 records with the same id are planned as skips (`duplicate_scenario_id`), counted and named.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from waymo_open_dataset.protos import scenario_pb2
 
-from motion_sim.data import scenario_reader
-from motion_sim.data import tfrecord_io
+from motion_sim.data import scenario_reader, tfrecord_io
 
 SHARD_PREFIX = "submission.binproto"
 TARBALL_NAME = "submission.tar.gz"
@@ -49,6 +49,7 @@ class ShardPlan:
       duplicates: {global record index: why} of records planned as skips
         because an earlier record has the same scenario id (derived from the files' content).
     """
+
     files: tuple
     shard_size: int
     settings: dict
@@ -73,14 +74,20 @@ class ShardPlan:
         return min(self.shard_size, self.num_scenarios - k * self.shard_size)
 
     def to_json(self) -> dict:
-        return {"files": [list(f) for f in self.files], "shard_size": self.shard_size,
-                "settings": self.settings}
+        return {
+            "files": [list(f) for f in self.files],
+            "shard_size": self.shard_size,
+            "settings": self.settings,
+        }
 
     @classmethod
     def from_json(cls, obj: dict) -> ShardPlan:
         """Inverse of `to_json` (a stored plan.json)."""
-        return cls(files=tuple((str(f[0]), int(f[1]), *f[2:]) for f in obj["files"]),
-                   shard_size=int(obj["shard_size"]), settings=dict(obj["settings"]))
+        return cls(
+            files=tuple((str(f[0]), int(f[1]), *f[2:]) for f in obj["files"]),
+            shard_size=int(obj["shard_size"]),
+            settings=dict(obj["settings"]),
+        )
 
 
 def file_sha256(path: str) -> str:
@@ -131,15 +138,20 @@ def make_plan(pattern: str, shard_size: int, settings: dict) -> ShardPlan:
             scenario_id = _scenario_id(serialized)
             source = f"{path}:{record}"
             if scenario_id is not None and scenario_id in first:
-                duplicates[index] = (f"scenario {scenario_id!r} appears twice (kept "
-                                     f"{first[scenario_id]})")
+                duplicates[index] = (
+                    f"scenario {scenario_id!r} appears twice (kept {first[scenario_id]})"
+                )
             elif scenario_id is not None:
                 first[scenario_id] = source
             count += 1
             index += 1
         files.append((path, count, file_sha256(path)))
-    return ShardPlan(files=tuple(files), shard_size=int(shard_size), settings=dict(settings),
-                     duplicates=duplicates)
+    return ShardPlan(
+        files=tuple(files),
+        shard_size=int(shard_size),
+        settings=dict(settings),
+        duplicates=duplicates,
+    )
 
 
 def iter_planned_records(plan: ShardPlan) -> Iterator[tuple[int, str, bytes]]:
@@ -184,23 +196,29 @@ def _describe_change(stored: dict, wanted: dict) -> list[str]:
     changes = []
     old_settings, new_settings = stored.get("settings", {}), wanted["settings"]
     if old_settings.get("saved_model") != new_settings["saved_model"]:
-        changes.append(f"the SavedModel is not the one this run started with (its content key "
-                       f"was {old_settings.get('saved_model')}, is {new_settings['saved_model']})")
+        changes.append(
+            f"the SavedModel is not the one this run started with (its content key "
+            f"was {old_settings.get('saved_model')}, is {new_settings['saved_model']})"
+        )
     for key in sorted((set(old_settings) | set(new_settings)) - {"saved_model"}):
         if old_settings.get(key) != new_settings.get(key):
-            changes.append(f"settings.{key} {old_settings.get(key)!r} -> "
-                           f"{new_settings.get(key)!r}")
+            changes.append(f"settings.{key} {old_settings.get(key)!r} -> {new_settings.get(key)!r}")
     if stored.get("shard_size") != wanted["shard_size"]:
         changes.append(f"shard_size {stored.get('shard_size')} -> {wanted['shard_size']}")
     old_files = {f[0]: f[1:] for f in stored.get("files", [])}
     new_files = {f[0]: f[1:] for f in wanted["files"]}
-    for what, paths in (("added", sorted(set(new_files) - set(old_files))),
-                        ("removed", sorted(set(old_files) - set(new_files))),
-                        ("changed content", sorted(p for p in set(old_files) & set(new_files)
-                                                   if old_files[p] != new_files[p]))):
+    for what, paths in (
+        ("added", sorted(set(new_files) - set(old_files))),
+        ("removed", sorted(set(old_files) - set(new_files))),
+        (
+            "changed content",
+            sorted(p for p in set(old_files) & set(new_files) if old_files[p] != new_files[p]),
+        ),
+    ):
         if paths:
-            changes.append(f"input(s) {what}: {', '.join(paths[:3])}"
-                           f"{' ...' if len(paths) > 3 else ''}")
+            changes.append(
+                f"input(s) {what}: {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}"
+            )
     if not changes and [f[0] for f in stored.get("files", [])] != [f[0] for f in wanted["files"]]:
         changes.append("input order")
     return changes or ["the plan format (written by another version)"]
@@ -221,7 +239,8 @@ def check_or_write_plan(output_dir: str, plan: ShardPlan) -> bool:
             raise ValueError(
                 f"{output_dir} holds a submission run with a different plan: "
                 f"{'; '.join(_describe_change(stored, wanted))}. Resuming would mix its shards "
-                f"with this run's. Start fresh: use a new --output_dir, or delete {output_dir}")
+                f"with this run's. Start fresh: use a new --output_dir, or delete {output_dir}"
+            )
         return True
     write_json_atomic(path, wanted)
     return False
@@ -277,8 +296,9 @@ def write_tarball(output_dir: str, shard_names: list[str]) -> str:
                     write_fragment(output_dir, name)
                 with open(fragment, "rb") as f:
                     shutil.copyfileobj(f, out, 16 << 20)
-            out.write(gzip.compress(b"\0" * (2 * _TAR_BLOCK), compresslevel=_COMPRESS_LEVEL,
-                                    mtime=0))
+            out.write(
+                gzip.compress(b"\0" * (2 * _TAR_BLOCK), compresslevel=_COMPRESS_LEVEL, mtime=0)
+            )
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

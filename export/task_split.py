@@ -7,6 +7,7 @@ flags (`--task_index`, `--num_tasks`) or, when those are not given, from the clu
 TF_CONFIG (the same variable `launch/multi_worker.sh` writes for training), read with TF's
 `TFConfigClusterResolver`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +23,7 @@ class TaskSpec:
       index: this task, in [0, count).
       count: tasks in the job (1 = no split).
     """
+
     index: int = 0
     count: int = 1
 

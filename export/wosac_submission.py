@@ -35,6 +35,7 @@ compresses it into a tar fragment) and that no scenario appears twice, then conc
 fragments into the one tarball (a copy, no compression). The progress bar shows scenes/s and
 the ETA.
 """
+
 from __future__ import annotations
 
 import collections
@@ -53,27 +54,49 @@ from export import batched_rollouts, loader, scene_input, submission_shards, tas
 from motion_sim.data import run_lock, scenario_reader
 from motion_sim.data.datatypes import MAX_AGENTS, NUM_HISTORY_STEPS, ScenarioError
 
-_REQUIRED = ("saved_model", "scenarios", "output_dir", "account_name", "method_name", "authors",
-             "affiliation", "description", "method_link",
-             "uses_lidar_data", "uses_camera_data", "uses_public_model_pretraining",
-             "acknowledge_complies_with_closed_loop_requirement")
+_REQUIRED = (
+    "saved_model",
+    "scenarios",
+    "output_dir",
+    "account_name",
+    "method_name",
+    "authors",
+    "affiliation",
+    "description",
+    "method_link",
+    "uses_lidar_data",
+    "uses_camera_data",
+    "uses_public_model_pretraining",
+    "acknowledge_complies_with_closed_loop_requirement",
+)
 
 
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no global flags."""
     flags.DEFINE_string("saved_model", None, "Sim-agent SavedModel directory.")
-    flags.DEFINE_string("scenarios", None,
-                        "Glob(s), comma-separated, of Scenario-proto TFRecord files.")
+    flags.DEFINE_string(
+        "scenarios", None, "Glob(s), comma-separated, of Scenario-proto TFRecord files."
+    )
     flags.DEFINE_string("output_dir", None, "Directory for shards and the tarball.")
     flags.DEFINE_integer("shard_size", 16, "Scenarios per shard (~4 MB each).")
     flags.DEFINE_integer("seed", 0, "Base seed; each scenario derives its own from it.")
     flags.DEFINE_integer("max_skipped", 0, "Skipped scenarios tolerated before the run fails.")
-    flags.DEFINE_integer("batch_size", 1, "Scenes per model call per replica (padded to this "
-                         "size; part of the plan: 1 reproduces per-scenario seeds).")
-    flags.DEFINE_integer("task_index", None, "This task of a split job (with --num_tasks; "
-                         "default: TF_CONFIG's task, else 0 of 1).")
-    flags.DEFINE_integer("num_tasks", None, "Tasks of a split job: task t writes shards k with "
-                         "k % num_tasks == t; then run `merge`.")
+    flags.DEFINE_integer(
+        "batch_size",
+        1,
+        "Scenes per model call per replica (padded to this "
+        "size; part of the plan: 1 reproduces per-scenario seeds).",
+    )
+    flags.DEFINE_integer(
+        "task_index",
+        None,
+        "This task of a split job (with --num_tasks; default: TF_CONFIG's task, else 0 of 1).",
+    )
+    flags.DEFINE_integer(
+        "num_tasks",
+        None,
+        "Tasks of a split job: task t writes shards k with k % num_tasks == t; then run `merge`.",
+    )
     # Submission metadata: the fields of SimAgentsChallengeSubmission the challenge requires.
     flags.DEFINE_string("account_name", None, "Waymo Open Dataset account e-mail.")
     flags.DEFINE_string("method_name", None, "Unique method name on the leaderboard.")
@@ -81,16 +104,23 @@ def define_flags() -> None:
     flags.DEFINE_string("affiliation", None, "Authors' affiliation.")
     flags.DEFINE_string("description", None, "Short method description.")
     flags.DEFINE_string("method_link", None, "Paper or code link.")
-    flags.DEFINE_string("num_model_parameters", None,
-                        "Model size as shown on the leaderboard, e.g. 1.2M (default: the "
-                        "count export.export_model recorded in the SavedModel's sim_agent.json).")
+    flags.DEFINE_string(
+        "num_model_parameters",
+        None,
+        "Model size as shown on the leaderboard, e.g. 1.2M (default: the "
+        "count export.export_model recorded in the SavedModel's sim_agent.json).",
+    )
     flags.DEFINE_bool("uses_lidar_data", None, "Whether the method uses lidar.")
     flags.DEFINE_bool("uses_camera_data", None, "Whether the method uses cameras.")
-    flags.DEFINE_bool("uses_public_model_pretraining", None,
-                      "Whether public pretrained models were used.")
+    flags.DEFINE_bool(
+        "uses_public_model_pretraining", None, "Whether public pretrained models were used."
+    )
     flags.DEFINE_list("public_model_names", [], "Names of the public pretrained models, if used.")
-    flags.DEFINE_bool("acknowledge_complies_with_closed_loop_requirement", None,
-                      "Must be true: the rollouts were produced closed-loop (the challenge's rule).")
+    flags.DEFINE_bool(
+        "acknowledge_complies_with_closed_loop_requirement",
+        None,
+        "Must be true: the rollouts were produced closed-loop (the challenge's rule).",
+    )
     flags.mark_flags_as_required(_REQUIRED)
 
 
@@ -104,12 +134,20 @@ def submission_metadata(values: dict) -> dict:
       app.UsageError: a required field is empty or a rule is broken.
     """
     if not values["acknowledge_complies_with_closed_loop_requirement"]:
-        raise app.UsageError("--acknowledge_complies_with_closed_loop_requirement must be true: "
-                             "WOSAC only accepts closed-loop simulations")
+        raise app.UsageError(
+            "--acknowledge_complies_with_closed_loop_requirement must be true: "
+            "WOSAC only accepts closed-loop simulations"
+        )
     if values["uses_public_model_pretraining"] and not values["public_model_names"]:
         raise app.UsageError("--uses_public_model_pretraining=true needs --public_model_names")
-    for name in ("account_name", "method_name", "affiliation", "description", "method_link",
-                 "num_model_parameters"):
+    for name in (
+        "account_name",
+        "method_name",
+        "affiliation",
+        "description",
+        "method_link",
+        "num_model_parameters",
+    ):
         if not str(values[name]).strip():
             raise app.UsageError(f"--{name} must not be empty")
     authors = [a.strip() for a in values["authors"] if a.strip()]
@@ -132,18 +170,25 @@ def submission_metadata(values: dict) -> dict:
 
 
 def _empty_shard_stats() -> dict:
-    return {"scenarios_written": 0, "scenarios_skipped": 0, "skipped": [],
-            "history_only_scenarios": 0,
-            "sim_agents": 0, "model_agents": 0, "fallback_agents": 0,
-            "scenarios_with_fallback": 0}
+    return {
+        "scenarios_written": 0,
+        "scenarios_skipped": 0,
+        "skipped": [],
+        "history_only_scenarios": 0,
+        "sim_agents": 0,
+        "model_agents": 0,
+        "fallback_agents": 0,
+        "scenarios_with_fallback": 0,
+    }
 
 
 class _ShardCollector:
     """Collects each shard's rollouts and stats as results arrive; writes a shard as soon as all
     of its records are accounted for (written or skipped)."""
 
-    def __init__(self, output_dir: str, plan: submission_shards.ShardPlan, metadata: dict,
-                 bar: tqdm):
+    def __init__(
+        self, output_dir: str, plan: submission_shards.ShardPlan, metadata: dict, bar: tqdm
+    ):
         self.output_dir, self.plan, self.metadata, self.bar = output_dir, plan, metadata, bar
         self._open: dict[int, tuple[list, dict, list]] = {}  # k -> (rollouts, stats, [seen])
         self.written: list[int] = []
@@ -170,7 +215,8 @@ class _ShardCollector:
         stats["fallback_agents"] += counts.num_fallback_agents
         stats["scenarios_with_fallback"] += int(counts.num_fallback_agents > 0)
         stats["history_only_scenarios"] += int(
-            len(scenario.timestamps_seconds) == NUM_HISTORY_STEPS)
+            len(scenario.timestamps_seconds) == NUM_HISTORY_STEPS
+        )
         self._done_one(k, seen)
 
     def _done_one(self, k: int, seen: list) -> None:
@@ -183,12 +229,14 @@ class _ShardCollector:
         rollouts, stats, _ = self._open.pop(k)
         submission = sim_agents_submission_pb2.SimAgentsChallengeSubmission(
             scenario_rollouts=rollouts,
-            submission_type=sim_agents_submission_pb2.SimAgentsChallengeSubmission
-            .SIM_AGENTS_SUBMISSION, **self.metadata)
+            submission_type=sim_agents_submission_pb2.SimAgentsChallengeSubmission.SIM_AGENTS_SUBMISSION,
+            **self.metadata,
+        )
         shard_path = os.path.join(self.output_dir, self.plan.shard_name(k))
         stats["scenario_ids"] = [r.scenario_id for r in rollouts]
-        fragment = os.path.join(self.output_dir,
-                                submission_shards.fragment_name(self.plan.shard_name(k)))
+        fragment = os.path.join(
+            self.output_dir, submission_shards.fragment_name(self.plan.shard_name(k))
+        )
         if os.path.exists(fragment):  # from a shard deleted to be redone: never stale
             os.remove(fragment)
         # Stats first: a renamed shard always has its stats beside it.
@@ -201,10 +249,18 @@ class _ShardCollector:
         self.written.append(k)
 
 
-def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata: dict,
-                     shard_size: int = 16, seed: int = 0, max_skipped: int = 0,
-                     batch_size: int = 1, task: task_split.TaskSpec | None = None,
-                     strategy=None) -> dict:
+def write_submission(
+    saved_model: str,
+    scenarios: str,
+    output_dir: str,
+    metadata: dict,
+    shard_size: int = 16,
+    seed: int = 0,
+    max_skipped: int = 0,
+    batch_size: int = 1,
+    task: task_split.TaskSpec | None = None,
+    strategy=None,
+) -> dict:
     """Runs the job (or this task's share of it); returns the totals.
 
     Args:
@@ -225,24 +281,49 @@ def write_submission(saved_model: str, scenarios: str, output_dir: str, metadata
     """
     task = task or task_split.TaskSpec()
     # One writer per output directory -- per task of a split job, whose tasks share it.
-    lock_name = (f".motion_sim.{task.name()}.lock" if task.is_split else run_lock.LOCK_NAME)
+    lock_name = f".motion_sim.{task.name()}.lock" if task.is_split else run_lock.LOCK_NAME
     with run_lock.RunLock(output_dir, "submission", lock_name=lock_name):
-        return _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, seed,
-                                 max_skipped, batch_size, task, strategy)
+        return _write_submission(
+            saved_model,
+            scenarios,
+            output_dir,
+            metadata,
+            shard_size,
+            seed,
+            max_skipped,
+            batch_size,
+            task,
+            strategy,
+        )
 
 
-def _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, seed,
-                      max_skipped, batch_size, task, strategy) -> dict:
+def _write_submission(
+    saved_model,
+    scenarios,
+    output_dir,
+    metadata,
+    shard_size,
+    seed,
+    max_skipped,
+    batch_size,
+    task,
+    strategy,
+) -> dict:
     """The job itself, under the output directory's lock."""
     start = time.time()
     runner = batched_rollouts.BatchedRollouts(saved_model, batch_size, strategy)
     if runner.num_rollouts != 32:
-        raise ValueError(f"{saved_model}: exports {runner.num_rollouts} rollouts per scenario; "
-                         "WOSAC needs 32 (re-export with num_rollouts=32)")
+        raise ValueError(
+            f"{saved_model}: exports {runner.num_rollouts} rollouts per scenario; "
+            "WOSAC needs 32 (re-export with num_rollouts=32)"
+        )
     # Keyed by content, not path: a model re-exported into the same directory must not resume
     # the shards of the one it replaced.
-    settings = {"saved_model": submission_shards.saved_model_key(saved_model),
-                "seed": int(seed), "metadata": metadata}
+    settings = {
+        "saved_model": submission_shards.saved_model_key(saved_model),
+        "seed": int(seed),
+        "metadata": metadata,
+    }
     if batch_size != 1:  # batch 1 keeps the plans (and samples) of earlier runs valid
         settings["batch_size"] = int(batch_size)
     plan = submission_shards.make_plan(scenarios, shard_size, settings)
@@ -250,18 +331,31 @@ def _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, 
         raise ValueError(f"{scenarios}: the matching files hold no records")
     resumed = submission_shards.check_or_write_plan(output_dir, plan)
     owned = [k for k in range(plan.num_shards) if task.owns(k)]
-    finished = {k for k in owned
-                if os.path.exists(os.path.join(output_dir, plan.shard_name(k)))}
-    logging.info("%d scenarios in %d files -> %d shards; task %d of %d owns %d, %d already "
-                 "written%s; %d replica(s) x %d scenes per call", plan.num_scenarios,
-                 len(plan.files), plan.num_shards, task.index, task.count, len(owned),
-                 len(finished), " (resuming)" if resumed else "", runner.num_replicas,
-                 batch_size)
+    finished = {k for k in owned if os.path.exists(os.path.join(output_dir, plan.shard_name(k)))}
+    logging.info(
+        "%d scenarios in %d files -> %d shards; task %d of %d owns %d, %d already "
+        "written%s; %d replica(s) x %d scenes per call",
+        plan.num_scenarios,
+        len(plan.files),
+        plan.num_shards,
+        task.index,
+        task.count,
+        len(owned),
+        len(finished),
+        " (resuming)" if resumed else "",
+        runner.num_replicas,
+        batch_size,
+    )
 
     todo = [k for k in owned if k not in finished]
-    bar = tqdm(total=sum(plan.shard_count(k) for k in todo), unit="scene", dynamic_ncols=True,
-               desc=f"WOSAC rollouts{f' {task.name()}' if task.is_split else ''}",
-               file=sys.stderr, smoothing=0.1)
+    bar = tqdm(
+        total=sum(plan.shard_count(k) for k in todo),
+        unit="scene",
+        dynamic_ncols=True,
+        desc=f"WOSAC rollouts{f' {task.name()}' if task.is_split else ''}",
+        file=sys.stderr,
+        smoothing=0.1,
+    )
     shards = _ShardCollector(output_dir, plan, metadata, bar)
     todo_set = set(todo)
 
@@ -272,8 +366,9 @@ def _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, 
                 continue
             try:
                 if index in plan.duplicates:
-                    raise ScenarioError(source, plan.duplicates[index],
-                                        reason="duplicate_scenario_id")
+                    raise ScenarioError(
+                        source, plan.duplicates[index], reason="duplicate_scenario_id"
+                    )
                 scenario = scenario_reader.parse_scenario_bytes(serialized, source)
                 inputs = scene_input.scene_from_scenario(scenario, source)
             except (ScenarioError, ValueError) as e:
@@ -289,20 +384,35 @@ def _write_submission(saved_model, scenarios, output_dir, metadata, shard_size, 
     bar.close()
     elapsed = time.time() - start
     done = sum(plan.shard_count(k) for k in shards.written)
-    logging.info("%d scenes in %.1f s (%.2f scenes/s) in %d model calls", done, elapsed,
-                 done / max(elapsed, 1e-9), runner.calls)
+    logging.info(
+        "%d scenes in %.1f s (%.2f scenes/s) in %d model calls",
+        done,
+        elapsed,
+        done / max(elapsed, 1e-9),
+        runner.calls,
+    )
     if task.is_split:
         totals = _aggregate(output_dir, plan, owned)
-        totals.update(seconds=round(elapsed, 1), resumed=resumed, task=task.name(),
-                      shards_written_this_run=len(shards.written))
+        totals.update(
+            seconds=round(elapsed, 1),
+            resumed=resumed,
+            task=task.name(),
+            shards_written_this_run=len(shards.written),
+        )
         submission_shards.write_json_atomic(
-            os.path.join(output_dir, f"stats.{task.name()}.json"), totals)
-        logging.info("task %s done; pack the tarball with `python -m export.wosac_submission "
-                     "merge --output_dir=%s` once every task is", task.name(), output_dir)
+            os.path.join(output_dir, f"stats.{task.name()}.json"), totals
+        )
+        logging.info(
+            "task %s done; pack the tarball with `python -m export.wosac_submission "
+            "merge --output_dir=%s` once every task is",
+            task.name(),
+            output_dir,
+        )
         return totals
     totals = finalize(output_dir, plan, max_skipped)
-    totals.update(seconds=round(elapsed, 1), resumed=resumed,
-                  shards_written_this_run=len(shards.written))
+    totals.update(
+        seconds=round(elapsed, 1), resumed=resumed, shards_written_this_run=len(shards.written)
+    )
     submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
     return totals
 
@@ -318,12 +428,17 @@ def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: in
       ValueError: a shard is missing or fails a check (named).
       RuntimeError: more than `max_skipped` scenarios were skipped (no tarball is written).
     """
-    missing = [plan.shard_name(k) for k in range(plan.num_shards)
-               if not os.path.exists(os.path.join(output_dir, plan.shard_name(k)))]
+    missing = [
+        plan.shard_name(k)
+        for k in range(plan.num_shards)
+        if not os.path.exists(os.path.join(output_dir, plan.shard_name(k)))
+    ]
     if missing:
-        raise ValueError(f"{output_dir}: {len(missing)} of {plan.num_shards} shards are not "
-                         f"written yet ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-                         "): run the missing tasks (or rerun them) first")
+        raise ValueError(
+            f"{output_dir}: {len(missing)} of {plan.num_shards} shards are not "
+            f"written yet ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+            "): run the missing tasks (or rerun them) first"
+        )
     seen: dict[str, str] = {}
     for k in range(plan.num_shards):
         name = plan.shard_name(k)
@@ -336,8 +451,10 @@ def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: in
             ids = _check_shard(output_dir, plan, k)
         for scenario_id in ids:
             if scenario_id in seen:
-                raise ValueError(f"{os.path.join(output_dir, name)}: scenario {scenario_id} "
-                                 f"is also in {seen[scenario_id]}")
+                raise ValueError(
+                    f"{os.path.join(output_dir, name)}: scenario {scenario_id} "
+                    f"is also in {seen[scenario_id]}"
+                )
             seen[scenario_id] = name
     totals = _aggregate(output_dir, plan, range(plan.num_shards))
     if totals["scenarios_skipped"] > max_skipped:
@@ -346,9 +463,11 @@ def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: in
         raise RuntimeError(
             f"{totals['scenarios_skipped']} scenarios skipped (> --max_skipped={max_skipped}): "
             f"{sources}; no tarball written (see {output_dir}/stats.json). Fix the inputs and "
-            "delete the affected shards to redo them.")
+            "delete the affected shards to redo them."
+        )
     totals["tarball"] = submission_shards.write_tarball(
-        output_dir, [plan.shard_name(k) for k in range(plan.num_shards)])
+        output_dir, [plan.shard_name(k) for k in range(plan.num_shards)]
+    )
     return totals
 
 
@@ -370,19 +489,24 @@ def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int) -> 
     with open(path + ".stats.json") as f:
         stats = json.load(f)
     if len(shard.scenario_rollouts) != stats["scenarios_written"]:
-        raise ValueError(f"{path}: holds {len(shard.scenario_rollouts)} scenarios, its stats "
-                         f"say {stats['scenarios_written']}")
+        raise ValueError(
+            f"{path}: holds {len(shard.scenario_rollouts)} scenarios, its stats "
+            f"say {stats['scenarios_written']}"
+        )
     metadata = plan.settings.get("metadata", {})
     if shard.unique_method_name != metadata.get("unique_method_name", shard.unique_method_name):
-        raise ValueError(f"{path}: method {shard.unique_method_name!r} is not the plan's "
-                         f"{metadata.get('unique_method_name')!r}")
+        raise ValueError(
+            f"{path}: method {shard.unique_method_name!r} is not the plan's "
+            f"{metadata.get('unique_method_name')!r}"
+        )
     ids = []
     for rollouts in shard.scenario_rollouts:
         where = f"{path}: scenario {rollouts.scenario_id}"
         ids.append(rollouts.scenario_id)
         if len(rollouts.joint_scenes) != 32:
-            raise ValueError(f"{where}: {len(rollouts.joint_scenes)} joint rollouts, WOSAC "
-                             "needs 32")
+            raise ValueError(
+                f"{where}: {len(rollouts.joint_scenes)} joint rollouts, WOSAC needs 32"
+            )
         first = None
         for r, joint in enumerate(rollouts.joint_scenes):
             these = [t.object_id for t in joint.simulated_trajectories]
@@ -392,10 +516,14 @@ def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int) -> 
                 raise ValueError(f"{where}: rollout {r} simulates other objects than rollout 0")
             for t in joint.simulated_trajectories:
                 values = (t.center_x, t.center_y, t.center_z, t.heading)
-                if any(len(v) != 80 for v in values) or not np.isfinite(
-                        np.concatenate([np.asarray(v) for v in values])).all():
-                    raise ValueError(f"{where}: rollout {r}, object {t.object_id}: needs 80 "
-                                     "finite steps of x, y, z, heading")
+                if (
+                    any(len(v) != 80 for v in values)
+                    or not np.isfinite(np.concatenate([np.asarray(v) for v in values])).all()
+                ):
+                    raise ValueError(
+                        f"{where}: rollout {r}, object {t.object_id}: needs 80 "
+                        "finite steps of x, y, z, heading"
+                    )
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: a scenario appears twice in the shard")
     return ids
@@ -405,13 +533,15 @@ def merge(output_dir: str, max_skipped: int = 0) -> dict:
     """The final step of a split job: checks every task's shards, packs ONE tarball."""
     path = os.path.join(output_dir, submission_shards.PLAN_NAME)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{output_dir}: no {submission_shards.PLAN_NAME} (run the "
-                                "submission tasks into this directory first)")
+        raise FileNotFoundError(
+            f"{output_dir}: no {submission_shards.PLAN_NAME} (run the "
+            "submission tasks into this directory first)"
+        )
     with open(path) as f:
         plan = submission_shards.ShardPlan.from_json(json.load(f))
     totals = finalize(output_dir, plan, max_skipped)
     tasks = sorted(glob.glob(os.path.join(output_dir, "stats.task_*.json")))
-    totals.update(tasks=[os.path.basename(t)[len("stats."):-len(".json")] for t in tasks])
+    totals.update(tasks=[os.path.basename(t)[len("stats.") : -len(".json")] for t in tasks])
     submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
     return totals
 
@@ -441,8 +571,10 @@ def main(argv) -> None:
         except loader.SimAgentLoadError as e:
             raise app.UsageError(str(e)) from e
         if count is None:
-            raise app.UsageError("--num_model_parameters is required: the SavedModel has no "
-                                 f"{loader.INFO_FILE} recording it")
+            raise app.UsageError(
+                "--num_model_parameters is required: the SavedModel has no "
+                f"{loader.INFO_FILE} recording it"
+            )
         values["num_model_parameters"] = str(count)
     metadata = submission_metadata(values)
     try:
@@ -450,12 +582,24 @@ def main(argv) -> None:
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     try:
-        totals = write_submission(values["saved_model"], values["scenarios"],
-                                  values["output_dir"], metadata, values["shard_size"],
-                                  values["seed"], values["max_skipped"], values["batch_size"],
-                                  task)
-    except (loader.SimAgentLoadError, ScenarioError, FileNotFoundError, ValueError,
-            RuntimeError) as e:
+        totals = write_submission(
+            values["saved_model"],
+            values["scenarios"],
+            values["output_dir"],
+            metadata,
+            values["shard_size"],
+            values["seed"],
+            values["max_skipped"],
+            values["batch_size"],
+            task,
+        )
+    except (
+        loader.SimAgentLoadError,
+        ScenarioError,
+        FileNotFoundError,
+        ValueError,
+        RuntimeError,
+    ) as e:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
@@ -478,12 +622,14 @@ def merge_main(argv) -> None:
 
 def coverage_line(totals: dict) -> str:
     """One line on who drives the official sim agents, printed at the end of a run."""
-    return (f"wosac_submission: {totals.get('scenarios_written', 0)} scenarios "
-            f"({totals.get('history_only_scenarios', 0)} history-only) cover "
-            f"{totals.get('sim_agents', 0)} sim agents: {totals.get('model_agents', 0)} by the "
-            f"model, {totals.get('fallback_agents', 0)} by the constant-velocity fallback (agents "
-            f"beyond the model's {MAX_AGENTS}, in {totals.get('scenarios_with_fallback', 0)} "
-            f"scenarios)")
+    return (
+        f"wosac_submission: {totals.get('scenarios_written', 0)} scenarios "
+        f"({totals.get('history_only_scenarios', 0)} history-only) cover "
+        f"{totals.get('sim_agents', 0)} sim agents: {totals.get('model_agents', 0)} by the "
+        f"model, {totals.get('fallback_agents', 0)} by the constant-velocity fallback (agents "
+        f"beyond the model's {MAX_AGENTS}, in {totals.get('scenarios_with_fallback', 0)} "
+        f"scenarios)"
+    )
 
 
 if __name__ == "__main__":

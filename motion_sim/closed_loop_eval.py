@@ -6,6 +6,7 @@ r"""Closed-loop quality of a policy checkpoint: collision rate and ADE of sample
 The learning check of RL fine-tuning (docs/learning.md); the rates are defined in
 `motion_sim/rl/rollout_eval.py`. Prints one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ def main(argv):
     del argv
     parse_gin(FLAGS.gin_file, list(FLAGS.gin_bindings))
     model = load_policy(FLAGS.checkpoint)
-    print(json.dumps(rollout_eval.evaluate(model, FLAGS.data, FLAGS.num_rollouts, FLAGS.seed)),
-          flush=True)
+    print(
+        json.dumps(rollout_eval.evaluate(model, FLAGS.data, FLAGS.num_rollouts, FLAGS.seed)),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ first --num_images scored scenes (PNG + TensorBoard image summaries:
 submission job (`export.wosac_submission --task_index/--num_tasks`, then `merge`) and score its
 tarball with --rollouts and --num_workers.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,315 +49,436 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  """Defined only when run as a program, so importing this module (tests, report) defines no
-  global flags that could collide with another CLI's."""
-  flags.DEFINE_string('scenarios', None, 'Comma-separated globs of Scenario TFRecords.')
-  flags.DEFINE_string('rollouts', None, 'Comma-separated globs of rollout binprotos '
-                      'or .tar.gz archives of them.')
-  flags.DEFINE_string('saved_model', None, 'Exported SavedModel that generates the '
-                      'rollouts (instead of --rollouts).')
-  flags.DEFINE_integer('seed', 0, 'Rollout seed for --saved_model.')
-  flags.DEFINE_string('rollouts_output', None, 'With --saved_model: also write the generated '
-                      'rollouts to this binproto (the only output for history-only scenes).')
-  flags.DEFINE_enum('config', '2025', list(config_lib.CONFIG_YEARS), 'Metric config year.')
-  flags.DEFINE_enum('backend', 'fast', ['official', 'fast'], 'Metric implementation.')
-  flags.DEFINE_string('output', None, 'Output JSON path (FILE.md is written beside it).')
-  flags.DEFINE_integer('num_workers', 1, 'Worker processes scoring scenarios (each fast '
-                       'worker compiles its shape buckets once).')
-  flags.DEFINE_string('method_name', None, 'Row name in the markdown table '
-                      '(default: the output file stem).')
-  flags.DEFINE_integer('batch_size', 1, 'With --saved_model: scenes per model call per '
-                       'replica (export/batched_rollouts.py, on every local accelerator); 1 = '
-                       'one scene per call, per-scenario seeds.')
-  flags.DEFINE_string('images_dir', None, 'Also draw the first --num_images scored scenes '
-                      '(motion_sim.viz figure: log | rollouts): PNGs + TensorBoard images here.')
-  flags.DEFINE_integer('num_images', 4, 'Scenes drawn with --images_dir.')
-  flags.DEFINE_float('max_fallback_fraction', 0.01, 'With --saved_model: warn when more than '
-                     'this fraction of sim agents get the constant-velocity fallback.')
+    """Defined only when run as a program, so importing this module (tests, report) defines no
+    global flags that could collide with another CLI's."""
+    flags.DEFINE_string("scenarios", None, "Comma-separated globs of Scenario TFRecords.")
+    flags.DEFINE_string(
+        "rollouts", None, "Comma-separated globs of rollout binprotos or .tar.gz archives of them."
+    )
+    flags.DEFINE_string(
+        "saved_model",
+        None,
+        "Exported SavedModel that generates the rollouts (instead of --rollouts).",
+    )
+    flags.DEFINE_integer("seed", 0, "Rollout seed for --saved_model.")
+    flags.DEFINE_string(
+        "rollouts_output",
+        None,
+        "With --saved_model: also write the generated "
+        "rollouts to this binproto (the only output for history-only scenes).",
+    )
+    flags.DEFINE_enum("config", "2025", list(config_lib.CONFIG_YEARS), "Metric config year.")
+    flags.DEFINE_enum("backend", "fast", ["official", "fast"], "Metric implementation.")
+    flags.DEFINE_string("output", None, "Output JSON path (FILE.md is written beside it).")
+    flags.DEFINE_integer(
+        "num_workers",
+        1,
+        "Worker processes scoring scenarios (each fast worker compiles its shape buckets once).",
+    )
+    flags.DEFINE_string(
+        "method_name", None, "Row name in the markdown table (default: the output file stem)."
+    )
+    flags.DEFINE_integer(
+        "batch_size",
+        1,
+        "With --saved_model: scenes per model call per "
+        "replica (export/batched_rollouts.py, on every local accelerator); 1 = "
+        "one scene per call, per-scenario seeds.",
+    )
+    flags.DEFINE_string(
+        "images_dir",
+        None,
+        "Also draw the first --num_images scored scenes "
+        "(motion_sim.viz figure: log | rollouts): PNGs + TensorBoard images here.",
+    )
+    flags.DEFINE_integer("num_images", 4, "Scenes drawn with --images_dir.")
+    flags.DEFINE_float(
+        "max_fallback_fraction",
+        0.01,
+        "With --saved_model: warn when more than "
+        "this fraction of sim agents get the constant-velocity fallback.",
+    )
 
 
 def _fallback_summary(counts: list) -> dict:
-  """Totals of the per-scenario `RolloutStats` of a --saved_model run."""
-  sim = sum(c.num_sim_agents for c in counts)
-  fallback = sum(c.num_fallback_agents for c in counts)
-  return {'sim_agents': sim, 'fallback_agents': fallback,
-          'fallback_agent_fraction': fallback / sim if sim else 0.0,
-          'scenarios_with_fallback': sum(c.num_fallback_agents > 0 for c in counts),
-          'num_scenarios': len(counts)}
+    """Totals of the per-scenario `RolloutStats` of a --saved_model run."""
+    sim = sum(c.num_sim_agents for c in counts)
+    fallback = sum(c.num_fallback_agents for c in counts)
+    return {
+        "sim_agents": sim,
+        "fallback_agents": fallback,
+        "fallback_agent_fraction": fallback / sim if sim else 0.0,
+        "scenarios_with_fallback": sum(c.num_fallback_agents > 0 for c in counts),
+        "num_scenarios": len(counts),
+    }
 
 
 def report_fallback(fallback: dict, saved_model: str, max_fraction: float) -> None:
-  """Prints the fallback counts to stderr; above `max_fraction` of the sim agents, a loud
-  warning (also logged)."""
-  fraction = fallback['fallback_agent_fraction']
-  print(f"evaluate: constant-velocity fallback drove {fallback['fallback_agents']} of "
+    """Prints the fallback counts to stderr; above `max_fraction` of the sim agents, a loud
+    warning (also logged)."""
+    fraction = fallback["fallback_agent_fraction"]
+    print(
+        f"evaluate: constant-velocity fallback drove {fallback['fallback_agents']} of "
         f"{fallback['sim_agents']} sim agents ({fraction:.2%}) in "
         f"{fallback['scenarios_with_fallback']} of {fallback['num_scenarios']} scenarios",
-        file=sys.stderr)
-  if fraction > max_fraction:
-    message = (f'WARNING: {fraction:.2%} of sim agents were driven by the constant-velocity '
-               f'fallback, not by {saved_model} (above --max_fallback_fraction={max_fraction}): '
-               "these scores are partly the fallback's")
-    logging.warning(message)
-    print('\n' + '!' * 78 + f'\n{message}\n' + '!' * 78, file=sys.stderr)
+        file=sys.stderr,
+    )
+    if fraction > max_fraction:
+        message = (
+            f"WARNING: {fraction:.2%} of sim agents were driven by the constant-velocity "
+            f"fallback, not by {saved_model} (above --max_fallback_fraction={max_fraction}): "
+            "these scores are partly the fallback's"
+        )
+        logging.warning(message)
+        print("\n" + "!" * 78 + f"\n{message}\n" + "!" * 78, file=sys.stderr)
 
 
 def _model_rollouts(saved_model: str, scenario, seed: int, source: str, fallback_counts: list):
-  """Validated rollouts of `scenario` by the SavedModel; appends its `RolloutStats` to
-  `fallback_counts`. A model that simulates none of the scene's sim agents is an error."""
-  # Imported here: the export stack (model code) is only needed with --saved_model.
-  from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
-  rollouts, stats = saved_model_rollouts.generate_scenario_rollouts_with_stats(
-      saved_model, scenario, seed, source)
-  return _checked(saved_model, scenario, source, rollouts, stats, fallback_counts)
+    """Validated rollouts of `scenario` by the SavedModel; appends its `RolloutStats` to
+    `fallback_counts`. A model that simulates none of the scene's sim agents is an error."""
+    # Imported here: the export stack (model code) is only needed with --saved_model.
+    from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
+
+    rollouts, stats = saved_model_rollouts.generate_scenario_rollouts_with_stats(
+        saved_model, scenario, seed, source
+    )
+    return _checked(saved_model, scenario, source, rollouts, stats, fallback_counts)
 
 
 def _checked(saved_model: str, scenario, source: str, rollouts, stats, fallback_counts: list):
-  """`rollouts` after the no-model-agent check and validation; counts its fallback."""
-  if stats.num_sim_agents and not stats.num_model_agents:
-    raise rollout_checks.RolloutError(
-        source, f'{saved_model} simulated no agent of scenario {scenario.scenario_id}: all '
-        f'{stats.num_sim_agents} sim agents would be constant-velocity fallback',
-        reason='no_model_agents')
-  fallback_counts.append(stats)
-  rollout_checks.validate_rollouts(rollouts, scenario, f'{saved_model} on {source}')
-  return rollouts
+    """`rollouts` after the no-model-agent check and validation; counts its fallback."""
+    if stats.num_sim_agents and not stats.num_model_agents:
+        raise rollout_checks.RolloutError(
+            source,
+            f"{saved_model} simulated no agent of scenario {scenario.scenario_id}: all "
+            f"{stats.num_sim_agents} sim agents would be constant-velocity fallback",
+            reason="no_model_agents",
+        )
+    fallback_counts.append(stats)
+    rollout_checks.validate_rollouts(rollouts, scenario, f"{saved_model} on {source}")
+    return rollouts
 
 
-def _batched_model_pairs(scenarios: dict, saved_model: str, seed: int, batch_size: int,
-                         fallback_counts: list) -> Iterator[tuple[str, object, object]]:
-  """(source, Scenario, validated ScenarioRollouts) by the SavedModel, `batch_size` scenes
-  per call on every replica of the strategy factory's strategy (export/batched_rollouts.py)."""
-  # Imported here: the export stack (model code) is only needed with --saved_model.
-  from export import batched_rollouts, scene_input  # pylint: disable=import-outside-toplevel
-  runner = batched_rollouts.BatchedRollouts(saved_model, batch_size)
+def _batched_model_pairs(
+    scenarios: dict, saved_model: str, seed: int, batch_size: int, fallback_counts: list
+) -> Iterator[tuple[str, object, object]]:
+    """(source, Scenario, validated ScenarioRollouts) by the SavedModel, `batch_size` scenes
+    per call on every replica of the strategy factory's strategy (export/batched_rollouts.py)."""
+    # Imported here: the export stack (model code) is only needed with --saved_model.
+    from export import batched_rollouts, scene_input  # pylint: disable=import-outside-toplevel
 
-  def items():
-    for source, scenario in scenarios.values():
-      yield batched_rollouts.SceneItem(source, scenario,
-                                       scene_input.scene_from_scenario(scenario, source))
+    runner = batched_rollouts.BatchedRollouts(saved_model, batch_size)
 
-  for item, result in runner.rollouts(items(), seed):
-    if isinstance(result, Exception):
-      raise rollout_checks.RolloutError(item.source, f'{saved_model}: {result}',
-                                        reason='invalid_rollouts') from result
-    yield item.source, item.scenario, _checked(saved_model, item.scenario, item.source,
-                                               *result, fallback_counts)
+    def items():
+        for source, scenario in scenarios.values():
+            yield batched_rollouts.SceneItem(
+                source, scenario, scene_input.scene_from_scenario(scenario, source)
+            )
+
+    for item, result in runner.rollouts(items(), seed):
+        if isinstance(result, Exception):
+            raise rollout_checks.RolloutError(
+                item.source, f"{saved_model}: {result}", reason="invalid_rollouts"
+            ) from result
+        yield (
+            item.source,
+            item.scenario,
+            _checked(saved_model, item.scenario, item.source, *result, fallback_counts),
+        )
 
 
-def _pairs(scenarios: dict, rollout_pattern: str | None, saved_model: str | None, seed: int,
-           fallback_counts: list, batch_size: int = 1) -> Iterator[tuple[str, object, object]]:
-  """Yields (source, Scenario, ScenarioRollouts), all validated (--saved_model: each
-  scenario's fallback counts appended to `fallback_counts`)."""
-  if saved_model and batch_size > 1:
-    yield from _batched_model_pairs(scenarios, saved_model, seed, batch_size, fallback_counts)
-    return
-  if saved_model:  # one scene per call: the per-scenario path of the submission's batch 1
-    for _, (source, scenario) in scenarios.items():
-      yield source, scenario, _model_rollouts(saved_model, scenario, seed, source,
-                                              fallback_counts)
-    return
-  seen = {}
-  for source, rollouts in rollouts_io.read_rollouts(rollout_pattern):
-    scenario_id = rollouts.scenario_id
-    if scenario_id not in scenarios:
-      raise rollout_checks.RolloutError(
-          source, f'unknown id: scenario {scenario_id!r} is not in the --scenarios files '
-          f'({len(scenarios)} scenarios)', reason='unknown_id')
-    if scenario_id in seen:
-      raise rollout_checks.RolloutError(
-          source, f'scenario {scenario_id} appears twice (also in {seen[scenario_id]})',
-          reason='duplicate_scenario')
-    seen[scenario_id] = source
-    scenario = scenarios[scenario_id][1]
-    rollout_checks.validate_rollouts(rollouts, scenario, source)
-    yield source, scenario, rollouts
-  missing = sorted(set(scenarios) - set(seen))
-  if missing:
-    raise rollout_checks.RolloutError(
-        rollout_pattern, f'submission is missing {len(missing)} scenario(s) of --scenarios: '
-        f'{missing[:5]}{" ..." if len(missing) > 5 else ""}', reason='missing_scenario')
+def _pairs(
+    scenarios: dict,
+    rollout_pattern: str | None,
+    saved_model: str | None,
+    seed: int,
+    fallback_counts: list,
+    batch_size: int = 1,
+) -> Iterator[tuple[str, object, object]]:
+    """Yields (source, Scenario, ScenarioRollouts), all validated (--saved_model: each
+    scenario's fallback counts appended to `fallback_counts`)."""
+    if saved_model and batch_size > 1:
+        yield from _batched_model_pairs(scenarios, saved_model, seed, batch_size, fallback_counts)
+        return
+    if saved_model:  # one scene per call: the per-scenario path of the submission's batch 1
+        for _, (source, scenario) in scenarios.items():
+            yield (
+                source,
+                scenario,
+                _model_rollouts(saved_model, scenario, seed, source, fallback_counts),
+            )
+        return
+    seen = {}
+    for source, rollouts in rollouts_io.read_rollouts(rollout_pattern):
+        scenario_id = rollouts.scenario_id
+        if scenario_id not in scenarios:
+            raise rollout_checks.RolloutError(
+                source,
+                f"unknown id: scenario {scenario_id!r} is not in the --scenarios files "
+                f"({len(scenarios)} scenarios)",
+                reason="unknown_id",
+            )
+        if scenario_id in seen:
+            raise rollout_checks.RolloutError(
+                source,
+                f"scenario {scenario_id} appears twice (also in {seen[scenario_id]})",
+                reason="duplicate_scenario",
+            )
+        seen[scenario_id] = source
+        scenario = scenarios[scenario_id][1]
+        rollout_checks.validate_rollouts(rollouts, scenario, source)
+        yield source, scenario, rollouts
+    missing = sorted(set(scenarios) - set(seen))
+    if missing:
+        raise rollout_checks.RolloutError(
+            rollout_pattern,
+            f"submission is missing {len(missing)} scenario(s) of --scenarios: "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}",
+            reason="missing_scenario",
+        )
 
 
 def _timed(items: Iterator, timing: dict, key: str) -> Iterator:
-  """Passes `items` through, adding the time spent producing them to timing[key]."""
-  items = iter(items)
-  while True:
-    start = time.perf_counter()
-    try:
-      item = next(items)
-    except StopIteration:
-      return
-    finally:
-      timing[key] += time.perf_counter() - start
-    yield item
+    """Passes `items` through, adding the time spent producing them to timing[key]."""
+    items = iter(items)
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        finally:
+            timing[key] += time.perf_counter() - start
+        yield item
 
 
-def evaluate(scenario_pattern: str, rollout_pattern: str | None = None,
-             saved_model: str | None = None, year: str = '2025', backend: str = 'fast',
-             num_workers: int = 1, seed: int = 0, rollouts_output: str | None = None,
-             max_fallback_fraction: float = 0.01, batch_size: int = 1,
-             images_dir: str | None = None, num_images: int = 4) -> dict:
-  """Scores every scenario; returns the results dict (see `results.summarize`; history-only
-  scenes: see the module doc -- if none is left to score, only `unscored` and
-  `rollouts_output`, with `num_scenarios` 0).
+def evaluate(
+    scenario_pattern: str,
+    rollout_pattern: str | None = None,
+    saved_model: str | None = None,
+    year: str = "2025",
+    backend: str = "fast",
+    num_workers: int = 1,
+    seed: int = 0,
+    rollouts_output: str | None = None,
+    max_fallback_fraction: float = 0.01,
+    batch_size: int = 1,
+    images_dir: str | None = None,
+    num_images: int = 4,
+) -> dict:
+    """Scores every scenario; returns the results dict (see `results.summarize`; history-only
+    scenes: see the module doc -- if none is left to score, only `unscored` and
+    `rollouts_output`, with `num_scenarios` 0).
 
-  `timing` in the result: seconds reading the scenarios, reading + validating (+ generating,
-  with a saved model) the rollouts (`decode`), and for the fast backend the summed
-  per-process seconds converting protos to arrays, compiling and computing the features.
+    `timing` in the result: seconds reading the scenarios, reading + validating (+ generating,
+    with a saved model) the rollouts (`decode`), and for the fast backend the summed
+    per-process seconds converting protos to arrays, compiling and computing the features.
 
-  `fallback` in the result (--saved_model): constant-velocity fallback counts, see the module
-  doc; also printed, with a warning above `max_fallback_fraction` of the sim agents.
-  """
-  if (rollout_pattern is None) == (saved_model is None):
-    raise ValueError('give exactly one of rollouts / saved_model')
-  config = config_lib.load_config(year)
-  start = time.time()
-  scenarios = {}
-  for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
-    scenarios.setdefault(scenario.scenario_id, (source, scenario))
-  fallback_counts = []
-  generated, unscored = _history_only_rollouts(scenarios, saved_model, seed, fallback_counts)
-  timing = {'read_scenarios': time.time() - start, 'decode': 0.0}
-  logging.info('%d scenarios from %s', len(scenarios), scenario_pattern)
-  pairs = _timed(_pairs(scenarios, rollout_pattern, saved_model, seed, fallback_counts,
-                        batch_size), timing, 'decode')
-  drawn = []
+    `fallback` in the result (--saved_model): constant-velocity fallback counts, see the module
+    doc; also printed, with a warning above `max_fallback_fraction` of the sim agents.
+    """
+    if (rollout_pattern is None) == (saved_model is None):
+        raise ValueError("give exactly one of rollouts / saved_model")
+    config = config_lib.load_config(year)
+    start = time.time()
+    scenarios = {}
+    for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
+        scenarios.setdefault(scenario.scenario_id, (source, scenario))
+    fallback_counts = []
+    generated, unscored = _history_only_rollouts(scenarios, saved_model, seed, fallback_counts)
+    timing = {"read_scenarios": time.time() - start, "decode": 0.0}
+    logging.info("%d scenarios from %s", len(scenarios), scenario_pattern)
+    pairs = _timed(
+        _pairs(scenarios, rollout_pattern, saved_model, seed, fallback_counts, batch_size),
+        timing,
+        "decode",
+    )
+    drawn = []
 
-  def keep_for_images(pairs):  # the first scenes are drawn after scoring (--images_dir)
-    for pair in pairs:
-      if len(drawn) < num_images:
-        drawn.append(pair)
-      yield pair
+    def keep_for_images(pairs):  # the first scenes are drawn after scoring (--images_dir)
+        for pair in pairs:
+            if len(drawn) < num_images:
+                drawn.append(pair)
+            yield pair
 
-  if images_dir:
-    pairs = keep_for_images(pairs)
+    if images_dir:
+        pairs = keep_for_images(pairs)
 
-  def keep(pairs):  # the scored scenes' rollouts go to --rollouts_output too
-    for source, scenario, rollouts in pairs:
-      generated.append(rollouts)
-      yield source, scenario, rollouts
+    def keep(pairs):  # the scored scenes' rollouts go to --rollouts_output too
+        for source, scenario, rollouts in pairs:
+            generated.append(rollouts)
+            yield source, scenario, rollouts
 
-  pairs = keep(pairs) if rollouts_output else pairs
-  start = time.time()
-  if backend == 'official':
-    from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
-    runner = official_backend.OfficialBackend(config, num_workers)
-    scored = runner.map((s, r) for _, s, r in pairs)
-  elif backend == 'fast':
-    from motion_sim.metrics import fast_backend  # pylint: disable=import-outside-toplevel
-    runner = fast_backend.FastBackend(config, num_workers)
-    scored = runner.map(pairs)
-  else:
-    raise ValueError(f'unknown backend {backend!r}')
-  # Streams: one scenario at a time (a bounded window with workers), ETA from tqdm.
-  per_scenario = list(tqdm.tqdm(scored, total=len(scenarios), desc=f'WOSAC {backend}',
-                                unit='scenario', disable=None, dynamic_ncols=True))
-  if rollouts_output:
-    history_only.write_rollouts(rollouts_output, generated)
-  if images_dir:
-    from motion_sim.viz import image_files  # pylint: disable=import-outside-toplevel
-    results_images = image_files.write_rollout_images(drawn, images_dir)
-  nothing_scored = unscored and not per_scenario
-  results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
-  results.update(unscored=unscored, rollouts_output=rollouts_output)
-  if backend == 'fast':
-    timing.update(runner.stats)
-  results.update(config=year, backend=backend, num_scenarios=len(per_scenario),
-                 seconds=time.time() - start, num_workers=num_workers, timing=timing)
-  if images_dir:
-    results['images'] = results_images
-  if saved_model:
-    results['fallback'] = _fallback_summary(fallback_counts)
-    report_fallback(results['fallback'], saved_model, max_fallback_fraction)
-  return results
+    pairs = keep(pairs) if rollouts_output else pairs
+    start = time.time()
+    if backend == "official":
+        from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
+
+        runner = official_backend.OfficialBackend(config, num_workers)
+        scored = runner.map((s, r) for _, s, r in pairs)
+    elif backend == "fast":
+        from motion_sim.metrics import fast_backend  # pylint: disable=import-outside-toplevel
+
+        runner = fast_backend.FastBackend(config, num_workers)
+        scored = runner.map(pairs)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+    # Streams: one scenario at a time (a bounded window with workers), ETA from tqdm.
+    per_scenario = list(
+        tqdm.tqdm(
+            scored,
+            total=len(scenarios),
+            desc=f"WOSAC {backend}",
+            unit="scenario",
+            disable=None,
+            dynamic_ncols=True,
+        )
+    )
+    if rollouts_output:
+        history_only.write_rollouts(rollouts_output, generated)
+    if images_dir:
+        from motion_sim.viz import image_files  # pylint: disable=import-outside-toplevel
+
+        results_images = image_files.write_rollout_images(drawn, images_dir)
+    nothing_scored = unscored and not per_scenario
+    results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
+    results.update(unscored=unscored, rollouts_output=rollouts_output)
+    if backend == "fast":
+        timing.update(runner.stats)
+    results.update(
+        config=year,
+        backend=backend,
+        num_scenarios=len(per_scenario),
+        seconds=time.time() - start,
+        num_workers=num_workers,
+        timing=timing,
+    )
+    if images_dir:
+        results["images"] = results_images
+    if saved_model:
+        results["fallback"] = _fallback_summary(fallback_counts)
+        report_fallback(results["fallback"], saved_model, max_fallback_fraction)
+    return results
 
 
-def _history_only_rollouts(scenarios: dict, saved_model: str | None, seed: int,
-                           fallback_counts: list):
-  """Removes the history-only scenes from `scenarios`; returns their validated rollouts by
-  `saved_model` and their `unscored` entries. With --rollouts they are an error."""
-  generated, unscored = [], []
-  for scenario_id, (source, scenario) in list(scenarios.items()):
-    if not history_only.is_history_only(scenario):
-      continue
-    if not saved_model:
-      raise history_only.no_future_error(source, scenario_id)
-    generated.append(_model_rollouts(saved_model, scenario, seed, source, fallback_counts))
-    unscored.append({'scenario_id': scenario_id, 'source': source,
-                     'reason': 'no logged future to score against (history-only)'})
-    del scenarios[scenario_id]
-    logging.warning('%s: scenario %s is history-only: rollouts generated, not scored', source,
-                    scenario_id)
-  return generated, unscored
+def _history_only_rollouts(
+    scenarios: dict, saved_model: str | None, seed: int, fallback_counts: list
+):
+    """Removes the history-only scenes from `scenarios`; returns their validated rollouts by
+    `saved_model` and their `unscored` entries. With --rollouts they are an error."""
+    generated, unscored = [], []
+    for scenario_id, (source, scenario) in list(scenarios.items()):
+        if not history_only.is_history_only(scenario):
+            continue
+        if not saved_model:
+            raise history_only.no_future_error(source, scenario_id)
+        generated.append(_model_rollouts(saved_model, scenario, seed, source, fallback_counts))
+        unscored.append(
+            {
+                "scenario_id": scenario_id,
+                "source": source,
+                "reason": "no logged future to score against (history-only)",
+            }
+        )
+        del scenarios[scenario_id]
+        logging.warning(
+            "%s: scenario %s is history-only: rollouts generated, not scored", source, scenario_id
+        )
+    return generated, unscored
 
 
 def time_split(results: dict) -> str:
-  """One line: where the time of an `evaluate` run went."""
-  t = results['timing']
-  parts = [f'{results["num_scenarios"]} scenarios in {results["seconds"]:.1f} s',
-           f'{results["num_workers"]} worker(s)', f'read scenarios {t["read_scenarios"]:.1f} s',
-           f'decode + validate rollouts {t["decode"]:.1f} s']
-  if results['backend'] == 'fast':
-    parts += [f'protos -> arrays {t["arrays"]:.1f} s', f'compile {t["compile"]:.1f} s',
-              f'{t["compilations"]} compilation(s)', f'features {t["features"]:.1f} s',
-              f'exact-fallback steps {t["fallback_steps"]} in {t["fallbacks"]} scenario(s)',
-              '(fast parts summed over workers)']
-  return 'time split: ' + ', '.join(parts)
+    """One line: where the time of an `evaluate` run went."""
+    t = results["timing"]
+    parts = [
+        f"{results['num_scenarios']} scenarios in {results['seconds']:.1f} s",
+        f"{results['num_workers']} worker(s)",
+        f"read scenarios {t['read_scenarios']:.1f} s",
+        f"decode + validate rollouts {t['decode']:.1f} s",
+    ]
+    if results["backend"] == "fast":
+        parts += [
+            f"protos -> arrays {t['arrays']:.1f} s",
+            f"compile {t['compile']:.1f} s",
+            f"{t['compilations']} compilation(s)",
+            f"features {t['features']:.1f} s",
+            f"exact-fallback steps {t['fallback_steps']} in {t['fallbacks']} scenario(s)",
+            "(fast parts summed over workers)",
+        ]
+    return "time split: " + ", ".join(parts)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments {argv[1:]}')
-  if not FLAGS.scenarios or not FLAGS.output:
-    raise app.UsageError('--scenarios and --output are required')
-  if (FLAGS.rollouts is None) == (FLAGS.saved_model is None):
-    raise app.UsageError('give exactly one of --rollouts / --saved_model')
-  output = pathlib.Path(FLAGS.output)
-  try:  # before scoring: an unwritable output must not lose the scores at the very end
-    results_lib.check_writable(output)
-    results_lib.check_writable(output.with_suffix('.md'))
-  except OSError as e:
-    print(f'evaluate: error: --output {e}', file=sys.stderr)
-    return 2
-  try:
-    results = evaluate(FLAGS.scenarios, FLAGS.rollouts, FLAGS.saved_model, FLAGS.config,
-                       FLAGS.backend, FLAGS.num_workers, FLAGS.seed, FLAGS.rollouts_output,
-                       FLAGS.max_fallback_fraction, FLAGS.batch_size, FLAGS.images_dir,
-                       FLAGS.num_images)
-  except rollout_checks.RolloutError as e:
-    print(f'evaluate: bad input: {e}', file=sys.stderr)
-    return 2
-  if results['unscored'] and not results['num_scenarios']:  # every scene was history-only
-    return _report_unscored(results)
-  results_lib.write_json(output, results)
-  method = FLAGS.method_name or output.stem
-  results_lib.write_table1({method: results}, output.with_suffix('.md'))
-  buckets = results['buckets']
-  logging.info('%d scenarios: realism %.4f kinematic %.4f interactive %.4f map %.4f minADE %.3f',
-               results['num_scenarios'], buckets['realism_meta_metric'],
-               buckets['kinematic_metrics'], buckets['interactive_metrics'],
-               buckets['map_based_metrics'], buckets['min_ade'])
-  print(time_split(results))
-  print(f'wrote {output} and {output.with_suffix(".md")}')
-  return 0
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if not FLAGS.scenarios or not FLAGS.output:
+        raise app.UsageError("--scenarios and --output are required")
+    if (FLAGS.rollouts is None) == (FLAGS.saved_model is None):
+        raise app.UsageError("give exactly one of --rollouts / --saved_model")
+    output = pathlib.Path(FLAGS.output)
+    try:  # before scoring: an unwritable output must not lose the scores at the very end
+        results_lib.check_writable(output)
+        results_lib.check_writable(output.with_suffix(".md"))
+    except OSError as e:
+        print(f"evaluate: error: --output {e}", file=sys.stderr)
+        return 2
+    try:
+        results = evaluate(
+            FLAGS.scenarios,
+            FLAGS.rollouts,
+            FLAGS.saved_model,
+            FLAGS.config,
+            FLAGS.backend,
+            FLAGS.num_workers,
+            FLAGS.seed,
+            FLAGS.rollouts_output,
+            FLAGS.max_fallback_fraction,
+            FLAGS.batch_size,
+            FLAGS.images_dir,
+            FLAGS.num_images,
+        )
+    except rollout_checks.RolloutError as e:
+        print(f"evaluate: bad input: {e}", file=sys.stderr)
+        return 2
+    if results["unscored"] and not results["num_scenarios"]:  # every scene was history-only
+        return _report_unscored(results)
+    results_lib.write_json(output, results)
+    method = FLAGS.method_name or output.stem
+    results_lib.write_table1({method: results}, output.with_suffix(".md"))
+    buckets = results["buckets"]
+    logging.info(
+        "%d scenarios: realism %.4f kinematic %.4f interactive %.4f map %.4f minADE %.3f",
+        results["num_scenarios"],
+        buckets["realism_meta_metric"],
+        buckets["kinematic_metrics"],
+        buckets["interactive_metrics"],
+        buckets["map_based_metrics"],
+        buckets["min_ade"],
+    )
+    print(time_split(results))
+    print(f"wrote {output} and {output.with_suffix('.md')}")
+    return 0
 
 
 def _report_unscored(results: dict) -> int:
-  """Exit status and one line when no scene had a logged future to score against."""
-  first = results['unscored'][0]
-  if not results['rollouts_output']:
-    error = history_only.no_future_error(
-        first['source'], first['scenario_id'],
-        '; its rollouts were generated and validated: pass --rollouts_output=FILE to keep them')
-    print(f'evaluate: bad input: {error}', file=sys.stderr)
-    return 2
-  print(f"evaluate: wrote the rollouts of {len(results['unscored'])} history-only scenario(s) "
-        f"to {results['rollouts_output']}; none has a logged future to score against")
-  return 0
+    """Exit status and one line when no scene had a logged future to score against."""
+    first = results["unscored"][0]
+    if not results["rollouts_output"]:
+        error = history_only.no_future_error(
+            first["source"],
+            first["scenario_id"],
+            "; its rollouts were generated and validated: pass --rollouts_output=FILE to keep them",
+        )
+        print(f"evaluate: bad input: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"evaluate: wrote the rollouts of {len(results['unscored'])} history-only scenario(s) "
+        f"to {results['rollouts_output']}; none has a logged future to score against"
+    )
+    return 0
 
 
-if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  define_flags()
-  app.run(main)
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    define_flags()
+    app.run(main)

@@ -22,6 +22,7 @@ A stage is done when its marker OUT/stages/<stage>.done exists (written atomical
 stage's command exits 0); re-running the command skips done stages, and an interrupted training
 stage resumes from its run's checkpoint. Each stage's output goes to OUT/logs/<stage>.log.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,8 +58,9 @@ class Stage:
 class ExperimentPlan:
     """The stages of one study and the directories they use (no side effects)."""
 
-    def __init__(self, cfg: ExperimentConfig, out_dir: str, self_argv: list[str],
-                 tpu: str | None = None):
+    def __init__(
+        self, cfg: ExperimentConfig, out_dir: str, self_argv: list[str], tpu: str | None = None
+    ):
         self.cfg = cfg
         self.out = os.path.abspath(out_dir)
         self._self_argv = self_argv  # how to call this binary for an in-process stage
@@ -105,37 +107,66 @@ class ExperimentPlan:
             else:
                 # Same start, steps and (constant) learning rate as fine-tuning: only the loss
                 # differs, so this isolates what RL adds beyond more training.
-                binds += [f"train.init_checkpoint='{bc_run}'", f"train.max_steps={cfg.rl_steps}",
-                          f"make_optimizer.learning_rate={cfg.continued_bc_learning_rate}"]
+                binds += [
+                    f"train.init_checkpoint='{bc_run}'",
+                    f"train.max_steps={cfg.rl_steps}",
+                    f"make_optimizer.learning_rate={cfg.continued_bc_learning_rate}",
+                ]
         else:
             files, binds = cfg.rl_gin, common + list(cfg.rl_bindings)
             if arm == "rl_scratch":
-                binds += ["PRETRAINED_CHECKPOINT=None", "train.rl_from_scratch=True",
-                          f"RewardFunction.collision_weight={cfg.table1_lambda}",
-                          f"train.max_steps={cfg.scratch_steps}"]
+                binds += [
+                    "PRETRAINED_CHECKPOINT=None",
+                    "train.rl_from_scratch=True",
+                    f"RewardFunction.collision_weight={cfg.table1_lambda}",
+                    f"train.max_steps={cfg.scratch_steps}",
+                ]
             else:
-                lam = float(arm[len("rl_lam"):])
-                binds += [f"PRETRAINED_CHECKPOINT='{bc_run}'",
-                          f"RewardFunction.collision_weight={lam}",
-                          f"train.max_steps={cfg.rl_steps}"]
-        argv = [sys.executable, "-m", "motion_sim.train", f"--root_dir={self.run_dir(arm, seed)}",
-                f"--seed={seed}"]
+                lam = float(arm[len("rl_lam") :])
+                binds += [
+                    f"PRETRAINED_CHECKPOINT='{bc_run}'",
+                    f"RewardFunction.collision_weight={lam}",
+                    f"train.max_steps={cfg.rl_steps}",
+                ]
+        argv = [
+            sys.executable,
+            "-m",
+            "motion_sim.train",
+            f"--root_dir={self.run_dir(arm, seed)}",
+            f"--seed={seed}",
+        ]
         argv += [f"--gin_file={f}" for f in files] + [f"--gin_bindings={b}" for b in binds]
         return argv + ([f"--tpu={self._tpu}"] if self._tpu else [])
 
     def _self(self, stage: str) -> list[str]:
-        return [sys.executable, "-m", "motion_sim.experiment", *self._self_argv,
-                f"--output_dir={self.out}", f"--stage={stage}"]
+        return [
+            sys.executable,
+            "-m",
+            "motion_sim.experiment",
+            *self._self_argv,
+            f"--output_dir={self.out}",
+            f"--stage={stage}",
+        ]
 
     def stages(self) -> list[Stage]:
         cfg = self.cfg
         stages = [Stage("data", tuple(self._self("data")))]
         if cfg.preprocess_train:
             fmt, _, pattern = cfg.preprocess_train.partition(":")
-            stages.append(Stage("preprocess", (
-                sys.executable, "-m", "motion_sim.data.preprocess", f"--input={pattern}",
-                f"--output_dir={self.path('data', 'preprocessed')}", f"--format={fmt}",
-                f"--num_workers={cfg.preprocess_workers}")))
+            stages.append(
+                Stage(
+                    "preprocess",
+                    (
+                        sys.executable,
+                        "-m",
+                        "motion_sim.data.preprocess",
+                        f"--input={pattern}",
+                        f"--output_dir={self.path('data', 'preprocessed')}",
+                        f"--format={fmt}",
+                        f"--num_workers={cfg.preprocess_workers}",
+                    ),
+                )
+            )
         # BC and the lambda arms are trained and exported before the controls, so a study cut
         # short can still be scored without them (re-run with the controls switched off).
         core = [a for a in self.arms() if a not in ("bc_cont", "rl_scratch")]
@@ -147,13 +178,28 @@ class ExperimentPlan:
             for arm in group:
                 for seed in cfg.seeds:
                     model = self.path("models", f"{arm}_s{seed}")
-                    stages.append(Stage(f"export/{arm}_s{seed}", (
-                        sys.executable, "-m", "export.export_model",
-                        f"--root_dir={self.run_dir(arm, seed)}", f"--output_dir={model}",
-                        f"--num_rollouts={cfg.num_rollouts}"), clean=model))
+                    stages.append(
+                        Stage(
+                            f"export/{arm}_s{seed}",
+                            (
+                                sys.executable,
+                                "-m",
+                                "export.export_model",
+                                f"--root_dir={self.run_dir(arm, seed)}",
+                                f"--output_dir={model}",
+                                f"--num_rollouts={cfg.num_rollouts}",
+                            ),
+                            clean=model,
+                        )
+                    )
         if cfg.baselines:
-            stages.append(Stage("baselines", tuple(self._self("baselines")),
-                                clean=self.path("models", "baselines")))
+            stages.append(
+                Stage(
+                    "baselines",
+                    tuple(self._self("baselines")),
+                    clean=self.path("models", "baselines"),
+                )
+            )
         stages.append(Stage("heldout", tuple(self._self("heldout"))))
         stages.append(Stage("evaluate", tuple(self._self("evaluate"))))
         stages.append(Stage("tables", tuple(self._self("tables"))))
@@ -199,36 +245,57 @@ def run_plan(plan: ExperimentPlan, dry_run: bool = False) -> int:
         with open(log, "a") as f:
             f.write(f"$ {shlex.join(stage.argv)}\n")
             f.flush()
-            rc = subprocess.run(stage.argv, check=False, cwd=REPO_ROOT, env=env, stdout=f,
-                                stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(
+                stage.argv, check=False, cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT
+            ).returncode
         if rc != 0:
             with open(log) as f:
                 tail = f.read()[-2000:]
-            print(f"{tail}\nexperiment: error: stage {stage.name} failed (exit {rc}); "
-                  f"log {log}. Re-run the same command to resume.", file=sys.stderr, flush=True)
+            print(
+                f"{tail}\nexperiment: error: stage {stage.name} failed (exit {rc}); "
+                f"log {log}. Re-run the same command to resume.",
+                file=sys.stderr,
+                flush=True,
+            )
             return 1
-        _write_atomic(marker, json.dumps({"stage": stage.name, "argv": list(stage.argv),
-                                          "seconds": round(time.time() - t0, 1),
-                                          "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                    time.gmtime())}) + "\n")
+        _write_atomic(
+            marker,
+            json.dumps(
+                {
+                    "stage": stage.name,
+                    "argv": list(stage.argv),
+                    "seconds": round(time.time() - t0, 1),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            )
+            + "\n",
+        )
         print(f"   {stage.name}: {time.time() - t0:.0f} s", flush=True)
     if not dry_run:
-        print(f"== all stages done in {time.time() - start:.0f} s this call: "
-              f"{plan.path('table1.md')}, {plan.path('table2.md')}, "
-              f"{plan.path('results.json')}, {plan.path('plot.png')}", flush=True)
+        print(
+            f"== all stages done in {time.time() - start:.0f} s this call: "
+            f"{plan.path('table1.md')}, {plan.path('table2.md')}, "
+            f"{plan.path('results.json')}, {plan.path('plot.png')}",
+            flush=True,
+        )
     return 0
 
 
 # ---------------------------------------------------------------- in-process stages
 def stage_data(plan: ExperimentPlan, shared: str) -> None:
     from motion_sim import experiment_data  # pylint: disable=import-outside-toplevel
+
     result = experiment_data.build_train(plan.cfg, plan.path("data"), REPO_ROOT, shared)
-    print(json.dumps({k: result[k] for k in ("num_train", "num_real_train", "real_val_ids",
-                                             "skipped")}))
+    print(
+        json.dumps(
+            {k: result[k] for k in ("num_train", "num_real_train", "real_val_ids", "skipped")}
+        )
+    )
 
 
 def stage_heldout(plan: ExperimentPlan, shared: str) -> None:
     from motion_sim import experiment_data  # pylint: disable=import-outside-toplevel
+
     result = experiment_data.build_heldout(plan.cfg, plan.path("data"), REPO_ROOT, shared)
     _check_split(plan)
     print(json.dumps({k: result[k] for k in ("num_train", "num_val", "val_ids", "skipped")}))
@@ -236,21 +303,30 @@ def stage_heldout(plan: ExperimentPlan, shared: str) -> None:
 
 def _check_split(plan: ExperimentPlan) -> dict:
     from motion_sim import experiment_data  # pylint: disable=import-outside-toplevel
-    extra = ",".join(g for g in (plan.cfg.train_shards, plan.path("data", "preprocessed",
-                                                                  "*.tfrecord.gz")
-                                 if plan.cfg.preprocess_train else "") if g)
+
+    extra = ",".join(
+        g
+        for g in (
+            plan.cfg.train_shards,
+            plan.path("data", "preprocessed", "*.tfrecord.gz") if plan.cfg.preprocess_train else "",
+        )
+        if g
+    )
     return experiment_data.check_split(plan.path("data"), extra)
 
 
 def stage_baselines(plan: ExperimentPlan) -> None:
     from export import report  # pylint: disable=import-outside-toplevel
-    report.export_baselines(list(plan.cfg.baselines), plan.path("models", "baselines"),
-                            plan.cfg.num_rollouts)
+
+    report.export_baselines(
+        list(plan.cfg.baselines), plan.path("models", "baselines"), plan.cfg.num_rollouts
+    )
 
 
 def stage_evaluate(plan: ExperimentPlan) -> None:
     from export import experiment_report  # pylint: disable=import-outside-toplevel
     from motion_sim import experiment_data  # pylint: disable=import-outside-toplevel
+
     split = _check_split(plan)  # never score a scene that was trained on
     scenes = experiment_report.read_validation(plan.path("data", experiment_data.VAL_SCENARIOS))
     ids = sorted(s.scenario_id for _, s in scenes)
@@ -263,7 +339,7 @@ def stage_evaluate(plan: ExperimentPlan) -> None:
             continue  # scored by an earlier, interrupted call
         result = scorer.score(name, model)
         if plan.cfg.num_images:
-            _draw_policy(plan, name, model, scenes[:plan.cfg.num_images])
+            _draw_policy(plan, name, model, scenes[: plan.cfg.num_images])
         _write_atomic(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
         print(f"{name}: {json.dumps(experiment_report.headline(result))}", flush=True)
 
@@ -272,13 +348,21 @@ def _draw_policy(plan: ExperimentPlan, name: str, model: str, scenes: list) -> N
     """Rollout figures of `scenes` by the policy (the scored rollouts: same per-scene seeds)."""
     from export import saved_model_rollouts  # pylint: disable=import-outside-toplevel
     from motion_sim.viz import image_files  # pylint: disable=import-outside-toplevel
-    pairs = [(source, scenario, saved_model_rollouts.generate_scenario_rollouts(
-        model, scenario, plan.cfg.eval_seed)) for source, scenario in scenes]
+
+    pairs = [
+        (
+            source,
+            scenario,
+            saved_model_rollouts.generate_scenario_rollouts(model, scenario, plan.cfg.eval_seed),
+        )
+        for source, scenario in scenes
+    ]
     image_files.write_rollout_images(pairs, plan.path("images", name))
 
 
 def stage_tables(plan: ExperimentPlan) -> None:
     from export import experiment_report  # pylint: disable=import-outside-toplevel
+
     cfg = plan.cfg
     split = _check_split(plan)
     per_policy = {}
@@ -294,10 +378,14 @@ def stage_tables(plan: ExperimentPlan) -> None:
         rows["BC continued (control)"] = "bc_cont"
     if cfg.scratch_steps:
         rows[f"RL only (from scratch, λ = {cfg.table1_lambda:g})"] = "rl_scratch"
-    header = {"config": dataclasses.asdict(cfg), "split": {k: split[k] for k in (
-        "num_train", "num_val", "num_real_train", "val_ids")}, "seeds": list(cfg.seeds)}
-    results = experiment_report.write_study(plan.out, per_policy, arms, rows,
-                                            list(cfg.lambdas), header)
+    header = {
+        "config": dataclasses.asdict(cfg),
+        "split": {k: split[k] for k in ("num_train", "num_val", "num_real_train", "val_ids")},
+        "seeds": list(cfg.seeds),
+    }
+    results = experiment_report.write_study(
+        plan.out, per_policy, arms, rows, list(cfg.lambdas), header
+    )
     with open(plan.path("table1.md")) as f:
         print(f.read())
     if os.path.exists(plan.path("table2.md")):
@@ -315,11 +403,17 @@ def define_flags() -> None:
     flags.DEFINE_string("output_dir", None, "Study directory (resumable).")
     flags.DEFINE_bool("dry_run", False, "Print every stage's command and state; run nothing.")
     flags.DEFINE_string("tpu", None, "Passed to every training command (TPUStrategy).")
-    flags.DEFINE_string("shared_dir", "../shared",
-                        "The shared data folder ('{shared}' in source globs); relative to the "
-                        "repo root.")
-    flags.DEFINE_enum("stage", None, list(IN_PROCESS_STAGES),
-                      "Internal: run one in-process stage (the driver calls this).")
+    flags.DEFINE_string(
+        "shared_dir",
+        "../shared",
+        "The shared data folder ('{shared}' in source globs); relative to the repo root.",
+    )
+    flags.DEFINE_enum(
+        "stage",
+        None,
+        list(IN_PROCESS_STAGES),
+        "Internal: run one in-process stage (the driver calls this).",
+    )
 
 
 def main(argv):
@@ -328,23 +422,33 @@ def main(argv):
     if not FLAGS.gin_file or not FLAGS.output_dir:
         raise app.UsageError("--gin_file and --output_dir are required")
     from motion_sim.learner.gin_config import ConfigError, parse_gin  # pylint: disable=import-outside-toplevel
+
     try:
         parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
         cfg = experiment_config()
     except (ConfigError, ValueError) as e:
         print(f"experiment: error: {e}", file=sys.stderr, flush=True)
         return 2
-    shared = FLAGS.shared_dir if os.path.isabs(FLAGS.shared_dir) else os.path.normpath(
-        os.path.join(REPO_ROOT, FLAGS.shared_dir))
-    self_argv = ([f"--gin_file={f}" for f in FLAGS.gin_file]
-                 + [f"--gin_bindings={b}" for b in FLAGS.gin_bindings]
-                 + [f"--shared_dir={shared}"])
+    shared = (
+        FLAGS.shared_dir
+        if os.path.isabs(FLAGS.shared_dir)
+        else os.path.normpath(os.path.join(REPO_ROOT, FLAGS.shared_dir))
+    )
+    self_argv = (
+        [f"--gin_file={f}" for f in FLAGS.gin_file]
+        + [f"--gin_bindings={b}" for b in FLAGS.gin_bindings]
+        + [f"--shared_dir={shared}"]
+    )
     plan = ExperimentPlan(cfg, FLAGS.output_dir, self_argv, FLAGS.tpu)
     if FLAGS.stage is None:
         return run_plan(plan, FLAGS.dry_run)
-    {"data": lambda: stage_data(plan, shared), "heldout": lambda: stage_heldout(plan, shared),
-     "baselines": lambda: stage_baselines(plan),
-     "evaluate": lambda: stage_evaluate(plan), "tables": lambda: stage_tables(plan)}[FLAGS.stage]()
+    {
+        "data": lambda: stage_data(plan, shared),
+        "heldout": lambda: stage_heldout(plan, shared),
+        "baselines": lambda: stage_baselines(plan),
+        "evaluate": lambda: stage_evaluate(plan),
+        "tables": lambda: stage_tables(plan),
+    }[FLAGS.stage]()
     return 0
 
 

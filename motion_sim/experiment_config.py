@@ -4,6 +4,7 @@
 `gin/experiment_paper.gin` (the paper's 1M/10M scale on WOMD) and `gin/experiment_ci.gin`
 (every stage, 1-2 steps each) bind it; `motion_sim.experiment` turns it into stages.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,11 +78,15 @@ class ExperimentConfig:
             for source in getattr(self, field):
                 fmt, sep, pattern = source.partition(":")
                 if not sep or fmt not in SOURCE_FORMATS or not pattern:
-                    raise ValueError(f"experiment.{field}: {source!r} is not FORMAT:GLOB with "
-                                     f"FORMAT one of {SOURCE_FORMATS}")
+                    raise ValueError(
+                        f"experiment.{field}: {source!r} is not FORMAT:GLOB with "
+                        f"FORMAT one of {SOURCE_FORMATS}"
+                    )
         if self.table1_lambda not in self.lambdas:
-            raise ValueError(f"experiment.table1_lambda={self.table1_lambda} is not one of "
-                             f"experiment.lambdas={list(self.lambdas)}")
+            raise ValueError(
+                f"experiment.table1_lambda={self.table1_lambda} is not one of "
+                f"experiment.lambdas={list(self.lambdas)}"
+            )
         if not self.seeds:
             raise ValueError("experiment.seeds is empty")
         if not (self.real_sources or self.val_sources):
@@ -94,6 +99,6 @@ def experiment_config(**kwargs) -> ExperimentConfig:
     unknown = set(kwargs) - {f.name for f in dataclasses.fields(ExperimentConfig)}
     if unknown:
         raise ValueError(f"unknown experiment setting(s) {sorted(unknown)}")
-    return ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in kwargs.items()})
-
+    return ExperimentConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    )

@@ -10,6 +10,7 @@ copied byte for byte, the other formats converted by `scenario_writer`). `split.
 both id lists, every skipped scene with its reason, and the duplicates dropped; the disjointness
 is asserted before anything is written.
 """
+
 from __future__ import annotations
 
 import collections
@@ -37,7 +38,7 @@ SPLIT_FILE = "split.json"
 
 
 def expand_source(source: str, repo_root: str, shared: str) -> tuple[str, list[str]]:
-    """"FORMAT:GLOB" -> (format, sorted files); relative globs are read from the repo root."""
+    """ "FORMAT:GLOB" -> (format, sorted files); relative globs are read from the repo root."""
     fmt, _, pattern = source.partition(":")
     pattern = pattern.replace("{shared}", shared)
     if "://" not in pattern and not os.path.isabs(pattern):
@@ -48,11 +49,12 @@ def expand_source(source: str, repo_root: str, shared: str) -> tuple[str, list[s
     return fmt, files
 
 
-def read_source(fmt: str, files: list[str], skipped: collections.Counter,
-                skipped_examples: list) -> Iterator[tuple[str, RawScenario, bytes | None]]:
+def read_source(
+    fmt: str, files: list[str], skipped: collections.Counter, skipped_examples: list
+) -> Iterator[tuple[str, RawScenario, bytes | None]]:
     """(source, RawScenario, original Scenario bytes or None) per readable scene; bad ones counted."""
     for path in files:
-        records = ([(0, None)] if fmt == "gpudrive" else iter_records(path))
+        records = [(0, None)] if fmt == "gpudrive" else iter_records(path)
         for index, payload in records:
             source = f"{path}:{index}"
             try:
@@ -60,7 +62,8 @@ def read_source(fmt: str, files: list[str], skipped: collections.Counter,
                     raw = gpudrive_reader.read_gpudrive_file(path)
                 elif fmt == "example":
                     raw = example_reader.read_motion_example(
-                        example_reader.parse_example_bytes(payload, source), source)
+                        example_reader.parse_example_bytes(payload, source), source
+                    )
                 else:
                     raw = scenario_reader.read_scenario_bytes(payload, source)
                 build_scene(raw)  # a scene training or scoring cannot use is skipped here
@@ -117,6 +120,7 @@ def _scenario_record(raw: RawScenario, original: bytes | None) -> bytes:
     from motion_sim.data.scenario_writer import (
         to_scenario_proto,  # proto deps only here
     )
+
     return to_scenario_proto(raw).SerializeToString()
 
 
@@ -139,14 +143,20 @@ def build_train(cfg, data_dir: str, repo_root: str, shared: str) -> dict:
         fmt, files = expand_source(source, repo_root, shared)
         for src, raw, original in read_source(fmt, files, skipped, skipped_examples):
             if raw.scenario_id in real:
-                duplicates.append({"scenario_id": raw.scenario_id, "source": src,
-                                   "kept": real[raw.scenario_id][0]})
+                duplicates.append(
+                    {
+                        "scenario_id": raw.scenario_id,
+                        "source": src,
+                        "kept": real[raw.scenario_id][0],
+                    }
+                )
                 continue
             real[raw.scenario_id] = (src, raw, original)
     train_ids, val_ids = split.split_ids(real, cfg.val_fraction)
     train = {i: real[i] for i in train_ids}
     if cfg.num_synthetic:
         from motion_sim.data.synthetic import SyntheticScenarioGenerator
+
         gen = SyntheticScenarioGenerator(num_agents=cfg.synthetic_agents, seed=0)
         for index in range(cfg.num_synthetic):
             raw = gen.generate(index)
@@ -156,18 +166,27 @@ def build_train(cfg, data_dir: str, repo_root: str, shared: str) -> dict:
     split.assert_disjoint(train, val_ids)
     os.makedirs(data_dir, exist_ok=True)
     if train:
-        _write_records(os.path.join(data_dir, TRAIN_SHARD),
-                       [_scene_record(raw) for _, raw, _ in train.values()], gzip=True)
-    _write_records(os.path.join(data_dir, REAL_VAL),
-                   [_scenario_record(with_evaluated_tracks(real[i][1])[0], real[i][2])
-                    for i in val_ids], gzip=False)
+        _write_records(
+            os.path.join(data_dir, TRAIN_SHARD),
+            [_scene_record(raw) for _, raw, _ in train.values()],
+            gzip=True,
+        )
+    _write_records(
+        os.path.join(data_dir, REAL_VAL),
+        [_scenario_record(with_evaluated_tracks(real[i][1])[0], real[i][2]) for i in val_ids],
+        gzip=False,
+    )
     result = {
-        "train_ids": sorted(train), "real_val_ids": val_ids,
+        "train_ids": sorted(train),
+        "real_val_ids": val_ids,
         "train_sources": {i: train[i][0] for i in sorted(train)},
         "real_val_sources": {i: real[i][0] for i in val_ids},
-        "num_train": len(train), "num_real_train": len(set(train) & set(real)),
-        "skipped": dict(skipped), "skipped_examples": skipped_examples,
-        "duplicates_dropped": duplicates, "val_fraction": cfg.val_fraction,
+        "num_train": len(train),
+        "num_real_train": len(set(train) & set(real)),
+        "skipped": dict(skipped),
+        "skipped_examples": skipped_examples,
+        "duplicates_dropped": duplicates,
+        "val_fraction": cfg.val_fraction,
     }
     _write_json(os.path.join(data_dir, TRAIN_SPLIT_FILE), result)
     return result
@@ -188,51 +207,68 @@ def build_heldout(cfg, data_dir: str, repo_root: str, shared: str) -> dict:
         fmt, files = expand_source(source, repo_root, shared)
         for src, raw, original in read_source(fmt, files, skipped, skipped_examples):
             if raw.scenario_id in train:
-                duplicates.append({"scenario_id": raw.scenario_id, "source": src,
-                                   "kept": "training (so not held out)"})
+                duplicates.append(
+                    {
+                        "scenario_id": raw.scenario_id,
+                        "source": src,
+                        "kept": "training (so not held out)",
+                    }
+                )
             elif raw.scenario_id in val:
-                duplicates.append({"scenario_id": raw.scenario_id, "source": src,
-                                   "kept": val[raw.scenario_id][0]})
+                duplicates.append(
+                    {"scenario_id": raw.scenario_id, "source": src, "kept": val[raw.scenario_id][0]}
+                )
             else:
                 raw, filled = with_evaluated_tracks(raw)
                 if filled:
                     evaluated_filled[raw.scenario_id] = len(raw.tracks_to_predict)
                 val[raw.scenario_id] = (src, raw, original)
     if cfg.val_max_scenes:
-        keep = sorted(val, key=lambda i: (split.id_rank(i), i))[:cfg.val_max_scenes]
+        keep = sorted(val, key=lambda i: (split.id_rank(i), i))[: cfg.val_max_scenes]
         val = {i: val[i] for i in keep}
     if not val:
         raise split.SplitError("the validation set is empty (no readable held-out scene)")
     split.assert_disjoint(train, val)
     order = sorted(val)
-    _write_records(os.path.join(data_dir, VAL_SCENARIOS),
-                   [_scenario_record(val[i][1], val[i][2]) for i in order], gzip=False)
-    result.update(val_ids=order, val_sources={i: val[i][0] for i in order}, num_val=len(order),
-                  tracks_to_predict_filled={i: n for i, n in evaluated_filled.items()
-                                            if i in val},
-                  skipped=dict(skipped), duplicates_dropped=duplicates,
-                  skipped_examples=result["skipped_examples"] + skipped_examples)
+    _write_records(
+        os.path.join(data_dir, VAL_SCENARIOS),
+        [_scenario_record(val[i][1], val[i][2]) for i in order],
+        gzip=False,
+    )
+    result.update(
+        val_ids=order,
+        val_sources={i: val[i][0] for i in order},
+        num_val=len(order),
+        tracks_to_predict_filled={i: n for i, n in evaluated_filled.items() if i in val},
+        skipped=dict(skipped),
+        duplicates_dropped=duplicates,
+        skipped_examples=result["skipped_examples"] + skipped_examples,
+    )
     _write_json(os.path.join(data_dir, SPLIT_FILE), result)
     return result
 
 
 def _read_scenarios(path: str):
     """[(source, Scenario)] of a file `build_train` wrote (possibly empty)."""
-    return [(f"{path}:{i}", scenario_reader.parse_scenario_bytes(record, f"{path}:{i}"))
-            for i, record in iter_records(path)]
+    return [
+        (f"{path}:{i}", scenario_reader.parse_scenario_bytes(record, f"{path}:{i}"))
+        for i, record in iter_records(path)
+    ]
 
 
 def ids_in_shards(pattern: str) -> list[str]:
     """Scenario ids of every scene in preprocessed shards (comma-separated globs)."""
     from motion_sim.data.scene_codec import decode_scene
+
     ids = []
     for part in pattern.split(","):
         for path in sorted(tf.io.gfile.glob(part.strip())):
             gzip = "GZIP" if path.endswith(".gz") else ""
             for record in tf.data.TFRecordDataset(path, compression_type=gzip):
                 scenario_id = decode_scene(record.numpy())[0].scenario_id
-                ids.append(scenario_id.decode() if isinstance(scenario_id, bytes)
-                           else str(scenario_id))
+                ids.append(
+                    scenario_id.decode() if isinstance(scenario_id, bytes) else str(scenario_id)
+                )
     return ids
 
 
@@ -240,8 +276,7 @@ def check_split(data_dir: str, train_shards: str = "") -> dict:
     """Re-reads split.json (and the ids inside extra training shards) and asserts disjointness."""
     with open(os.path.join(data_dir, SPLIT_FILE)) as f:
         result = json.load(f)
-    train = set(result["train_ids"]) | (set(ids_in_shards(train_shards)) if train_shards
-                                        else set())
+    train = set(result["train_ids"]) | (set(ids_in_shards(train_shards)) if train_shards else set())
     split.assert_disjoint(train, result["val_ids"])
     return result
 
@@ -253,8 +288,11 @@ def main(argv) -> int:
     train = ids_in_shards(f.train_shards)
     held_out = [s.scenario_id for _, s in _read_scenarios_glob(f.heldout)]
     if not train or not held_out:
-        print(f"experiment_data: error: no scenes in --train_shards={f.train_shards!r} or "
-              f"--heldout={f.heldout!r}", file=sys.stderr)
+        print(
+            f"experiment_data: error: no scenes in --train_shards={f.train_shards!r} or "
+            f"--heldout={f.heldout!r}",
+            file=sys.stderr,
+        )
         return 2
     try:
         split.assert_disjoint(train, held_out)

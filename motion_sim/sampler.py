@@ -10,13 +10,14 @@ them as a B*R batch and folds R into the cross-attention query axis.
 Sampling is stateless: step t draws with seed fold_in(seed, t), so a rollout is a pure function
 of (weights, scene, seed, forced tokens) -- reproducible across calls and machines.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import gin
 import tensorflow as tf
 
+import gin
 from motion_sim.data import datatypes, frames
 from motion_sim.layers.masks import MASK_VALUE
 from motion_sim.models import inputs
@@ -34,6 +35,7 @@ class StepState(NamedTuple):
       cache: the model's `DecodeCache` holding steps < t.
       seed: [2] int32 seed of the rollout (step t draws with fold_in(seed, t)).
     """
+
     step: tf.Tensor
     prev_tokens: tf.Tensor
     cache: object
@@ -53,6 +55,7 @@ class RolloutOutput(NamedTuple):
       world_xy: [B, R, A, 80, 2] float32 world positions (computed in float64, then cast).
       world_heading: [B, R, A, 80] float32 world yaw, wrapped to [-pi, pi).
     """
+
     tokens: tf.Tensor
     log_probs: tf.Tensor
     xy: tf.Tensor
@@ -93,8 +96,15 @@ class Sampler:
       top_k: keep the k most likely tokens (0 = all). top_p: nucleus mass (1 = all).
     """
 
-    def __init__(self, model, tokenizer: ActionTokenizer | None = None, num_rollouts: int = 32,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
+    def __init__(
+        self,
+        model,
+        tokenizer: ActionTokenizer | None = None,
+        num_rollouts: int = 32,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+    ):
         tokenizer = tokenizer or ActionTokenizer()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -103,11 +113,13 @@ class Sampler:
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         if tokenizer.vocab_size != model.vocab_size:
-            raise ValueError(f"tokenizer vocab {tokenizer.vocab_size} != model vocab "
-                             f"{model.vocab_size}")
+            raise ValueError(
+                f"tokenizer vocab {tokenizer.vocab_size} != model vocab {model.vocab_size}"
+            )
         if tokenizer.num_tokens > model.max_steps:
-            raise ValueError(f"tokenizer needs {tokenizer.num_tokens} steps > model max_steps "
-                             f"{model.max_steps}")
+            raise ValueError(
+                f"tokenizer needs {tokenizer.num_tokens} steps > model max_steps {model.max_steps}"
+            )
         self.model, self.tokenizer = model, tokenizer
         self.num_rollouts, self.temperature = int(num_rollouts), float(temperature)
         self.top_k, self.top_p = int(top_k), float(top_p)
@@ -142,11 +154,15 @@ class Sampler:
         forced_tokens = tf.cast(forced_tokens, tf.int32)
         forced_mask = tf.cast(forced_mask, tf.bool)
         if forced_tokens.shape != shape or forced_mask.shape != shape:
-            raise ValueError(f"forced_tokens/forced_mask must be {shape}, got "
-                             f"{forced_tokens.shape} / {forced_mask.shape}")
+            raise ValueError(
+                f"forced_tokens/forced_mask must be {shape}, got "
+                f"{forced_tokens.shape} / {forced_mask.shape}"
+            )
         seed = _seed(seed)
-        frame = (tf.convert_to_tensor(scene["frame_origin"], tf.float64),
-                 tf.convert_to_tensor(scene["frame_yaw"], tf.float64))
+        frame = (
+            tf.convert_to_tensor(scene["frame_origin"], tf.float64),
+            tf.convert_to_tensor(scene["frame_yaw"], tf.float64),
+        )
         return self._rollout_fn(model_inputs, frame, seed, forced_tokens, forced_mask)
 
     # ------------------------------------------------------------ stepping
@@ -170,10 +186,13 @@ class Sampler:
         forced_tokens, forced_mask = self._step_forcing(forced_tokens, forced_mask)
         batch, num_rollouts = forced_tokens.shape[:2]
         if batch != model_inputs["agent_mask"].shape[0]:
-            raise ValueError(f"forced tokens cover {batch} scenes, the scene batch has "
-                             f"{model_inputs['agent_mask'].shape[0]}")
-        state, tokens, log_probs = self._start_fn(model_inputs, _seed(seed),
-                                                  _fold(forced_tokens), _fold(forced_mask))
+            raise ValueError(
+                f"forced tokens cover {batch} scenes, the scene batch has "
+                f"{model_inputs['agent_mask'].shape[0]}"
+            )
+        state, tokens, log_probs = self._start_fn(
+            model_inputs, _seed(seed), _fold(forced_tokens), _fold(forced_mask)
+        )
         return state, _unfold(tokens, batch), _unfold(log_probs, batch)
 
     def step(self, state: StepState, forced_tokens, forced_mask):
@@ -194,8 +213,10 @@ class Sampler:
         forced_tokens = tf.cast(forced_tokens, tf.int32)
         forced_mask = tf.cast(forced_mask, tf.bool)
         if forced_tokens.shape.rank != 3 or forced_tokens.shape != forced_mask.shape:
-            raise ValueError(f"forced_tokens/forced_mask must both be [B, R, A], got "
-                             f"{forced_tokens.shape} / {forced_mask.shape}")
+            raise ValueError(
+                f"forced_tokens/forced_mask must both be [B, R, A], got "
+                f"{forced_tokens.shape} / {forced_mask.shape}"
+            )
         return forced_tokens, forced_mask
 
     # ---------------------------------------------------------------- compiled
@@ -205,8 +226,8 @@ class Sampler:
         sample_logits = filter_logits(logits / self.temperature, self.top_k, self.top_p)
         step_seed = tf.random.experimental.stateless_fold_in(seed, t)
         sampled = tf.random.stateless_categorical(
-            tf.reshape(sample_logits, [-1, sample_logits.shape[-1]]), 1, step_seed,
-            dtype=tf.int32)
+            tf.reshape(sample_logits, [-1, sample_logits.shape[-1]]), 1, step_seed, dtype=tf.int32
+        )
         choice = tf.reshape(sampled, tf.shape(agent_mask))
         choice = tf.where(forced_mask, forced_tokens, choice)
         # Padded agents coast (zero acceleration) and carry no probability mass.
@@ -227,8 +248,7 @@ class Sampler:
         # Static when known; an exported signature with an open R axis traces it symbolically
         # (XLA then compiles one program per concrete R).
         num_rollouts = rows // batch if rows is not None else tf.shape(forced_tokens)[0] // batch
-        cache = model.init_cache(scene, 1, self.tokenizer.num_tokens,
-                                 encoding=model.encode(scene))
+        cache = model.init_cache(scene, 1, self.tokenizer.num_tokens, encoding=model.encode(scene))
         logits0, cache = model.next(tf.zeros_like(scene["agent_mask"], tf.int32), cache, 0)
         cache = cache.repeat_rollouts(num_rollouts)
         logits0 = tf.repeat(logits0, num_rollouts, axis=0)
@@ -238,8 +258,9 @@ class Sampler:
     def _next_step(self, state: StepState, forced_tokens, forced_mask):
         """Step state.step given everything before it: the rollout loop's body."""
         logits, cache = self.model.next(state.prev_tokens, state.cache, state.step)
-        choice, lp = self._sample(state.step, logits, state.seed, cache.agent_mask,
-                                  forced_tokens, forced_mask)
+        choice, lp = self._sample(
+            state.step, logits, state.seed, cache.agent_mask, forced_tokens, forced_mask
+        )
         return StepState(state.step + 1, choice, cache, state.seed), choice, lp
 
     def _start(self, scene, seed, forced_tokens, forced_mask):
@@ -273,24 +294,35 @@ class Sampler:
 
         pad = [[0, T - 1], [0, 0], [0, 0]]
         loop_vars = (state, tf.pad(choice0[None], pad), tf.pad(lp0[None], pad))
-        _, tokens, log_probs = tf.while_loop(lambda state, *_: state.step < T, body, loop_vars,
-                                             maximum_iterations=T - 1)
+        _, tokens, log_probs = tf.while_loop(
+            lambda state, *_: state.step < T, body, loop_vars, maximum_iterations=T - 1
+        )
         tokens = tf.transpose(tokens, [1, 2, 0])  # [B*R, A, T]
         log_probs = tf.transpose(log_probs, [1, 2, 0])
 
-        pos, vel = tok.initial_state(scene["agent_xy"], scene["agent_valid"],  # [B, A, 2]
-                                     scene.get("agent_vel"))
+        pos, vel = tok.initial_state(
+            scene["agent_xy"],
+            scene["agent_valid"],  # [B, A, 2]
+            scene.get("agent_vel"),
+        )
         heading0 = tf.cast(scene["agent_heading"][:, :, _CUR], tf.float32)
         xy, heading = tok.decode(tokens, tile(pos), tile(vel), tile(heading0))
         real = agent_mask[:, :, None]
         xy = tf.where(real[..., None], xy, tf.zeros_like(xy))
         heading = tf.where(real, heading, tf.zeros_like(heading))
 
-        tokens, log_probs, xy, heading = (_unfold(x, batch)
-                                          for x in (tokens, log_probs, xy, heading))
+        tokens, log_probs, xy, heading = (
+            _unfold(x, batch) for x in (tokens, log_probs, xy, heading)
+        )
         world_xy, world_heading = frames.to_world_tf(xy, heading, frame[0], frame[1])
-        return RolloutOutput(tokens, log_probs, xy, heading, tf.cast(world_xy, tf.float32),
-                             tf.cast(world_heading, tf.float32))
+        return RolloutOutput(
+            tokens,
+            log_probs,
+            xy,
+            heading,
+            tf.cast(world_xy, tf.float32),
+            tf.cast(world_heading, tf.float32),
+        )
 
 
 def _seed(seed) -> tf.Tensor:

@@ -21,11 +21,12 @@ Everything is TensorFlow with static shapes and Python loops over the (static) t
 the same code runs eagerly on numpy input, in `tf.data`, and inside XLA-compiled rollouts.
 Leading dimensions (batch, rollouts, agents) are arbitrary: shapes below write them as `...`.
 """
+
 from __future__ import annotations
 
-import gin
 import tensorflow as tf
 
+import gin
 from motion_sim.data import datatypes
 
 _STEP_HZ = datatypes.STEP_HZ
@@ -44,8 +45,13 @@ class ActionTokenizer:
       still_distance: below this 10 Hz displacement (m) an agent keeps its previous heading.
     """
 
-    def __init__(self, token_hz: int = 2, num_bins: int = 13, max_accel: float = 6.0,
-                 still_distance: float = 0.05):
+    def __init__(
+        self,
+        token_hz: int = 2,
+        num_bins: int = 13,
+        max_accel: float = 6.0,
+        still_distance: float = 0.05,
+    ):
         if token_hz <= 0 or _STEP_HZ % token_hz:
             raise ValueError(f"token_hz must divide {_STEP_HZ} (1, 2, 5 or 10), got {token_hz}")
         if num_bins < 3 or num_bins % 2 == 0:
@@ -112,7 +118,8 @@ class ActionTokenizer:
         pos = xy[..., _CUR, :]
         # Candidate earlier steps, preferred first: one token interval back, then nearest.
         prev_steps = [_CUR - self.steps_per_token] + [
-            j for j in range(_CUR - 1, -1, -1) if j != _CUR - self.steps_per_token]
+            j for j in range(_CUR - 1, -1, -1) if j != _CUR - self.steps_per_token
+        ]
         if logged_vel is None:
             vel = tf.zeros_like(pos)
         else:
@@ -137,7 +144,9 @@ class ActionTokenizer:
         prev_idx = tf.reduce_max(tf.where(lower, idx[..., None, :], -1), axis=-1)
         big = datatypes.NUM_STEPS
         idx_next = tf.where(valid, steps, big)
-        next_idx = tf.reduce_min(tf.where(~lower | tf.eye(big, dtype=tf.bool), idx_next[..., None, :], big), axis=-1)
+        next_idx = tf.reduce_min(
+            tf.where(~lower | tf.eye(big, dtype=tf.bool), idx_next[..., None, :], big), axis=-1
+        )
         target_steps = _CUR + self.steps_per_token * tf.range(1, self.num_tokens + 1)
         prev_t = tf.gather(prev_idx, target_steps, axis=-1)
         next_t = tf.gather(next_idx, target_steps, axis=-1)
@@ -169,8 +178,9 @@ class ActionTokenizer:
         pos, vel = self.initial_state(xy, valid, logged_vel)
         tokens = []
         for k in range(self.num_tokens):
-            tok = tf.where(has_target[..., k], self.target_token(pos, vel, targets[..., k, :]),
-                           self.zero_token)
+            tok = tf.where(
+                has_target[..., k], self.target_token(pos, vel, targets[..., k, :]), self.zero_token
+            )
             pos, vel = self.step(pos, vel, tok)
             tokens.append(tok)
         tokens = tf.stack(tokens, axis=-1)
@@ -248,6 +258,6 @@ class ActionTokenizer:
         pos, vel = self.initial_state(xy, valid, logged_vel)
         knots, vels = self.decode_knots(tokens, pos, vel)
         rec = self.upsample(knots, vels)
-        err = tf.norm(rec - xy[..., _CUR + 1:, :], axis=-1)
-        mask = valid[..., _CUR + 1:] & valid[..., _CUR, None]
+        err = tf.norm(rec - xy[..., _CUR + 1 :, :], axis=-1)
+        mask = valid[..., _CUR + 1 :] & valid[..., _CUR, None]
         return tf.where(mask, err, tf.zeros_like(err)), mask

@@ -9,23 +9,29 @@ Flags choose the run (where, which hardware, seed); gin chooses every hyperparam
 same command again continues from the run's latest checkpoint. The operative gin config is written
 to `<root_dir>/operative_config.gin` and to TensorBoard (`<root_dir>/train`).
 """
+
 from __future__ import annotations
 
 import enum
 import os
 import sys
 
-import gin
 import tensorflow as tf
 from absl import app, flags, logging
 
+import gin
+from export import export_trigger
 from motion_sim import sampler as sampler_lib
 from motion_sim import tokenizer as tokenizer_lib
 from motion_sim.data import pipeline, run_lock
-from export import export_trigger
-from motion_sim.learner import checkpointing, image_trigger, optimization, strategy as strategy_lib
-from motion_sim.learner.gin_config import (ConfigError, define_gin_flags, parse_gin,
-                                           write_operative_config)
+from motion_sim.learner import checkpointing, image_trigger, optimization
+from motion_sim.learner import strategy as strategy_lib
+from motion_sim.learner.gin_config import (
+    ConfigError,
+    define_gin_flags,
+    parse_gin,
+    write_operative_config,
+)
 from motion_sim.learner.learner import Learner, NonFiniteLossError
 from motion_sim.losses.bc_loss import BCLoss
 from motion_sim.losses.reinforce_loss import ReinforceLoss
@@ -35,30 +41,53 @@ from motion_sim.rl import rewards  # noqa: F401 -- registers RewardFunction with
 
 class Mode(enum.StrEnum):
     """`train.mode`: what the run optimises."""
+
     BC = "bc"  # behaviour-cloning pre-training (paper Eq. 1)
     RL = "rl"  # REINFORCE fine-tuning (paper Alg. 1)
 
 
 FLAGS = flags.FLAGS
+
+
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no global flags."""
-    flags.DEFINE_string("root_dir", None, "Run directory: checkpoints, summaries, operative config.")
+    flags.DEFINE_string(
+        "root_dir", None, "Run directory: checkpoints, summaries, operative config."
+    )
     define_gin_flags()
     flags.DEFINE_string("tpu", None, "TPU name or address ('local' on a TPU VM): TPUStrategy.")
     flags.DEFINE_integer("seed", 0, "Seed of weight init, data order and rollout sampling.")
-    flags.DEFINE_bool("deterministic", False,
-                      "Bit-reproducible run (same seed, same machine -> same weights): one "
-                      "inter-op thread and TF op determinism. Costs little for most models.")
+    flags.DEFINE_bool(
+        "deterministic",
+        False,
+        "Bit-reproducible run (same seed, same machine -> same weights): one "
+        "inter-op thread and TF op determinism. Costs little for most models.",
+    )
 
 
 @gin.configurable(denylist=["root_dir", "tpu", "seed"])
-def train(root_dir: str, *, mode: str | None = None, train_data: str | None = None,
-          batch_size: int = 128, max_steps: int | None = None, steps_per_loop: int = 10,
-          checkpoint_interval: int = 5000, summary_interval: int = 100, log_interval: int = 100,
-          grad_clip_norm: float | None = 1.0, max_consecutive_nonfinite: int = 10,
-          init_checkpoint: str | None = None, cache_data: bool = False, shuffle_data: bool = True,
-          tpu: str | None = None, seed: int = 0, use_gpu: bool = True,
-          jit_compile: bool = False, rl_from_scratch: bool = False) -> dict:
+def train(
+    root_dir: str,
+    *,
+    mode: str | None = None,
+    train_data: str | None = None,
+    batch_size: int = 128,
+    max_steps: int | None = None,
+    steps_per_loop: int = 10,
+    checkpoint_interval: int = 5000,
+    summary_interval: int = 100,
+    log_interval: int = 100,
+    grad_clip_norm: float | None = 1.0,
+    max_consecutive_nonfinite: int = 10,
+    init_checkpoint: str | None = None,
+    cache_data: bool = False,
+    shuffle_data: bool = True,
+    tpu: str | None = None,
+    seed: int = 0,
+    use_gpu: bool = True,
+    jit_compile: bool = False,
+    rl_from_scratch: bool = False,
+) -> dict:
     """Builds strategy, data, model, loss and learner from gin, then trains.
 
     Args:
@@ -78,37 +107,55 @@ def train(root_dir: str, *, mode: str | None = None, train_data: str | None = No
     Returns: the last metrics.
     Raises: ConfigError (and the typed errors `main` reports) before anything is written.
     """
-    missing = [name for name, value in (("mode", mode), ("train_data", train_data),
-                                        ("max_steps", max_steps)) if value is None]
+    missing = [
+        name
+        for name, value in (("mode", mode), ("train_data", train_data), ("max_steps", max_steps))
+        if value is None
+    ]
     if missing:
-        raise ConfigError(f"{', '.join('train.' + m for m in missing)} not set: include a run "
-                          "gin file (gin/pretrain_*.gin, gin/finetune_*.gin, gin/demo_*.gin)")
+        raise ConfigError(
+            f"{', '.join('train.' + m for m in missing)} not set: include a run "
+            "gin file (gin/pretrain_*.gin, gin/finetune_*.gin, gin/demo_*.gin)"
+        )
     try:
         mode = Mode(mode)
     except ValueError:
-        raise ConfigError(f"train.mode must be one of {[m.value for m in Mode]}, "
-                          f"got {mode!r}") from None
-    _check_types(batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
-                 checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
-                 log_interval=log_interval,
-                 max_consecutive_nonfinite=max_consecutive_nonfinite)
-    if grad_clip_norm is not None and (isinstance(grad_clip_norm, bool)
-                                       or not isinstance(grad_clip_norm, (int, float))):
+        raise ConfigError(
+            f"train.mode must be one of {[m.value for m in Mode]}, got {mode!r}"
+        ) from None
+    _check_types(
+        batch_size=batch_size,
+        max_steps=max_steps,
+        steps_per_loop=steps_per_loop,
+        checkpoint_interval=checkpoint_interval,
+        summary_interval=summary_interval,
+        log_interval=log_interval,
+        max_consecutive_nonfinite=max_consecutive_nonfinite,
+    )
+    if grad_clip_norm is not None and (
+        isinstance(grad_clip_norm, bool) or not isinstance(grad_clip_norm, (int, float))
+    ):
         raise ConfigError(f"train.grad_clip_norm={grad_clip_norm!r}: expected a number or None")
     if rl_from_scratch and (mode is not Mode.RL or init_checkpoint):
-        raise ConfigError("train.rl_from_scratch=True is for mode 'rl' without a pre-trained "
-                          f"policy (got mode={mode.value!r}, init_checkpoint={init_checkpoint!r}); "
-                          "bind PRETRAINED_CHECKPOINT=None")
+        raise ConfigError(
+            "train.rl_from_scratch=True is for mode 'rl' without a pre-trained "
+            f"policy (got mode={mode.value!r}, init_checkpoint={init_checkpoint!r}); "
+            "bind PRETRAINED_CHECKPOINT=None"
+        )
     if mode is Mode.RL and not init_checkpoint and not rl_from_scratch:
-        raise ConfigError("RL fine-tuning needs the pre-trained policy: set PRETRAINED_CHECKPOINT "
-                          "(a checkpoint prefix, a checkpoint directory or a pre-training run dir), or "
-                          "ask for RL from scratch with train.rl_from_scratch=True")
+        raise ConfigError(
+            "RL fine-tuning needs the pre-trained policy: set PRETRAINED_CHECKPOINT "
+            "(a checkpoint prefix, a checkpoint directory or a pre-training run dir), or "
+            "ask for RL from scratch with train.rl_from_scratch=True"
+        )
     if init_checkpoint and not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints")):
         init_checkpoint = checkpointing.resolve_checkpoint(init_checkpoint)  # fails clearly now
     files = [f for p in train_data.split(",") if p.strip() for f in tf.io.gfile.glob(p.strip())]
     if not files:
-        raise ConfigError(f"train.train_data={train_data!r} matches no files (run "
-                          "`python -m motion_sim.data.preprocess` first)")
+        raise ConfigError(
+            f"train.train_data={train_data!r} matches no files (run "
+            "`python -m motion_sim.data.preprocess` first)"
+        )
 
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before any TF op runs.
     strategy = strategy_lib.get_strategy(tpu=tpu, use_gpu=use_gpu)
@@ -117,24 +164,40 @@ def train(root_dir: str, *, mode: str | None = None, train_data: str | None = No
     # Test-split scenes have no logged future to learn from: the pipeline skips them.
     counts = pipeline.history_only_count(train_data)
     if counts and counts[0]:
-        logging.warning("train data: skipping %d history-only (test split, no logged future) "
-                        "of %d scenes", *counts)
+        logging.warning(
+            "train data: skipping %d history-only (test split, no logged future) of %d scenes",
+            *counts,
+        )
     if batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(f"train.batch_size={batch_size} is not divisible by the "
-                          f"{strategy.num_replicas_in_sync} replicas")
+        raise ConfigError(
+            f"train.batch_size={batch_size} is not divisible by the "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
     # One writer per run directory: the chief holds the lock for the whole run; the other
     # workers of a multi-worker run write only their own sub-directories of it.
     lock = run_lock.RunLock(root_dir, "training") if strategy_lib.is_chief(strategy) else None
     if lock is not None:
         lock.acquire()
     try:
-        return _train(root_dir, strategy, mode=mode, train_data=train_data,
-                      batch_size=batch_size, max_steps=max_steps, steps_per_loop=steps_per_loop,
-                      checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
-                      log_interval=log_interval, grad_clip_norm=grad_clip_norm,
-                      max_consecutive_nonfinite=max_consecutive_nonfinite,
-                      init_checkpoint=init_checkpoint, cache_data=cache_data,
-                      shuffle_data=shuffle_data, seed=seed, jit_compile=jit_compile)
+        return _train(
+            root_dir,
+            strategy,
+            mode=mode,
+            train_data=train_data,
+            batch_size=batch_size,
+            max_steps=max_steps,
+            steps_per_loop=steps_per_loop,
+            checkpoint_interval=checkpoint_interval,
+            summary_interval=summary_interval,
+            log_interval=log_interval,
+            grad_clip_norm=grad_clip_norm,
+            max_consecutive_nonfinite=max_consecutive_nonfinite,
+            init_checkpoint=init_checkpoint,
+            cache_data=cache_data,
+            shuffle_data=shuffle_data,
+            seed=seed,
+            jit_compile=jit_compile,
+        )
     finally:
         if lock is not None:
             lock.release()
@@ -145,24 +208,49 @@ def _check_types(**values) -> None:
     deep inside TF (a traceback, or "not divisible by the 1 replicas" for batch_size=2.5)."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"train.{name}={value!r}: expected an integer, got "
-                              f"{type(value).__name__}")
+            raise ConfigError(
+                f"train.{name}={value!r}: expected an integer, got {type(value).__name__}"
+            )
         if value < (0 if name == "max_steps" else 1):
-            raise ConfigError(f"train.{name}={value!r}: must be "
-                              f"{'>= 0' if name == 'max_steps' else '>= 1'}")
+            raise ConfigError(
+                f"train.{name}={value!r}: must be {'>= 0' if name == 'max_steps' else '>= 1'}"
+            )
 
 
-def _train(root_dir, strategy, *, mode, train_data, batch_size, max_steps, steps_per_loop,
-           checkpoint_interval, summary_interval, log_interval, grad_clip_norm,
-           max_consecutive_nonfinite, init_checkpoint, cache_data, shuffle_data, seed,
-           jit_compile) -> dict:
+def _train(
+    root_dir,
+    strategy,
+    *,
+    mode,
+    train_data,
+    batch_size,
+    max_steps,
+    steps_per_loop,
+    checkpoint_interval,
+    summary_interval,
+    log_interval,
+    grad_clip_norm,
+    max_consecutive_nonfinite,
+    init_checkpoint,
+    cache_data,
+    shuffle_data,
+    seed,
+    jit_compile,
+) -> dict:
     """The run itself, under the run-directory lock."""
     replicas = strategy.num_replicas_in_sync
     tf.keras.utils.set_random_seed(seed)
 
     def dataset_fn(ctx: tf.distribute.InputContext):
-        return pipeline.make_dataset(train_data, batch_size, shuffle=shuffle_data, repeat=True,
-                                     input_context=ctx, seed=seed, cache=cache_data)
+        return pipeline.make_dataset(
+            train_data,
+            batch_size,
+            shuffle=shuffle_data,
+            repeat=True,
+            input_context=ctx,
+            seed=seed,
+            cache=cache_data,
+        )
 
     rollout_fn = None
     try:
@@ -180,24 +268,51 @@ def _train(root_dir, strategy, *, mode, train_data, batch_size, max_steps, steps
             rollout_fn = lambda scene, s: sampler(scene, s)  # noqa: E731
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    logging.info("%s: %d parameters, %d replica(s), global batch %d", mode.value,
-                 model.count_params(), replicas, batch_size)
+    logging.info(
+        "%s: %d parameters, %d replica(s), global batch %d",
+        mode.value,
+        model.count_params(),
+        replicas,
+        batch_size,
+    )
 
     # Periodic SavedModel export (gin `make_export_triggers.interval`, off by default).
-    exports = export_trigger.make_export_triggers(root_dir, model, tokenizer,
-                                                  is_chief=strategy_lib.is_chief(strategy))
+    exports = export_trigger.make_export_triggers(
+        root_dir, model, tokenizer, is_chief=strategy_lib.is_chief(strategy)
+    )
     learner = Learner(
-        root_dir, strategy, model, optimizer, loss_fn, dataset_fn,
-        rollout_fn=rollout_fn, max_steps=max_steps, steps_per_loop=steps_per_loop,
-        checkpoint_interval=checkpoint_interval, summary_interval=summary_interval,
-        log_interval=log_interval, grad_clip_norm=grad_clip_norm,
-        max_consecutive_nonfinite=max_consecutive_nonfinite, seed=seed,
-        init_checkpoint=init_checkpoint, is_chief=strategy_lib.is_chief(strategy),
-        jit_compile=jit_compile, extra_triggers=exports)
+        root_dir,
+        strategy,
+        model,
+        optimizer,
+        loss_fn,
+        dataset_fn,
+        rollout_fn=rollout_fn,
+        max_steps=max_steps,
+        steps_per_loop=steps_per_loop,
+        checkpoint_interval=checkpoint_interval,
+        summary_interval=summary_interval,
+        log_interval=log_interval,
+        grad_clip_norm=grad_clip_norm,
+        max_consecutive_nonfinite=max_consecutive_nonfinite,
+        seed=seed,
+        init_checkpoint=init_checkpoint,
+        is_chief=strategy_lib.is_chief(strategy),
+        jit_compile=jit_compile,
+        extra_triggers=exports,
+    )
     # Rollout pictures in TensorBoard (gin `make_image_triggers.interval`, off by default).
-    learner.extra_triggers.extend(image_trigger.make_image_triggers(
-        learner.writer, model, tokenizer, train_data, start=int(learner.step.numpy()),
-        is_chief=learner.is_chief, seed=seed))
+    learner.extra_triggers.extend(
+        image_trigger.make_image_triggers(
+            learner.writer,
+            model,
+            tokenizer,
+            train_data,
+            start=int(learner.step.numpy()),
+            is_chief=learner.is_chief,
+            seed=seed,
+        )
+    )
     if learner.is_chief:
         write_operative_config(root_dir, learner.writer, int(learner.step.numpy()))
     return learner.run()
@@ -225,14 +340,21 @@ def main(argv):
         if FLAGS.tpu or os.environ.get("TF_CONFIG"):
             # Collective ops wait on each other across workers; with one inter-op thread that
             # wait can block the only thread (a known TF hang), so only single-host runs.
-            raise app.UsageError("--deterministic is for single-host runs: drop --tpu / "
-                                 "TF_CONFIG, or run without it")
+            raise app.UsageError(
+                "--deterministic is for single-host runs: drop --tpu / TF_CONFIG, or run without it"
+            )
         enable_determinism()
     try:
         parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
         train(FLAGS.root_dir, tpu=FLAGS.tpu, seed=FLAGS.seed)
-    except (ConfigError, checkpointing.CheckpointError, FileNotFoundError,
-            NonFiniteLossError, run_lock.RunLockError, pipeline.DataError) as e:
+    except (
+        ConfigError,
+        checkpointing.CheckpointError,
+        FileNotFoundError,
+        NonFiniteLossError,
+        run_lock.RunLockError,
+        pipeline.DataError,
+    ) as e:
         _fail(e)
     except PermissionError as e:
         _fail(f"{e.filename}: {e.strerror}")

@@ -13,6 +13,7 @@ picture shows the rollouts a submission with the same `--seed` holds) or a rollo
 Writes `<output_dir>/<scenario_id>.png` (log | rollouts, collisions and off-road marked) and
 `<scenario_id>_rollout<k>.gif` / `.mp4` (one joint rollout at 10 Hz); prints one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,16 @@ OUTPUT_FORMATS = ("png", "gif", "mp4")
 def define_flags() -> None:
     """Defined only when run as a program (importing this module defines no global flags)."""
     flags.DEFINE_string("scenario", None, "Glob of Scenario-proto TFRecords (the scene).")
-    flags.DEFINE_string("scenes", None, "Glob of preprocessed scene shards (instead of "
-                        "--scenario).")
+    flags.DEFINE_string(
+        "scenes", None, "Glob of preprocessed scene shards (instead of --scenario)."
+    )
     flags.DEFINE_string("scenario_id", None, "Scenario to draw (default: the first record).")
     flags.DEFINE_string("saved_model", None, "Sim-agent SavedModel that samples the rollouts.")
-    flags.DEFINE_string("rollouts", None, "Rollout binprotos / submission shards / .tar.gz "
-                        "(instead of --saved_model).")
+    flags.DEFINE_string(
+        "rollouts",
+        None,
+        "Rollout binprotos / submission shards / .tar.gz (instead of --saved_model).",
+    )
     flags.DEFINE_integer("seed", 0, "Base seed for --saved_model (the submission's --seed).")
     flags.DEFINE_integer("rollout", 0, "Which joint rollout the animation shows.")
     flags.DEFINE_string("output_dir", None, "Where the pictures go.")
@@ -92,15 +97,17 @@ def _as_scene(scene: dict) -> Scene:
     return Scene(**scene)
 
 
-def render(view, output_dir: str, formats=OUTPUT_FORMATS, rollout: int = 0,
-           size_px: int = 480) -> dict:
+def render(
+    view, output_dir: str, formats=OUTPUT_FORMATS, rollout: int = 0, size_px: int = 480
+) -> dict:
     """Writes the wanted pictures of `view`; returns {format: path} plus event counts."""
     events = rollout_events.find_events(view)
     written = {}
     if "png" in formats:
         fig = figure.render_figure(view, events)
-        written["png"] = figure.save_figure(fig, os.path.join(output_dir,
-                                                              f"{view.scenario_id}.png"))
+        written["png"] = figure.save_figure(
+            fig, os.path.join(output_dir, f"{view.scenario_id}.png")
+        )
     movies = [f for f in formats if f in ("gif", "mp4")]
     if movies:
         frames = animation.render_frames(view, events, rollout, size_px)
@@ -108,10 +115,13 @@ def render(view, output_dir: str, formats=OUTPUT_FORMATS, rollout: int = 0,
             path = os.path.join(output_dir, f"{view.scenario_id}_rollout{rollout}.{fmt}")
             written[fmt] = animation.write_animation(frames, path)
     rows = view.rollout_mask
-    written.update(scenario_id=view.scenario_id, agents=int(rows.sum()),
-                   rollouts=view.num_rollouts,
-                   collided_agent_rollouts=int(np.any(events.collided, -1)[:, rows].sum()),
-                   offroad_agent_rollouts=int(np.any(events.offroad, -1)[:, rows].sum()))
+    written.update(
+        scenario_id=view.scenario_id,
+        agents=int(rows.sum()),
+        rollouts=view.num_rollouts,
+        collided_agent_rollouts=int(np.any(events.collided, -1)[:, rows].sum()),
+        offroad_agent_rollouts=int(np.any(events.offroad, -1)[:, rows].sum()),
+    )
     return written
 
 
@@ -129,8 +139,11 @@ def main(argv) -> int:
         raise app.UsageError(f"--formats: unknown {unknown} (choose from {OUTPUT_FORMATS})")
     try:
         scene = load_scene(FLAGS.scenario, FLAGS.scenes, FLAGS.scenario_id)
-        view = (view_from_saved_model(scene, FLAGS.saved_model, FLAGS.seed) if FLAGS.saved_model
-                else view_from_rollouts_file(scene, FLAGS.rollouts))
+        view = (
+            view_from_saved_model(scene, FLAGS.saved_model, FLAGS.seed)
+            if FLAGS.saved_model
+            else view_from_rollouts_file(scene, FLAGS.rollouts)
+        )
         written = render(view, FLAGS.output_dir, FLAGS.formats, FLAGS.rollout, FLAGS.size_px)
     except (FileNotFoundError, ValueError, ScenarioError, loader.SimAgentLoadError) as e:
         print(f"motion_sim.visualize: error: {e}", file=sys.stderr)

@@ -4,6 +4,7 @@ Scoring needs the logged future, so each refusal is one line naming the scene (e
 traceback); `--saved_model` still generates and validates the rollouts and, with
 `--rollouts_output`, writes them.
 """
+
 import json
 import os
 import subprocess
@@ -19,21 +20,30 @@ from motion_sim.metrics import rollouts_io
 from tests.fixtures import REPO, SAMPLE_DIR, SCENARIO_FILE
 
 TEST_SPLIT = os.path.join(SAMPLE_DIR, "test_split_fcb5b4973f486e78.tfrecord")
-NO_FUTURE = ("scenario 'fcb5b4973f486e78' has no logged future to score against "
-             "(history-only: 11 steps, the test split)")
+NO_FUTURE = (
+    "scenario 'fcb5b4973f486e78' has no logged future to score against "
+    "(history-only: 11 steps, the test split)"
+)
 
 
 @pytest.fixture(scope="module")
 def cv_model(tmp_path_factory):
-    return signature.export_sim_agent(ConstantVelocityAgent(),
-                                      str(tmp_path_factory.mktemp("models") / "cv"))
+    return signature.export_sim_agent(
+        ConstantVelocityAgent(), str(tmp_path_factory.mktemp("models") / "cv")
+    )
 
 
 def _evaluate(*args):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "motion_sim.evaluate", *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "motion_sim.evaluate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
 
 
 def _one_error_line(result):
@@ -47,23 +57,35 @@ def _one_error_line(result):
 def test_scoring_rollouts_of_a_history_only_scene_is_one_line(tmp_path):
     rollouts = tmp_path / "r.binproto"
     rollouts.write_bytes(b"")  # never read: the scene is refused first
-    line = _one_error_line(_evaluate(f"--scenarios={TEST_SPLIT}", f"--rollouts={rollouts}",
-                                     f"--output={tmp_path / 'o.json'}"))
+    line = _one_error_line(
+        _evaluate(
+            f"--scenarios={TEST_SPLIT}", f"--rollouts={rollouts}", f"--output={tmp_path / 'o.json'}"
+        )
+    )
     assert line == f"evaluate: bad input: {TEST_SPLIT}:0: {NO_FUTURE}"
     assert not (tmp_path / "o.json").exists()
 
 
 @pytest.mark.slow  # ~40 s: two CLI runs with a SavedModel
 def test_saved_model_generates_rollouts_but_does_not_score(cv_model, tmp_path):
-    line = _one_error_line(_evaluate(f"--scenarios={TEST_SPLIT}", f"--saved_model={cv_model}",
-                                     f"--output={tmp_path / 'o.json'}"))
+    line = _one_error_line(
+        _evaluate(
+            f"--scenarios={TEST_SPLIT}",
+            f"--saved_model={cv_model}",
+            f"--output={tmp_path / 'o.json'}",
+        )
+    )
     assert NO_FUTURE in line and "pass --rollouts_output=FILE to keep them" in line
     out = tmp_path / "rollouts.binproto"
-    result = _evaluate(f"--scenarios={TEST_SPLIT}", f"--saved_model={cv_model}",
-                       f"--output={tmp_path / 'o.json'}", f"--rollouts_output={out}")
+    result = _evaluate(
+        f"--scenarios={TEST_SPLIT}",
+        f"--saved_model={cv_model}",
+        f"--output={tmp_path / 'o.json'}",
+        f"--rollouts_output={out}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"wrote the rollouts of 1 history-only scenario(s) to {out}" in result.stdout
-    (_, rollouts), = list(rollouts_io.read_rollouts(str(out)))
+    ((_, rollouts),) = list(rollouts_io.read_rollouts(str(out)))
     assert rollouts.scenario_id == "fcb5b4973f486e78" and len(rollouts.joint_scenes) == 32
     scenario = next(s for _, s in rollouts_io.read_scenarios(TEST_SPLIT))
     assert isinstance(scenario, scenario_pb2.Scenario)
@@ -74,11 +96,17 @@ def test_saved_model_generates_rollouts_but_does_not_score(cv_model, tmp_path):
 @pytest.mark.slow
 def test_mixed_inputs_score_the_full_scene_and_list_the_other(cv_model, tmp_path):
     out = tmp_path / "rollouts.binproto"
-    result = _evaluate(f"--scenarios={TEST_SPLIT},{SCENARIO_FILE}", f"--saved_model={cv_model}",
-                       f"--output={tmp_path / 'o.json'}", f"--rollouts_output={out}")
+    result = _evaluate(
+        f"--scenarios={TEST_SPLIT},{SCENARIO_FILE}",
+        f"--saved_model={cv_model}",
+        f"--output={tmp_path / 'o.json'}",
+        f"--rollouts_output={out}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "o.json").read_text())
     assert results["num_scenarios"] == 1 and list(results["scenarios"]) == ["637f20cafde22ff8"]
     assert [u["scenario_id"] for u in results["unscored"]] == ["fcb5b4973f486e78"]
     assert sorted(r.scenario_id for _, r in rollouts_io.read_rollouts(str(out))) == [
-        "637f20cafde22ff8", "fcb5b4973f486e78"]
+        "637f20cafde22ff8",
+        "fcb5b4973f486e78",
+    ]

@@ -1,5 +1,6 @@
 """`motion_sim.evaluate` output handling (issue 15): an unwritable --output is refused before
 any scoring, and outputs get the usual umask-derived permissions (not mkstemp's 0600)."""
+
 import os
 import stat
 import subprocess
@@ -18,12 +19,23 @@ def test_unwritable_output_fails_before_scoring(tmp_path):
     out = blocker / "wosac.json"
     # --scenarios matches nothing: had scoring started, that would be the error reported.
     proc = subprocess.run(
-        [sys.executable, "-m", "motion_sim.evaluate", f"--scenarios={tmp_path}/none/*",
-         "--rollouts=x", f"--output={out}"],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "motion_sim.evaluate",
+            f"--scenarios={tmp_path}/none/*",
+            "--rollouts=x",
+            f"--output={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"evaluate: error: --output {out}: cannot write here ({blocker} is a file, not a folder)")
+        f"evaluate: error: --output {out}: cannot write here ({blocker} is a file, not a folder)"
+    )
 
 
 def test_output_that_is_a_directory_or_too_long_is_named(tmp_path):

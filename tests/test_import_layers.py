@@ -9,6 +9,7 @@ A new module of an existing package is placed by its package. A new top-level mo
 package must be added to LAYERS below (and to the layer order at the top of WORKSPACE.md):
 the test fails until it is, so the order stays complete.
 """
+
 from __future__ import annotations
 
 import ast
@@ -33,10 +34,20 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("agents", ("motion_sim.agents",)),
     ("planning", ("motion_sim.planning",)),
     ("export", ("export",)),
-    ("binaries", ("motion_sim.train", "motion_sim.evaluate", "motion_sim.closed_loop_eval",
-                  "motion_sim.visualize", "motion_sim.policy_eval", "motion_sim.experiment",
-                  "motion_sim.experiment_config", "motion_sim.experiment_data",
-                  "motion_sim.benchmarks")),
+    (
+        "binaries",
+        (
+            "motion_sim.train",
+            "motion_sim.evaluate",
+            "motion_sim.closed_loop_eval",
+            "motion_sim.visualize",
+            "motion_sim.policy_eval",
+            "motion_sim.experiment",
+            "motion_sim.experiment_config",
+            "motion_sim.experiment_data",
+            "motion_sim.benchmarks",
+        ),
+    ),
 ]
 PACKAGES = ("motion_sim", "export")
 
@@ -68,11 +79,13 @@ def _imports(name: str, path: str, modules: dict[str, str]) -> set[str]:
             base = node.module or ""
             if node.level:  # relative import
                 package = name.split(".") if is_package else name.split(".")[:-1]
-                package = package[:len(package) - node.level + 1]
+                package = package[: len(package) - node.level + 1]
                 base = ".".join(package + ([base] if base else []))
             # `from p import m` imports the module p.m; `from m import function`, the module m.
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                       for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -106,7 +119,8 @@ def test_every_module_has_a_layer():
     unknown = sorted(name for name in _graph() if _layer(name) is None)
     assert not unknown, (
         f"modules in no import layer: {unknown}. Add each to LAYERS in "
-        f"tests/test_import_layers.py and to the layer order at the top of WORKSPACE.md.")
+        f"tests/test_import_layers.py and to the layer order at the top of WORKSPACE.md."
+    )
 
 
 def test_imports_only_go_down():
@@ -115,8 +129,9 @@ def test_imports_only_go_down():
         own = _layer(name)
         for target in sorted(imported):
             if own is not None and _layer(target) is not None and _layer(target) > own:
-                upward.append(f"{name} ({LAYERS[own][0]}) imports {target} "
-                              f"({LAYERS[_layer(target)][0]})")
+                upward.append(
+                    f"{name} ({LAYERS[own][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
+                )
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)
 
 
@@ -160,11 +175,17 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "a.py").write_text("def f():\n    from export import b\n")
     (pkg / "b.py").write_text("from . import a\nfrom motion_sim.data.datatypes import NUM_STEPS\n")
-    modules = {"export": str(pkg / "__init__.py"), "export.a": str(pkg / "a.py"),
-               "export.b": str(pkg / "b.py"), "motion_sim.data.datatypes": "x"}
+    modules = {
+        "export": str(pkg / "__init__.py"),
+        "export.a": str(pkg / "a.py"),
+        "export.b": str(pkg / "b.py"),
+        "motion_sim.data.datatypes": "x",
+    }
     assert _imports("export.a", str(pkg / "a.py"), modules) == {"export.b"}
     assert _imports("export.b", str(pkg / "b.py"), modules) == {
-        "export.a", "motion_sim.data.datatypes"}
+        "export.a",
+        "motion_sim.data.datatypes",
+    }
     assert _layer("motion_sim.data.shard_writer") == 2  # the most specific prefix wins
     assert _layer("motion_sim.something_new") is None
     assert _layer("motion_sim.metrics.anything_new") == 9

@@ -1,4 +1,5 @@
 """The policy_eval CLI end to end on the bundled GPUDrive scene (log and constant velocity)."""
+
 import json
 import os
 import subprocess
@@ -12,10 +13,22 @@ from tests.fixtures import GPUDRIVE_FILE, REPO, SAMPLE_DIR
 def _run(out, *extra):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(
-        [sys.executable, "-m", "motion_sim.policy_eval",
-         f"--scenarios={GPUDRIVE_FILE},{SAMPLE_DIR}/motion_data_one_example.tfrecord",
-         "--sim_agents=log,cv", f"--output_dir={out}", "--rollouts=2", "--bootstrap=20",
-         *extra], capture_output=True, text=True, env=env, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "motion_sim.policy_eval",
+            f"--scenarios={GPUDRIVE_FILE},{SAMPLE_DIR}/motion_data_one_example.tfrecord",
+            "--sim_agents=log,cv",
+            f"--output_dir={out}",
+            "--rollouts=2",
+            "--bootstrap=20",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
 
 
 @pytest.mark.slow  # 64 planners x 2 worlds on one scene (~1-2 min on the shared box)
@@ -42,5 +55,7 @@ def test_cli_tables_plot_resume(tmp_path):
     again = _run(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert scene_file.stat().st_mtime_ns == before
-    assert json.loads(again.stdout.strip().splitlines()[-1])["seconds_per_scene_per_world"] == \
-        line["seconds_per_scene_per_world"]
+    assert (
+        json.loads(again.stdout.strip().splitlines()[-1])["seconds_per_scene_per_world"]
+        == line["seconds_per_scene_per_world"]
+    )

@@ -1,4 +1,5 @@
 """ActionTokenizer: grid, Verlet dynamics, closed-loop encoding, gaps, decoding, headings."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -27,7 +28,9 @@ def test_grid_round_trip_and_range():
     np.testing.assert_array_equal(acc[tok.zero_token], [0.0, 0.0])
     np.testing.assert_array_equal(tok.quantize(acc).numpy(), np.arange(169))
     # Out-of-range accelerations clip to the grid edge.
-    np.testing.assert_array_equal(tok.accel(tok.quantize(tf.constant([[40.0, -9.0]]))).numpy(), [[6.0, -6.0]])
+    np.testing.assert_array_equal(
+        tok.accel(tok.quantize(tf.constant([[40.0, -9.0]]))).numpy(), [[6.0, -6.0]]
+    )
 
 
 def test_verlet_step_matches_paper_formula():
@@ -36,7 +39,9 @@ def test_verlet_step_matches_paper_formula():
     token = tok.quantize(tf.constant([[2.0, -3.0]]))
     new_pos, new_vel = tok.step(pos, vel, token)
     a, dt = np.array([2.0, -3.0]), 0.5
-    np.testing.assert_allclose(new_pos.numpy()[0], [1.0, 2.0] + ([3.0, -1.0] + a * dt) * dt, atol=1e-6)
+    np.testing.assert_allclose(
+        new_pos.numpy()[0], [1.0, 2.0] + ([3.0, -1.0] + a * dt) * dt, atol=1e-6
+    )
     np.testing.assert_allclose(new_vel.numpy()[0], [3.0, -1.0] + a * dt, atol=1e-6)
 
 
@@ -75,7 +80,7 @@ def test_gap_is_bridged_and_departure_coasts():
     # Constant velocity everywhere -> zero acceleration, including across the gap and after leaving.
     assert (tokens.numpy() == tok.zero_token).all()
     err, mask = tok.reconstruction_error(xy, valid)
-    np.testing.assert_array_equal(mask.numpy()[0], valid[0, CUR + 1:])
+    np.testing.assert_array_equal(mask.numpy()[0], valid[0, CUR + 1 :])
     assert err.numpy().max() < 1e-3
 
 
@@ -102,7 +107,9 @@ def test_headings_follow_motion_and_hold_when_still():
     tok = ActionTokenizer(token_hz=2)
     xy = np.zeros((2, 80, 2), np.float32)
     xy[0, :, 1] = np.arange(1, 81) * 0.5  # moving along +y
-    heading, = [tok.headings(xy, np.zeros((2, 2), np.float32), np.array([0.0, 1.2], np.float32)).numpy()]
+    (heading,) = [
+        tok.headings(xy, np.zeros((2, 2), np.float32), np.array([0.0, 1.2], np.float32)).numpy()
+    ]
     np.testing.assert_allclose(heading[0], np.pi / 2, atol=1e-6)
     np.testing.assert_allclose(heading[1], 1.2, atol=1e-6)  # parked: keeps its logged yaw
 

@@ -1,4 +1,5 @@
 """Proves the pinned stack imports: every module later code relies on, by its real path."""
+
 import importlib
 import sys
 
@@ -29,7 +30,10 @@ def main() -> int:
         except Exception as e:  # report every failure, not just the first
             failed.append(f"{name}: {type(e).__name__}: {e}")
     import tensorflow as tf
-    print(f"check_imports: tensorflow {tf.__version__}, {len(MODULES) - len(failed)}/{len(MODULES)} modules import")
+
+    print(
+        f"check_imports: tensorflow {tf.__version__}, {len(MODULES) - len(failed)}/{len(MODULES)} modules import"
+    )
     for f in failed:
         print("  FAILED", f)
     return 1 if failed else 0

@@ -1,4 +1,5 @@
 """Constant-velocity sim agent: every agent keeps its current velocity and heading."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -8,8 +9,13 @@ from motion_sim.data import datatypes
 DT = 1.0 / datatypes.STEP_HZ
 
 
-def constant_velocity_trajectory(xy: tf.Tensor, z: tf.Tensor, vel: tf.Tensor, heading: tf.Tensor,
-                                 num_steps: int = datatypes.NUM_FUTURE_STEPS) -> tf.Tensor:
+def constant_velocity_trajectory(
+    xy: tf.Tensor,
+    z: tf.Tensor,
+    vel: tf.Tensor,
+    heading: tf.Tensor,
+    num_steps: int = datatypes.NUM_FUTURE_STEPS,
+) -> tf.Tensor:
     """(x, y, z, heading) [..., num_steps, 4] for steps 1..num_steps after the given state.
 
     Args (any float dtype, shared leading shape [...]):
@@ -37,9 +43,11 @@ class ConstantVelocityAgent(tf.Module):
         del seed
         i = datatypes.CURRENT_INDEX
         traj = constant_velocity_trajectory(
-            scene["agent_xy"][:, :, i], scene["agent_z"][:, :, i],
-            scene["agent_vel"][:, :, i], scene["agent_heading"][:, :, i])  # [B, A, T, 4]
+            scene["agent_xy"][:, :, i],
+            scene["agent_z"][:, :, i],
+            scene["agent_vel"][:, :, i],
+            scene["agent_heading"][:, :, i],
+        )  # [B, A, T, 4]
         traj = traj[:, tf.newaxis]
         shape = tf.concat([tf.shape(traj)[:1], [num_rollouts], tf.shape(traj)[2:]], axis=0)
         return tf.broadcast_to(traj, shape)
-

@@ -5,6 +5,7 @@ future is withheld, it degenerates to constant velocity). A step with a valid lo
 copied exactly; an invalid step continues from the last valid state at that state's velocity,
 holding its heading and height -- an occluded car keeps driving rather than freezing.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -28,7 +29,7 @@ class LoggedOracleAgent(tf.Module):
         # never the case for s >= CURRENT_INDEX on a real agent, which is valid there).
         marked = tf.where(valid, steps, -1)
         last = tf.scan(tf.maximum, tf.transpose(marked, [2, 0, 1]))  # [S, B, A]
-        last = tf.transpose(last, [1, 2, 0])[..., datatypes.CURRENT_INDEX + 1:]  # [B, A, T]
+        last = tf.transpose(last, [1, 2, 0])[..., datatypes.CURRENT_INDEX + 1 :]  # [B, A, T]
         last = tf.maximum(last, 0)  # padding rows: harmless index, masked by the caller.
 
         def gather(x):
@@ -43,4 +44,3 @@ class LoggedOracleAgent(tf.Module):
         traj = traj[:, tf.newaxis]  # [B, 1, A, T, 4]
         shape = tf.concat([tf.shape(traj)[:1], [num_rollouts], tf.shape(traj)[2:]], axis=0)
         return tf.broadcast_to(traj, shape)
-

@@ -4,6 +4,7 @@ A lower bound for the realism metrics that still moves like a road user (no side
 reversing): the speed changes by a random longitudinal acceleration, the heading by a random
 yaw rate that fades out at walking speed (a parked car does not spin in place).
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -21,8 +22,9 @@ class RandomAgent(tf.Module):
       full_turn_speed: speed (m/s) from which the yaw rate is no longer damped.
     """
 
-    def __init__(self, accel_std: float = 1.0, yaw_rate_std: float = 0.3,
-                 full_turn_speed: float = 2.0):
+    def __init__(
+        self, accel_std: float = 1.0, yaw_rate_std: float = 0.3, full_turn_speed: float = 2.0
+    ):
         super().__init__(name="random_agent")
         self.accel_std = float(accel_std)
         self.yaw_rate_std = float(yaw_rate_std)
@@ -38,7 +40,8 @@ class RandomAgent(tf.Module):
         batch, num_agents = tf.shape(xy)[0], tf.shape(xy)[2]
         steps = datatypes.NUM_FUTURE_STEPS
         noise = tf.random.stateless_normal(
-            tf.stack([batch, num_rollouts, num_agents, steps, 2]), seed=seed)  # [B, R, A, T, 2]
+            tf.stack([batch, num_rollouts, num_agents, steps, 2]), seed=seed
+        )  # [B, R, A, T, 2]
         accel = noise[..., 0] * self.accel_std
         # The speed is clipped at 0 after summing: agents may stop but never reverse.
         speed = tf.nn.relu(speed0[..., tf.newaxis] + tf.cumsum(accel, axis=-1) * DT)
@@ -49,4 +52,3 @@ class RandomAgent(tf.Module):
         pos = xy[..., tf.newaxis, :] + tf.cumsum(step, axis=-2)  # [B, R, A, T, 2]
         z_t = tf.broadcast_to(z[..., tf.newaxis], tf.shape(heading))
         return tf.concat([pos, z_t[..., tf.newaxis], heading[..., tf.newaxis]], axis=-1)
-

@@ -17,6 +17,7 @@ Converted protos are the bundled real WOMD Scenario protos (cycled) or synthetic
 `--synthetic_agents` tracks each; the pipeline's scenes are always synthetic
 (`SyntheticScenarioGenerator`, one seeded scenario per index, `--synthetic_agents` tracks).
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,10 @@ flags.DEFINE_integer("pipeline_scenes", 1024, "Distinct scenes in the pipeline b
 flags.DEFINE_integer("pipeline_shards", 16, "Shard files the pipeline scenes are written to.")
 flags.DEFINE_integer("batch_size", 32, "Pipeline batch size.")
 
-_SAMPLES = [os.path.join(os.path.dirname(__file__), "..", "data", "sample", name)
-            for name in ("womd_scenario_input.tfrecord", "motion_data_one_scenario.tfrecord")]
+_SAMPLES = [
+    os.path.join(os.path.dirname(__file__), "..", "data", "sample", name)
+    for name in ("womd_scenario_input.tfrecord", "motion_data_one_scenario.tfrecord")
+]
 
 
 def _protos() -> list[bytes]:
@@ -80,8 +83,9 @@ def _write_distinct_shards(out_dir: str) -> tuple[str, int]:
     `--pipeline_shards` GZIP shards; returns (glob, total bytes on disk)."""
     gen = SyntheticScenarioGenerator(num_agents=FLAGS.synthetic_agents, seed=1)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
-    paths = [os.path.join(out_dir, f"scenes-{k:05d}.tfrecord.gz")
-             for k in range(FLAGS.pipeline_shards)]
+    paths = [
+        os.path.join(out_dir, f"scenes-{k:05d}.tfrecord.gz") for k in range(FLAGS.pipeline_shards)
+    ]
     writers = [tf.io.TFRecordWriter(p, options) for p in paths]
     for i in range(FLAGS.pipeline_scenes):
         scene, dropped = build_scene(gen.generate(i))
@@ -106,16 +110,18 @@ def pipeline_figures() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         pattern, size = _write_distinct_shards(tmp)
         num_batches = FLAGS.pipeline_scenes // FLAGS.batch_size
-        disk, ids = _pass_rate(iter(make_dataset(pattern, FLAGS.batch_size, seed=0)),
-                               num_batches)
+        disk, ids = _pass_rate(iter(make_dataset(pattern, FLAGS.batch_size, seed=0)), num_batches)
         cached_it = iter(make_dataset(pattern, FLAGS.batch_size, seed=0, cache=True))
         _pass_rate(cached_it, -(-FLAGS.pipeline_scenes // FLAGS.batch_size) + 1)  # fill
         cached, _ = _pass_rate(cached_it, num_batches)
-    return {"disk_pipeline_scenarios_per_s": round(disk, 1),
-            "cached_pipeline_scenarios_per_s": round(cached, 1),
-            "pipeline_distinct_scenes": FLAGS.pipeline_scenes,
-            "pipeline_distinct_scenes_read": len(ids),
-            "pipeline_shards": FLAGS.pipeline_shards, "pipeline_mb": round(size / 2**20, 1)}
+    return {
+        "disk_pipeline_scenarios_per_s": round(disk, 1),
+        "cached_pipeline_scenarios_per_s": round(cached, 1),
+        "pipeline_distinct_scenes": FLAGS.pipeline_scenes,
+        "pipeline_distinct_scenes_read": len(ids),
+        "pipeline_shards": FLAGS.pipeline_shards,
+        "pipeline_mb": round(size / 2**20, 1),
+    }
 
 
 def main(argv) -> None:
@@ -127,16 +133,22 @@ def main(argv) -> None:
     _convert(protos[0], meter)  # traces the tokenizer once
     rate_tokens, rate_tokens_cpu = _rate(lambda p: _convert(p, meter), protos)
     scene_bytes = len(_convert(protos[0]))
-    print(json.dumps({
-        "source": FLAGS.source, "num_protos": len(protos),
-        "protos_per_s_per_worker": round(rate, 1),
-        "protos_per_cpu_s": round(rate_cpu, 1),
-        "protos_per_s_per_worker_with_token_stats": round(rate_tokens, 1),
-        "protos_per_cpu_s_with_token_stats": round(rate_tokens_cpu, 1),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        **pipeline_figures(),
-        "batch_size": FLAGS.batch_size, "scene_record_bytes": scene_bytes,
-    }))
+    print(
+        json.dumps(
+            {
+                "source": FLAGS.source,
+                "num_protos": len(protos),
+                "protos_per_s_per_worker": round(rate, 1),
+                "protos_per_cpu_s": round(rate_cpu, 1),
+                "protos_per_s_per_worker_with_token_stats": round(rate_tokens, 1),
+                "protos_per_cpu_s_with_token_stats": round(rate_tokens_cpu, 1),
+                "load_average_1min": round(os.getloadavg()[0], 2),
+                **pipeline_figures(),
+                "batch_size": FLAGS.batch_size,
+                "scene_record_bytes": scene_bytes,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ Figures:
   intra_op_threads: `--intra_op_threads` (0 = TF's default pool). With 1 both paths run on one
     core, so speedup_vs_uncached then shows the cache's gain without the cores' scaling.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,9 +69,12 @@ flags.DEFINE_integer("token_hz", 2, "Token rate (2 Hz = 16 steps).")
 flags.DEFINE_integer("repeats", 3, "Timed calls (best is reported).")
 flags.DEFINE_bool("uncached", True, "Also time the uncached baseline.")
 flags.DEFINE_string("scenario", _SAMPLE, "Scenario proto TFRecord for the scene.")
-flags.DEFINE_integer("intra_op_threads", 0,
-                     "Threads of TF's intra-op pool, which XLA CPU's matmuls run on (0: TF's "
-                     "default, one per core). 1 measures how each path scales with cores.")
+flags.DEFINE_integer(
+    "intra_op_threads",
+    0,
+    "Threads of TF's intra-op pool, which XLA CPU's matmuls run on (0: TF's "
+    "default, one per core). 1 measures how each path scales with cores.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -83,8 +87,18 @@ def _scene(path: str, num_agents: int) -> dict:
     scene, _ = build_scene(next(iter(read_scenario_files(path))))
     scene = {k: np.asarray(v)[None] for k, v in scene._asdict().items()}
     real = int(scene["agent_mask"].sum())
-    for name in ("agent_xy", "agent_z", "agent_vel", "agent_heading", "agent_size",
-                 "agent_type", "agent_valid", "agent_mask", "agent_id", "tracks_to_predict"):
+    for name in (
+        "agent_xy",
+        "agent_z",
+        "agent_vel",
+        "agent_heading",
+        "agent_size",
+        "agent_type",
+        "agent_valid",
+        "agent_mask",
+        "agent_id",
+        "tracks_to_predict",
+    ):
         value = scene[name]
         reps = -(-num_agents // real)
         tiled = np.concatenate([value[:, :real]] * reps, axis=1)[:, :num_agents]
@@ -118,16 +132,19 @@ def uncached_rollout_flops(model: SimAgentModel, scene: dict, R: int, T: int) ->
         total += model_flops.scene_encoder_flops(dims, c)[0]
         total += model_flops.identity_flops(dims, c.agents)[0]
         # The decoder pass over t + 1 steps of R rollouts, less its identity MLP (run once).
-        total += R * sum(model_flops.teacher_forced_flops(dims, c, t + 1, useful=False)[0]
-                         - model_flops.scene_encoder_flops(dims, c)[0]
-                         - model_flops.identity_flops(dims, c.agents)[0] for t in range(T))
+        total += R * sum(
+            model_flops.teacher_forced_flops(dims, c, t + 1, useful=False)[0]
+            - model_flops.scene_encoder_flops(dims, c)[0]
+            - model_flops.identity_flops(dims, c.agents)[0]
+            for t in range(T)
+        )
     return total
 
 
 def matmul_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:
     """Measured float32 GFLOP/s of an XLA [m, k] x [k, n] matmul (chained to stay honest)."""
     a = tf.random.normal([m, k])
-    w = tf.random.normal([k, n]) / k ** 0.5
+    w = tf.random.normal([k, n]) / k**0.5
     reps = 8
 
     @tf.function(jit_compile=True)
@@ -161,8 +178,12 @@ def uncached_rollout_fn(model: SimAgentModel, tokenizer: ActionTokenizer, R: int
     def prepare(scene):
         scene_emb, scene_mask = model.encode(scene)
         tile = lambda x: tf.repeat(x, R, axis=0)
-        return (tile(model.decoder.agent_embedding(scene)),
-                tile(tf.cast(scene["agent_mask"], tf.bool)), tile(scene_emb), tile(scene_mask))
+        return (
+            tile(model.decoder.agent_embedding(scene)),
+            tile(tf.cast(scene["agent_mask"], tf.bool)),
+            tile(scene_emb),
+            tile(scene_mask),
+        )
 
     @tf.function(jit_compile=True)
     def step(tokens, agent_emb, agent_mask, scene_emb, scene_mask, seed):
@@ -172,7 +193,8 @@ def uncached_rollout_fn(model: SimAgentModel, tokenizer: ActionTokenizer, R: int
         logits = model.decoder(prefix, agent_emb, agent_mask, scene_emb, scene_mask)[:, :, -1]
         flat = tf.reshape(filter_logits(logits), [batch_r * num_agents, -1])
         choice = tf.random.stateless_categorical(
-            flat, 1, tf.random.experimental.stateless_fold_in(seed, t), dtype=tf.int32)
+            flat, 1, tf.random.experimental.stateless_fold_in(seed, t), dtype=tf.int32
+        )
         return tf.concat([tokens, tf.reshape(choice, [batch_r, num_agents, 1])], axis=2)
 
     def run(scene, seed):
@@ -222,7 +244,9 @@ def main(argv):
     achieved = flops / seconds / 1e9
     result = {
         "params": int(model.count_params()),
-        "agents": A, "rollouts": R, "token_steps": T,
+        "agents": A,
+        "rollouts": R,
+        "token_steps": T,
         "valid_polylines": model_flops.scene_counts(scene, useful=True)[0].polylines,
         "valid_lights": model_flops.scene_counts(scene, useful=True)[0].lights,
         "seconds_per_scenario": round(seconds, 4),

@@ -12,13 +12,13 @@ Kinds (`RolloutKind`):
   glitch: near-log with one evaluated agent jumping 100 m at one step of one rollout;
   huge: near-log with one coordinate of 1e30 (finite: passes validation).
 """
+
 from __future__ import annotations
 
 import enum
 
 import numpy as np
-from waymo_open_dataset.protos import scenario_pb2
-from waymo_open_dataset.protos import sim_agents_submission_pb2
+from waymo_open_dataset.protos import scenario_pb2, sim_agents_submission_pb2
 from waymo_open_dataset.utils.sim_agents import submission_specs
 
 from export import saved_model_rollouts
@@ -47,13 +47,19 @@ def _base(scenario: scenario_pb2.Scenario, ids: list, kind: RolloutKind) -> np.n
         now = states[_CURRENT]
         if kind in (RolloutKind.NEAR_LOG, RolloutKind.GLITCH, RolloutKind.HUGE):
             last = now
-            for k, s in enumerate(states[_CURRENT + 1:]):
+            for k, s in enumerate(states[_CURRENT + 1 :]):
                 last = s if s.valid else last
                 out[row, k] = (last.center_x, last.center_y, last.center_z, last.heading)
         else:
-            out[row] = np.stack([now.center_x + now.velocity_x * t,
-                                 now.center_y + now.velocity_y * t,
-                                 np.full_like(t, now.center_z), np.full_like(t, now.heading)], -1)
+            out[row] = np.stack(
+                [
+                    now.center_x + now.velocity_x * t,
+                    now.center_y + now.velocity_y * t,
+                    np.full_like(t, now.center_z),
+                    np.full_like(t, now.heading),
+                ],
+                -1,
+            )
     return out
 
 
@@ -62,10 +68,19 @@ def _noisy_cv(scenario, ids, rng, num_rollouts):
     (applied to the velocity, so rollouts fan out) plus a random walk."""
     tracks = {t.id: t for t in scenario.tracks}
     t = np.arange(1, _STEPS + 1) * _DT
-    now = np.array([[tracks[i].states[_CURRENT].center_x, tracks[i].states[_CURRENT].center_y,
-                     tracks[i].states[_CURRENT].center_z, tracks[i].states[_CURRENT].heading,
-                     tracks[i].states[_CURRENT].velocity_x, tracks[i].states[_CURRENT].velocity_y]
-                    for i in ids])
+    now = np.array(
+        [
+            [
+                tracks[i].states[_CURRENT].center_x,
+                tracks[i].states[_CURRENT].center_y,
+                tracks[i].states[_CURRENT].center_z,
+                tracks[i].states[_CURRENT].heading,
+                tracks[i].states[_CURRENT].velocity_x,
+                tracks[i].states[_CURRENT].velocity_y,
+            ]
+            for i in ids
+        ]
+    )
     factor = rng.uniform(0.7, 1.3, size=(num_rollouts, len(ids), 1))
     turn = rng.normal(scale=0.15, size=(num_rollouts, len(ids), 1))
     c, s = np.cos(turn), np.sin(turn)
@@ -80,13 +95,15 @@ def _noisy_cv(scenario, ids, rng, num_rollouts):
     return out + walk
 
 
-def make_rollouts(scenario: scenario_pb2.Scenario, kind: RolloutKind | str, seed: int = 0,
-                  num_rollouts: int = 32) -> sim_agents_submission_pb2.ScenarioRollouts:
+def make_rollouts(
+    scenario: scenario_pb2.Scenario, kind: RolloutKind | str, seed: int = 0, num_rollouts: int = 32
+) -> sim_agents_submission_pb2.ScenarioRollouts:
     """`num_rollouts` joint scenes of `kind` for every sim agent of `scenario`."""
     kind = RolloutKind(kind)
     if kind == RolloutKind.RANDOM:
         return saved_model_rollouts.generate_rollouts_in_process(
-            random_agent.RandomAgent(), scenario, seed, num_rollouts)
+            random_agent.RandomAgent(), scenario, seed, num_rollouts
+        )
     rng = np.random.default_rng(seed)
     ids = list(submission_specs.get_sim_agent_ids(scenario, _CHALLENGE))
     eval_ids = list(submission_specs.get_evaluation_sim_agent_ids(scenario, _CHALLENGE))
@@ -94,8 +111,10 @@ def make_rollouts(scenario: scenario_pb2.Scenario, kind: RolloutKind | str, seed
         traj = _noisy_cv(scenario, ids, rng, num_rollouts)
     else:
         base = _base(scenario, ids, kind)
-        walk = np.cumsum(rng.normal(size=(num_rollouts,) + base.shape)
-                         * np.array([0.05, 0.05, 0.01, 0.01]), axis=2)
+        walk = np.cumsum(
+            rng.normal(size=(num_rollouts,) + base.shape) * np.array([0.05, 0.05, 0.01, 0.01]),
+            axis=2,
+        )
         traj = base[np.newaxis] + walk
     if kind == RolloutKind.COLLIDING:
         # Half the rollouts: each evaluated agent heads for its nearest other agent's
@@ -118,8 +137,13 @@ def make_rollouts(scenario: scenario_pb2.Scenario, kind: RolloutKind | str, seed
         scene = sim_agents_submission_pb2.JointScene()
         for row, object_id in enumerate(ids):
             scene.simulated_trajectories.add(
-                object_id=object_id, center_x=traj[r, row, :, 0], center_y=traj[r, row, :, 1],
-                center_z=traj[r, row, :, 2], heading=traj[r, row, :, 3])
+                object_id=object_id,
+                center_x=traj[r, row, :, 0],
+                center_y=traj[r, row, :, 1],
+                center_z=traj[r, row, :, 2],
+                heading=traj[r, row, :, 3],
+            )
         scenes.append(scene)
-    return sim_agents_submission_pb2.ScenarioRollouts(scenario_id=scenario.scenario_id,
-                                                       joint_scenes=scenes)
+    return sim_agents_submission_pb2.ScenarioRollouts(
+        scenario_id=scenario.scenario_id, joint_scenes=scenes
+    )

@@ -29,6 +29,7 @@ Figures:
 
 Run it for the paper's 10M model too: --gin_file=gin/model_10m.gin.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,7 +52,9 @@ from motion_sim.losses.bc_loss import BCLoss
 from motion_sim.losses.reinforce_loss import ReinforceLoss
 from motion_sim.models.sim_agent_model import SimAgentModel
 
-_SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+_SAMPLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample"
+)
 
 flags.DEFINE_multi_string("gin_file", ["gin/model_1m.gin"], "Model gin files.")
 flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
@@ -91,12 +94,23 @@ def _time_learner(mode: str, data: str, root: str) -> tuple[float, float, Learne
         sampler = sampler_lib.Sampler(model, tokenizer=tokenizer, num_rollouts=FLAGS.rollouts)
         loss = ReinforceLoss(steps_per_token=tokenizer.steps_per_token)
         rollout_fn = lambda scene, seed: sampler(scene, seed)
-    learner = Learner(root, tf.distribute.get_strategy(), model, optimizer, loss,
-                      lambda ctx: pipeline.make_dataset(data, FLAGS.batch, shuffle=False,
-                                                        cache=True, input_context=ctx),
-                      rollout_fn=rollout_fn, max_steps=10**9,
-                      steps_per_loop=FLAGS.steps, checkpoint_interval=0, summary_interval=0,
-                      log_interval=10**9, jit_compile=FLAGS.jit_compile)
+    learner = Learner(
+        root,
+        tf.distribute.get_strategy(),
+        model,
+        optimizer,
+        loss,
+        lambda ctx: pipeline.make_dataset(
+            data, FLAGS.batch, shuffle=False, cache=True, input_context=ctx
+        ),
+        rollout_fn=rollout_fn,
+        max_steps=10**9,
+        steps_per_loop=FLAGS.steps,
+        checkpoint_interval=0,
+        summary_interval=0,
+        log_interval=10**9,
+        jit_compile=FLAGS.jit_compile,
+    )
     n = tf.constant(FLAGS.steps, tf.int64)
     learner._train_loop(learner.iterator, n)  # warm-up: trace + compile
     best = float("inf")
@@ -119,18 +133,30 @@ def main(argv):
     parse_gin(FLAGS.gin_file, ["SimAgentModel.max_steps = 16"] + list(FLAGS.gin_bindings))
     tmp = tempfile.mkdtemp(prefix="train_step_bench_")
     # A subprocess: the preprocess CLI's required flags would clash with this binary's.
-    subprocess.run([sys.executable, "-m", "motion_sim.data.preprocess",
-                    f"--input={os.path.join(_SAMPLE, '*scenario*.tfrecord')}",
-                    f"--output_dir={os.path.join(tmp, 'data')}", "--format=scenario"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "motion_sim.data.preprocess",
+            f"--input={os.path.join(_SAMPLE, '*scenario*.tfrecord')}",
+            f"--output_dir={os.path.join(tmp, 'data')}",
+            "--format=scenario",
+        ],
+        check=True,
+        capture_output=True,
+    )
     data = os.path.join(tmp, "data", "*.tfrecord.gz")
     roofs = [matmul_roofline(FLAGS.roofline_dim)]
     load_start = os.getloadavg()[0]
-    out = {"model_params": SimAgentModel().count_params(), "batch": FLAGS.batch,
-           "rollouts": FLAGS.rollouts, "gin_file": FLAGS.gin_file,
-           "jit_compile": FLAGS.jit_compile}
+    out = {
+        "model_params": SimAgentModel().count_params(),
+        "batch": FLAGS.batch,
+        "rollouts": FLAGS.rollouts,
+        "gin_file": FLAGS.gin_file,
+        "jit_compile": FLAGS.jit_compile,
+    }
     timed = {}
-    for mode in (["bc", "rl"] if FLAGS.which == "both" else [FLAGS.which]):
+    for mode in ["bc", "rl"] if FLAGS.which == "both" else [FLAGS.which]:
         timed[mode] = _time_learner(mode, data, os.path.join(tmp, mode))
         roofs.append(matmul_roofline(FLAGS.roofline_dim))
     roof = max(roofs)
@@ -144,8 +170,12 @@ def main(argv):
     out["valid_polylines"] = [c.polylines for c in valid]
     out["valid_lights"] = [c.lights for c in valid]
     for mode, (step_s, graph_flops, learner) in timed.items():
-        executed, useful = (model_flops.train_step_flops(mode, learner.model, batches, FLAGS.rollouts,
-                                                num_tokens, u) for u in (False, True))
+        executed, useful = (
+            model_flops.train_step_flops(
+                mode, learner.model, batches, FLAGS.rollouts, num_tokens, u
+            )
+            for u in (False, True)
+        )
         out[f"{mode}_step_s"] = step_s
         out[f"{mode}_matmul_gflop"] = executed / 1e9
         out[f"{mode}_graph_matmul_gflop"] = graph_flops / 1e9

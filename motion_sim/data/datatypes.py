@@ -9,6 +9,7 @@ Two levels:
 
 Time axis: 91 steps at 10 Hz; index 10 is the current step (1.1 s of history, 8 s of future).
 """
+
 from __future__ import annotations
 
 import enum
@@ -30,6 +31,7 @@ MAX_TRAFFIC_LIGHTS = 32
 
 class AgentType(enum.IntEnum):
     """Same integers as waymo `scenario_pb2.Track.ObjectType`."""
+
     UNSET = 0
     VEHICLE = 1
     PEDESTRIAN = 2
@@ -39,6 +41,7 @@ class AgentType(enum.IntEnum):
 
 class MapType(enum.IntEnum):
     """Map polyline classes the encoder embeds (0 = padding)."""
+
     PAD = 0
     LANE_FREEWAY = 1
     LANE_SURFACE_STREET = 2
@@ -62,6 +65,7 @@ NUM_MAP_TYPES = len(MapType)
 
 class TrafficLightState(enum.IntEnum):
     """Same integers as waymo `map_pb2.TrafficSignalLaneState.State`."""
+
     UNKNOWN = 0
     ARROW_STOP = 1
     ARROW_CAUTION = 2
@@ -104,6 +108,7 @@ class RawScenario(NamedTuple):
       defaults_applied: names of the documented defaults a reader filled in for fields the
         source lacks (e.g. "object_id_from_row", "height_by_type"); counted by `preprocess`.
     """
+
     scenario_id: str
     source: str
     track_id: np.ndarray
@@ -156,6 +161,7 @@ class Scene(NamedTuple):
       frame_origin: [3] float64 world xyz of the scene origin.
       frame_yaw: [] float64 world yaw of the scene x axis.
     """
+
     scenario_id: np.ndarray
     agent_xy: np.ndarray
     agent_z: np.ndarray

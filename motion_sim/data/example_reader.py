@@ -4,6 +4,7 @@
 The format is fixed-size: 128 track slots (`state/*/valid` marks the real ones), 20,000 roadgraph
 sample points grouped into polylines by `roadgraph_samples/id`, and 16 traffic-light slots per step.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -13,8 +14,13 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from motion_sim.data import map_types
-from motion_sim.data.datatypes import (CURRENT_INDEX, NUM_FUTURE_STEPS, NUM_HISTORY_STEPS,
-                                       RawScenario, ScenarioError)
+from motion_sim.data.datatypes import (
+    CURRENT_INDEX,
+    NUM_FUTURE_STEPS,
+    NUM_HISTORY_STEPS,
+    RawScenario,
+    ScenarioError,
+)
 from motion_sim.data.tfrecord_io import expand_pattern, iter_records
 
 _PHASES = (("past", NUM_HISTORY_STEPS - 1), ("current", 1), ("future", NUM_FUTURE_STEPS))
@@ -37,26 +43,39 @@ class _Features:
 
     def get(self, key: str, dtype, shape) -> np.ndarray:
         if key not in self._features:
-            raise ScenarioError(self._source, f"tf.Example lacks feature {key!r}",
-                                reason="bad_record")
+            raise ScenarioError(
+                self._source, f"tf.Example lacks feature {key!r}", reason="bad_record"
+            )
         feature = self._features[key]
         kind = feature.WhichOneof("kind")
         values = np.asarray(getattr(feature, kind).value if kind else [], dtype)
         if -1 not in shape and values.size != int(np.prod(shape)):
-            raise ScenarioError(self._source, f"feature {key!r} has {values.size} values, "
-                                              f"expected shape {shape}", reason="bad_record")
+            raise ScenarioError(
+                self._source,
+                f"feature {key!r} has {values.size} values, expected shape {shape}",
+                reason="bad_record",
+            )
         return values.reshape(shape)
 
     def states(self, name: str, num_tracks: int, dtype=np.float64) -> np.ndarray:
         """[num_tracks, 91] concatenation of state/past|current|future/<name>."""
-        return np.concatenate([self._phase("state", phase, name, dtype, (num_tracks, steps))
-                               for phase, steps in _PHASES], axis=1)
+        return np.concatenate(
+            [
+                self._phase("state", phase, name, dtype, (num_tracks, steps))
+                for phase, steps in _PHASES
+            ],
+            axis=1,
+        )
 
     def lights(self, name: str, num_lights: int, dtype) -> np.ndarray:
         """[91, num_lights] concatenation of traffic_light_state/past|current|future/<name>."""
-        return np.concatenate([self._phase("traffic_light_state", phase, name, dtype,
-                                           (steps, num_lights)) for phase, steps in _PHASES],
-                              axis=0)
+        return np.concatenate(
+            [
+                self._phase("traffic_light_state", phase, name, dtype, (steps, num_lights))
+                for phase, steps in _PHASES
+            ],
+            axis=0,
+        )
 
 
 def _roadgraph(features: _Features, source: str) -> list:
@@ -92,8 +111,9 @@ def read_motion_example(example: tf.train.Example, source: str) -> RawScenario:
     keep = valid.any(axis=1)
     is_sdc = features.get("state/is_sdc", np.int64, (n,)).astype(bool)
     if is_sdc.sum() != 1:
-        raise ScenarioError(source, f"expected exactly one state/is_sdc, found {is_sdc.sum()}",
-                            reason="sdc_invalid")
+        raise ScenarioError(
+            source, f"expected exactly one state/is_sdc, found {is_sdc.sum()}", reason="sdc_invalid"
+        )
     keep |= is_sdc
     rows = np.flatnonzero(keep)
     new_row = np.cumsum(keep) - 1
@@ -114,15 +134,20 @@ def read_motion_example(example: tf.train.Example, source: str) -> RawScenario:
         source=source,
         track_id=track_id[rows].astype(np.int64),
         track_type=features.get("state/type", np.float64, (n,))[rows].astype(np.int32),
-        xyz=xyz[rows], velocity=velocity[rows], heading=heading[rows], size=size[rows],
+        xyz=xyz[rows],
+        velocity=velocity[rows],
+        heading=heading[rows],
+        size=size[rows],
         valid=valid[rows],
         sdc_index=int(new_row[np.flatnonzero(is_sdc)[0]]),
         tracks_to_predict=new_row[np.flatnonzero(to_predict)].astype(np.int32),
         map_polylines=_roadgraph(features, source),
         tl_lane_id=np.where(tl_valid, features.lights("id", num_lights, np.int64), -1),
         tl_state=features.lights("state", num_lights, np.int64).astype(np.int32),
-        tl_xyz=tl_xyz, tl_valid=tl_valid,
-        history_only=not valid[rows, CURRENT_INDEX + 1:].any())
+        tl_xyz=tl_xyz,
+        tl_valid=tl_valid,
+        history_only=not valid[rows, CURRENT_INDEX + 1 :].any(),
+    )
 
 
 def parse_example_bytes(serialized: bytes, source: str) -> tf.train.Example:
@@ -130,8 +155,9 @@ def parse_example_bytes(serialized: bytes, source: str) -> tf.train.Example:
     try:
         return tf.train.Example.FromString(serialized)
     except DecodeError as e:
-        raise ScenarioError(source, f"record is not a tf.Example: {e}",
-                            reason="bad_record") from None
+        raise ScenarioError(
+            source, f"record is not a tf.Example: {e}", reason="bad_record"
+        ) from None
 
 
 def read_example_files(pattern: str) -> Iterator[RawScenario]:

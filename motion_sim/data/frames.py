@@ -8,6 +8,7 @@ world round trip is the float32 scene-frame storage (~3e-5 m at 500 m from the S
 `to_scene` / `to_world` are the numpy versions (preprocessing, metrics, pictures);
 `to_world_tf` is the in-graph one (the sampler, the exported serving signature).
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,9 @@ def to_world(xy, heading, scene):
     return np.stack([x, y], axis=-1) + origin, wrap_angle(heading + yaw_h)
 
 
-def to_world_tf(xy: tf.Tensor, heading: tf.Tensor, frame_origin: tf.Tensor,
-                frame_yaw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def to_world_tf(
+    xy: tf.Tensor, heading: tf.Tensor, frame_origin: tf.Tensor, frame_yaw: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """In-graph scene frame -> world: R(yaw) xy + origin[:2], heading + yaw, in float64.
 
     xy [B, ..., 2], heading [B, ...]; frame_origin [B, 3] (or [B, 2]), frame_yaw [B].

@@ -33,6 +33,7 @@ Published versions differ; every gap below is filled by a stated default, record
 A field that is needed and has no sensible default (positions, velocities, headings, validity,
 length, width) is a `ScenarioError` naming the file and the object.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -54,30 +55,41 @@ from motion_sim.data.datatypes import (
 )
 from motion_sim.data.frames import wrap_angle
 
-_AGENT_TYPES = {"vehicle": AgentType.VEHICLE, "pedestrian": AgentType.PEDESTRIAN,
-                "cyclist": AgentType.CYCLIST}
+_AGENT_TYPES = {
+    "vehicle": AgentType.VEHICLE,
+    "pedestrian": AgentType.PEDESTRIAN,
+    "cyclist": AgentType.CYCLIST,
+}
 _LIGHT_STATES = {s.name.lower(): s for s in TrafficLightState}
 # Median box height per type (m) over the real files that carry heights; see module doc.
-DEFAULT_HEIGHT_M = {AgentType.VEHICLE: 1.67, AgentType.PEDESTRIAN: 1.70,
-                    AgentType.CYCLIST: 1.78, AgentType.OTHER: 1.67, AgentType.UNSET: 1.67}
+DEFAULT_HEIGHT_M = {
+    AgentType.VEHICLE: 1.67,
+    AgentType.PEDESTRIAN: 1.70,
+    AgentType.CYCLIST: 1.78,
+    AgentType.OTHER: 1.67,
+    AgentType.UNSET: 1.67,
+}
 _MIN_MOVING_STEPS = 10
 _MOVING_SPEED = 2.0  # m/s: below this the velocity direction is too noisy to check headings
 
 
 def _xyz(points: list, source: str, what: str) -> np.ndarray:
     try:
-        return np.array([(p["x"], p["y"], p.get("z", 0.0)) for p in points],
-                        np.float64).reshape(-1, 3)
+        return np.array([(p["x"], p["y"], p.get("z", 0.0)) for p in points], np.float64).reshape(
+            -1, 3
+        )
     except (KeyError, TypeError, ValueError) as e:
-        raise ScenarioError(source, f"{what}: malformed point list ({e!r})",
-                            reason="bad_record") from None
+        raise ScenarioError(
+            source, f"{what}: malformed point list ({e!r})", reason="bad_record"
+        ) from None
 
 
 def _steps(values, num_steps: int, source: str, what: str) -> np.ndarray:
     values = np.asarray(values)
     if len(values) != num_steps:
-        raise ScenarioError(source, f"{what} has {len(values)} steps, expected {num_steps}",
-                            reason="bad_length")
+        raise ScenarioError(
+            source, f"{what} has {len(values)} steps, expected {num_steps}", reason="bad_length"
+        )
     return values
 
 
@@ -89,9 +101,12 @@ def _num_steps(objects: list, source: str) -> int:
         raise ScenarioError(source, f"{what} lacks field 'position'", reason="bad_record")
     n = len(first["position"])
     if n not in (NUM_STEPS, NUM_HISTORY_STEPS):
-        raise ScenarioError(source, f"{what} has {n} steps, expected {NUM_STEPS} (or "
-                                    f"{NUM_HISTORY_STEPS} for a history-only test-split scene)",
-                            reason="bad_length")
+        raise ScenarioError(
+            source,
+            f"{what} has {n} steps, expected {NUM_STEPS} (or "
+            f"{NUM_HISTORY_STEPS} for a history-only test-split scene)",
+            reason="bad_length",
+        )
     return n
 
 
@@ -122,8 +137,9 @@ def _objects(objects: list, num_steps: int, source: str, defaults: set):
         except ScenarioError:
             raise
         except (TypeError, ValueError) as e:
-            raise ScenarioError(source, f"{what}: malformed field ({e})",
-                                reason="bad_record") from None
+            raise ScenarioError(
+                source, f"{what}: malformed field ({e})", reason="bad_record"
+            ) from None
         if "height" in obj:
             height = float(obj["height"])
         else:
@@ -137,8 +153,7 @@ def _objects(objects: list, num_steps: int, source: str, defaults: set):
             defaults.add("object_id_from_row")
     if len(set(track_id.tolist())) != n:
         dup = next(t for t in track_id if (track_id == t).sum() > 1)
-        raise ScenarioError(source, f"object id {dup} appears more than once",
-                            reason="bad_record")
+        raise ScenarioError(source, f"object id {dup} appears more than once", reason="bad_record")
     return track_id, track_type, xyz, velocity, heading, size, valid
 
 
@@ -170,8 +185,11 @@ def _roads(roads: list, source: str, defaults: set) -> list:
         if map_type is None:
             continue
         points = _xyz(road.get("geometry", []), source, f"road {road.get('id', j)}")
-        if map_type in map_types.POLYGON_TYPES and len(points) > 1 \
-                and not np.array_equal(points[0], points[-1]):
+        if (
+            map_type in map_types.POLYGON_TYPES
+            and len(points) > 1
+            and not np.array_equal(points[0], points[-1])
+        ):
             points = np.concatenate([points, points[:1]])
         if len(points):
             polylines.append((map_type, points))
@@ -189,11 +207,21 @@ def _traffic_lights(tl_states, source: str):
     if isinstance(tl_states, dict):
         items = sorted(tl_states.items(), key=lambda kv: (len(str(kv[0])), str(kv[0])))
     elif isinstance(tl_states, list):
-        items = [(light.get("lane_id", [-1])[0] if isinstance(light.get("lane_id"), list)
-                  else light.get("lane_id", -1), light) for light in tl_states]
+        items = [
+            (
+                light.get("lane_id", [-1])[0]
+                if isinstance(light.get("lane_id"), list)
+                else light.get("lane_id", -1),
+                light,
+            )
+            for light in tl_states
+        ]
     else:
-        raise ScenarioError(source, f"tl_states is a {type(tl_states).__name__}, expected a "
-                                    f"dict or a list", reason="bad_record")
+        raise ScenarioError(
+            source,
+            f"tl_states is a {type(tl_states).__name__}, expected a dict or a list",
+            reason="bad_record",
+        )
     num_lanes = len(items)
     lane_id = np.full((NUM_STEPS, num_lanes), -1, np.int64)
     state = np.zeros((NUM_STEPS, num_lanes), np.int32)
@@ -210,12 +238,16 @@ def _traffic_lights(tl_states, source: str):
                 if 0 <= int(t) < NUM_STEPS:
                     lane_id[t, j] = int(lanes[k])
                     state[t, j] = _light_state(states[k])
-                    xyz[t, j] = (light["x"][k], light["y"][k],
-                                 light.get("z", [0.0] * len(states))[k])
+                    xyz[t, j] = (
+                        light["x"][k],
+                        light["y"][k],
+                        light.get("z", [0.0] * len(states))[k],
+                    )
                     valid[t, j] = True
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-            raise ScenarioError(source, f"traffic light of lane {lane}: malformed ({e!r})",
-                                reason="bad_record") from None
+            raise ScenarioError(
+                source, f"traffic light of lane {lane}: malformed ({e!r})", reason="bad_record"
+            ) from None
     return lane_id, state, xyz, valid
 
 
@@ -250,8 +282,9 @@ def read_gpudrive_scenario(scenario: dict, source: str, file_name: str = "") -> 
         raise ScenarioError(source, "no objects", reason="no_valid_agents")
     defaults: set = set()
     num_steps = _num_steps(objects, source)
-    track_id, track_type, xyz, velocity, heading, size, valid = _objects(objects, num_steps,
-                                                                         source, defaults)
+    track_id, track_type, xyz, velocity, heading, size, valid = _objects(
+        objects, num_steps, source, defaults
+    )
     if _headings_in_degrees(objects, velocity, heading, valid):
         heading = np.radians(heading)
         defaults.add("heading_degrees")
@@ -259,19 +292,28 @@ def read_gpudrive_scenario(scenario: dict, source: str, file_name: str = "") -> 
     metadata = scenario.get("metadata") or {}
     sdc_index = metadata.get("sdc_track_index")
     sdc_inferred = False
-    if sdc_index is None or not str(sdc_index).lstrip("-").isdigit() \
-            or not 0 <= int(sdc_index) < len(objects):
+    if (
+        sdc_index is None
+        or not str(sdc_index).lstrip("-").isdigit()
+        or not 0 <= int(sdc_index) < len(objects)
+    ):
         sdc_index = _infer_sdc(objects, track_type, xyz, valid, polylines)
         sdc_inferred = True
         if sdc_index is None:
-            raise ScenarioError(source, f"no SDC: metadata.sdc_track_index is "
-                                        f"{metadata.get('sdc_track_index')!r} and no object is "
-                                        f"valid at the current step {CURRENT_INDEX}",
-                                reason="no_valid_agents")
-    to_predict = [int(t["track_index"]) if isinstance(t, dict) else int(t)
-                  for t in metadata.get("tracks_to_predict") or []]
-    tl_lane_id, tl_state, tl_xyz, tl_valid = _traffic_lights(scenario.get("tl_states") or {},
-                                                             source)
+            raise ScenarioError(
+                source,
+                f"no SDC: metadata.sdc_track_index is "
+                f"{metadata.get('sdc_track_index')!r} and no object is "
+                f"valid at the current step {CURRENT_INDEX}",
+                reason="no_valid_agents",
+            )
+    to_predict = [
+        int(t["track_index"]) if isinstance(t, dict) else int(t)
+        for t in metadata.get("tracks_to_predict") or []
+    ]
+    tl_lane_id, tl_state, tl_xyz, tl_valid = _traffic_lights(
+        scenario.get("tl_states") or {}, source
+    )
     scenario_id = scenario.get("scenario_id")
     if not scenario_id:
         name = file_name or str(scenario.get("name") or "")
@@ -279,13 +321,25 @@ def read_gpudrive_scenario(scenario: dict, source: str, file_name: str = "") -> 
         defaults.add("scenario_id_from_file_name")
     return RawScenario(
         scenario_id=str(scenario_id),
-        source=source, track_id=track_id, track_type=track_type, xyz=xyz, velocity=velocity,
-        heading=heading, size=size, valid=valid, sdc_index=int(sdc_index),
+        source=source,
+        track_id=track_id,
+        track_type=track_type,
+        xyz=xyz,
+        velocity=velocity,
+        heading=heading,
+        size=size,
+        valid=valid,
+        sdc_index=int(sdc_index),
         tracks_to_predict=np.array([t for t in to_predict if 0 <= t < len(objects)], np.int32),
         map_polylines=polylines,
-        tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz, tl_valid=tl_valid,
-        history_only=num_steps == NUM_HISTORY_STEPS, sdc_inferred=sdc_inferred,
-        defaults_applied=tuple(sorted(defaults)))
+        tl_lane_id=tl_lane_id,
+        tl_state=tl_state,
+        tl_xyz=tl_xyz,
+        tl_valid=tl_valid,
+        history_only=num_steps == NUM_HISTORY_STEPS,
+        sdc_inferred=sdc_inferred,
+        defaults_applied=tuple(sorted(defaults)),
+    )
 
 
 def read_gpudrive_file(path: str) -> RawScenario:

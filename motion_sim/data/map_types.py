@@ -8,6 +8,7 @@ Three encodings reach us:
   * GPUDrive JSON `type` strings, used only when `map_element_id` is missing.
 Road-line colours are merged (the encoder cares whether a line may be crossed, not its paint).
 """
+
 from __future__ import annotations
 
 from waymo_open_dataset.protos import map_pb2
@@ -38,8 +39,12 @@ _ROAD_EDGE = {
 }
 _ROAD_LINE_CODE_OFFSET = 5
 _ROAD_EDGE_CODE_OFFSET = 14
-_SINGLE_CODES = {17: MapType.STOP_SIGN, 18: MapType.CROSSWALK, 19: MapType.SPEED_BUMP,
-                 20: MapType.DRIVEWAY}
+_SINGLE_CODES = {
+    17: MapType.STOP_SIGN,
+    18: MapType.CROSSWALK,
+    19: MapType.SPEED_BUMP,
+    20: MapType.DRIVEWAY,
+}
 # Polygons are stored closed so their last edge is not lost when resampled.
 POLYGON_TYPES = frozenset({MapType.CROSSWALK, MapType.SPEED_BUMP, MapType.DRIVEWAY})
 
@@ -63,8 +68,12 @@ def from_proto_feature(feature: map_pb2.MapFeature) -> MapType | None:
         return _ROAD_LINE.get(feature.road_line.type, MapType.ROAD_LINE_OTHER)
     if kind == "road_edge":
         return _ROAD_EDGE.get(feature.road_edge.type, MapType.ROAD_EDGE_OTHER)
-    return {"crosswalk": MapType.CROSSWALK, "stop_sign": MapType.STOP_SIGN,
-            "speed_bump": MapType.SPEED_BUMP, "driveway": MapType.DRIVEWAY}.get(kind)
+    return {
+        "crosswalk": MapType.CROSSWALK,
+        "stop_sign": MapType.STOP_SIGN,
+        "speed_bump": MapType.SPEED_BUMP,
+        "driveway": MapType.DRIVEWAY,
+    }.get(kind)
 
 
 def from_womd_code(code: int) -> MapType | None:

@@ -7,6 +7,7 @@ Order of stages, and why:
   XLA/TPU) -> prefetch.
 Caching after parsing means later epochs skip decompression and TensorProto parsing.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +39,12 @@ def _check_scene_record(path: str, record: bytes) -> None:
         features = {}
     missing = [name for name in scene_spec() if name not in features]
     if missing:
-        raise DataError(f"{path}: record 0 is not a scene shard record (lacks "
-                        f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); raw "
-                        "WOMD Scenario / tf.Example / GPUDrive files must first go through "
-                        "`python -m motion_sim.data.preprocess`")
+        raise DataError(
+            f"{path}: record 0 is not a scene shard record (lacks "
+            f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); raw "
+            "WOMD Scenario / tf.Example / GPUDrive files must first go through "
+            "`python -m motion_sim.data.preprocess`"
+        )
 
 
 def _check_data(files: list[str], file_pattern: str) -> None:
@@ -50,8 +53,9 @@ def _check_data(files: list[str], file_pattern: str) -> None:
     file instead of a graph traceback after the model is built."""
     for path in files:
         try:
-            for record in tf.data.TFRecordDataset(path,
-                                                  compression_type=_compression(path)).take(1):
+            for record in tf.data.TFRecordDataset(path, compression_type=_compression(path)).take(
+                1
+            ):
                 _check_scene_record(path, record.numpy())
                 return
         except tf.errors.OpError as e:
@@ -69,9 +73,11 @@ def _check_has_future(files: list[str], file_pattern: str) -> None:
                 return
             if example is None:
                 example = (path, parse_scene(record)["scenario_id"].numpy().decode())
-    raise DataError(f"dataset {file_pattern!r} has no scene with a logged future: every scene "
-                    f"is history-only (test split), e.g. scene {example[1]!r} in {example[0]}; "
-                    f"training and scoring need the logged future")
+    raise DataError(
+        f"dataset {file_pattern!r} has no scene with a logged future: every scene "
+        f"is history-only (test split), e.g. scene {example[1]!r} in {example[0]}; "
+        f"training and scoring need the logged future"
+    )
 
 
 def history_only_count(file_pattern: str) -> tuple[int, int] | None:
@@ -94,10 +100,17 @@ def history_only_count(file_pattern: str) -> tuple[int, int] | None:
     return history_only, total
 
 
-def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
-                 repeat: bool = True, input_context: tf.distribute.InputContext | None = None,
-                 seed: int | None = None, cache: bool = False,
-                 require_future: bool = True) -> tf.data.Dataset:
+def make_dataset(
+    file_pattern: str,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    repeat: bool = True,
+    input_context: tf.distribute.InputContext | None = None,
+    seed: int | None = None,
+    cache: bool = False,
+    require_future: bool = True,
+) -> tf.data.Dataset:
     """Batched dicts of `Scene` fields (leading batch axis; scenario_id stays tf.string).
 
     Args:
@@ -146,8 +159,11 @@ def make_dataset(file_pattern: str, batch_size: int, *, shuffle: bool = True,
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
-        cycle_length=min(len(files), 8), block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        cycle_length=min(len(files), 8),
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
     if shard_records:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if require_future:

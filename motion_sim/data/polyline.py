@@ -9,6 +9,7 @@ split into the fewest equal chunks that respect the spacing; consecutive chunks 
 points so the map has no gaps. Shorter polylines are resampled to 20 points too (denser), so
 every chunk carries the same number of points; a single-point feature (stop sign) is one point.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,11 +68,13 @@ def _chunk_all(polylines: list):
     offset = np.r_[0.0, np.cumsum(total + 1.0)[:-1]]
     abscissa = cum - np.repeat(cum[first], last - first + 1) + np.repeat(offset, last - first + 1)
     degenerate = total <= 0.0
-    num_chunks = np.where(degenerate, 1,
-                          np.maximum(1, np.ceil(total / MAX_CHUNK_LENGTH_M - 1e-9))).astype(int)
+    num_chunks = np.where(
+        degenerate, 1, np.maximum(1, np.ceil(total / MAX_CHUNK_LENGTH_M - 1e-9))
+    ).astype(int)
     chunk_poly = np.repeat(np.arange(len(total)), num_chunks)
-    chunk_index = np.arange(len(chunk_poly)) - np.repeat(np.cumsum(num_chunks) - num_chunks,
-                                                         num_chunks)
+    chunk_index = np.arange(len(chunk_poly)) - np.repeat(
+        np.cumsum(num_chunks) - num_chunks, num_chunks
+    )
     chunk_len = (total / num_chunks)[chunk_poly]
     local = (chunk_index[:, None] + np.linspace(0.0, 1.0, n_points)[None, :]) * chunk_len[:, None]
     local = np.minimum(local, total[chunk_poly, None])

@@ -22,6 +22,7 @@ Reliability rules (docs/reliability.md):
     dropped and counted as `duplicate_scenario_id`. A scene whose object ids repeat is skipped
     (`duplicate_object_id`, in `scene_builder`).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,13 +43,21 @@ from motion_sim.data.tfrecord_io import expand_pattern
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Glob(s) of input files, comma-separated; local or gs://.")
 flags.DEFINE_string("output_dir", None, "Directory for scene shards and stats.json.")
-flags.DEFINE_enum("format", "scenario", list(shard_writer.FORMATS),
-                  "scenario: Scenario protos; example: WOMD motion tf.Examples; "
-                  "gpudrive: GPUDrive/Nocturne JSON files.")
+flags.DEFINE_enum(
+    "format",
+    "scenario",
+    list(shard_writer.FORMATS),
+    "scenario: Scenario protos; example: WOMD motion tf.Examples; "
+    "gpudrive: GPUDrive/Nocturne JSON files.",
+)
 flags.DEFINE_integer("num_workers", 1, "Worker processes (spawned); 1 runs in-process.")
 flags.DEFINE_integer("shard_size", 256, "Scenes per output shard.")
-flags.DEFINE_enum("compression", "GZIP", ["GZIP", "NONE"],
-                  "Output compression; padding makes scenes compress ~5x.")
+flags.DEFINE_enum(
+    "compression",
+    "GZIP",
+    ["GZIP", "NONE"],
+    "Output compression; padding makes scenes compress ~5x.",
+)
 flags.mark_flags_as_required(["input", "output_dir"])
 
 PLAN_NAME = "plan.json"
@@ -75,8 +84,11 @@ def _run_unit(unit, output_dir, fmt, shard_size, compression, progress):
     except OSError as e:  # missing (dangling link, deleted meanwhile) or unreadable input
         return unit.name, f"{', '.join(unit.paths)}: cannot read ({e})", "unreadable"
     except Exception as e:  # noqa: BLE001 -- one unit's failure must not stop the batch
-        return unit.name, f"{', '.join(unit.paths)}: {type(e).__name__}: {e}", \
-            f"unexpected_{type(e).__name__}"
+        return (
+            unit.name,
+            f"{', '.join(unit.paths)}: {type(e).__name__}: {e}",
+            f"unexpected_{type(e).__name__}",
+        )
 
 
 class _Progress:
@@ -84,16 +96,21 @@ class _Progress:
     scenario count and scenario rate as postfix. Called once per scenario read."""
 
     def __init__(self, total_bytes: int):
-        self.bar = tqdm.tqdm(total=total_bytes, unit="B", unit_scale=True, desc="preprocess",
-                             file=sys.stderr, smoothing=0.1)
+        self.bar = tqdm.tqdm(
+            total=total_bytes,
+            unit="B",
+            unit_scale=True,
+            desc="preprocess",
+            file=sys.stderr,
+            smoothing=0.1,
+        )
         self.scenarios, self.start = 0, time.time()
 
     def __call__(self, num_bytes: int) -> None:
         self.scenarios += 1
         self.bar.update(num_bytes)
         rate = self.scenarios / max(time.time() - self.start, 1e-9)
-        self.bar.set_postfix(scenarios=self.scenarios, scenarios_per_s=f"{rate:.1f}",
-                             refresh=False)
+        self.bar.set_postfix(scenarios=self.scenarios, scenarios_per_s=f"{rate:.1f}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -109,8 +126,9 @@ def _run_units(units: list, job: tuple, num_workers: int, progress: _Progress) -
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager, context.Pool(num_workers) as pool:
             queue = manager.Queue()
-            pending = [pool.apply_async(_run_unit, (unit, *job, _QueueProgress(queue)))
-                       for unit in units]
+            pending = [
+                pool.apply_async(_run_unit, (unit, *job, _QueueProgress(queue))) for unit in units
+            ]
             results = []
             while pending:
                 try:
@@ -134,24 +152,39 @@ class StaleOutputError(ValueError):
 
 def _plan_record(fmt: str, compression: str, shard_size: int, files: list[str]) -> dict:
     """What plan.json records: the flags in a unit's identity and every input's key."""
-    return {"format": fmt, "compression": compression,
-            "shard_size": int(shard_size) if fmt == "gpudrive" else None,
-            "inputs": {p: shard_writer.input_key(p) for p in files}}
+    return {
+        "format": fmt,
+        "compression": compression,
+        "shard_size": int(shard_size) if fmt == "gpudrive" else None,
+        "inputs": {p: shard_writer.input_key(p) for p in files},
+    }
 
 
 def _describe_change(old: dict, new: dict) -> str:
     """What differs between two plan records, in words ("format 'example' -> 'scenario'")."""
-    changes = [f"{k} {old.get(k)!r} -> {new[k]!r}"
-               for k in ("format", "compression", "shard_size") if old.get(k) != new[k]]
+    changes = [
+        f"{k} {old.get(k)!r} -> {new[k]!r}"
+        for k in ("format", "compression", "shard_size")
+        if old.get(k) != new[k]
+    ]
     old_inputs, new_inputs = old.get("inputs", {}), new["inputs"]
-    for what, paths in (("added", sorted(set(new_inputs) - set(old_inputs))),
-                        ("removed", sorted(set(old_inputs) - set(new_inputs))),
-                        ("changed (size/mtime)", sorted(
-                            p for p in set(old_inputs) & set(new_inputs)
-                            if list(old_inputs[p]) != list(new_inputs[p])))):
+    for what, paths in (
+        ("added", sorted(set(new_inputs) - set(old_inputs))),
+        ("removed", sorted(set(old_inputs) - set(new_inputs))),
+        (
+            "changed (size/mtime)",
+            sorted(
+                p
+                for p in set(old_inputs) & set(new_inputs)
+                if list(old_inputs[p]) != list(new_inputs[p])
+            ),
+        ),
+    ):
         if paths:
-            changes.append(f"{len(paths)} input(s) {what}: {', '.join(paths[:3])}"
-                           f"{' ...' if len(paths) > 3 else ''}")
+            changes.append(
+                f"{len(paths)} input(s) {what}: {', '.join(paths[:3])}"
+                f"{' ...' if len(paths) > 3 else ''}"
+            )
     return "; ".join(changes) or "the inputs or flags"
 
 
@@ -181,11 +214,18 @@ def _check_stale(output_dir: str, units: list, plan: dict) -> None:
     raise StaleOutputError(
         f"{output_dir} holds {len(stale)} file(s) from an earlier preprocess run with other "
         f"inputs or flags ({_describe_change(old, plan)}; e.g. {stale[0]}); they would be read "
-        f"beside the new shards. Start fresh: use a new --output_dir, or delete {output_dir}")
+        f"beside the new shards. Start fresh: use a new --output_dir, or delete {output_dir}"
+    )
 
 
-def run(input_pattern: str, output_dir: str, fmt: str, num_workers: int = 1,
-        shard_size: int = 256, compression: str = "GZIP") -> dict:
+def run(
+    input_pattern: str,
+    output_dir: str,
+    fmt: str,
+    num_workers: int = 1,
+    shard_size: int = 256,
+    compression: str = "GZIP",
+) -> dict:
     """Library entry point of the CLI; returns the merged stats (also written to stats.json).
 
     Raises:
@@ -194,8 +234,9 @@ def run(input_pattern: str, output_dir: str, fmt: str, num_workers: int = 1,
       run_lock.RunLockError: another run writes `output_dir`, or it cannot be written.
     """
     if fmt not in shard_writer.FORMATS:
-        raise ValueError(f"unknown --format {fmt!r}; expected one of "
-                         f"{', '.join(shard_writer.FORMATS)}")
+        raise ValueError(
+            f"unknown --format {fmt!r}; expected one of {', '.join(shard_writer.FORMATS)}"
+        )
     if shard_size < 1 or num_workers < 1:
         raise ValueError("--shard_size and --num_workers must be >= 1")
     files = expand_pattern(input_pattern)
@@ -204,22 +245,29 @@ def run(input_pattern: str, output_dir: str, fmt: str, num_workers: int = 1,
         plan = _plan_record(fmt, compression, shard_size, files)
         _check_stale(output_dir, units, plan)
         shard_writer.write_json_atomic(os.path.join(output_dir, PLAN_NAME), plan)
-        return _run_plan(input_pattern, output_dir, fmt, num_workers, shard_size, compression,
-                         files, units)
+        return _run_plan(
+            input_pattern, output_dir, fmt, num_workers, shard_size, compression, files, units
+        )
 
 
-def _run_plan(input_pattern, output_dir, fmt, num_workers, shard_size, compression, files,
-              units) -> dict:
+def _run_plan(
+    input_pattern, output_dir, fmt, num_workers, shard_size, compression, files, units
+) -> dict:
     done, todo = [], []
     for unit in units:
-        (done if tf.io.gfile.exists(shard_writer.unit_stats_path(output_dir, unit))
-         else todo).append(unit)
-    logging.info("%d input files -> %d units: %d already done, %d to do", len(files), len(units),
-                 len(done), len(todo))
+        (
+            done if tf.io.gfile.exists(shard_writer.unit_stats_path(output_dir, unit)) else todo
+        ).append(unit)
+    logging.info(
+        "%d input files -> %d units: %d already done, %d to do",
+        len(files),
+        len(units),
+        len(done),
+        len(todo),
+    )
     progress = _Progress(sum(shard_writer.input_bytes(u) for u in todo))
     try:
-        failed = _run_units(todo, (output_dir, fmt, shard_size, compression), num_workers,
-                            progress)
+        failed = _run_units(todo, (output_dir, fmt, shard_size, compression), num_workers, progress)
     finally:
         progress.close()
     finished, per_unit = [], []
@@ -234,10 +282,15 @@ def _run_plan(input_pattern, output_dir, fmt, num_workers, shard_size, compressi
     failed_reasons = {}
     for _, reason in failed.values():
         failed_reasons[reason] = failed_reasons.get(reason, 0) + 1
-    stats.update(format=fmt, input=input_pattern, units_total=len(units),
-                 units_skipped_as_done=len(done), units_processed=len(todo) - len(failed),
-                 failed_units={name: error for name, (error, _) in failed.items()},
-                 failed_unit_reasons=failed_reasons)
+    stats.update(
+        format=fmt,
+        input=input_pattern,
+        units_total=len(units),
+        units_skipped_as_done=len(done),
+        units_processed=len(todo) - len(failed),
+        failed_units={name: error for name, (error, _) in failed.items()},
+        failed_unit_reasons=failed_reasons,
+    )
     shard_writer.write_json_atomic(os.path.join(output_dir, "stats.json"), stats)
     return stats
 
@@ -245,22 +298,41 @@ def _run_plan(input_pattern, output_dir, fmt, num_workers, shard_size, compressi
 def main(argv) -> int:
     del argv
     try:
-        stats = run(FLAGS.input, FLAGS.output_dir, FLAGS.format, FLAGS.num_workers,
-                    FLAGS.shard_size, FLAGS.compression)
+        stats = run(
+            FLAGS.input,
+            FLAGS.output_dir,
+            FLAGS.format,
+            FLAGS.num_workers,
+            FLAGS.shard_size,
+            FLAGS.compression,
+        )
     except (FileNotFoundError, ValueError, run_lock.RunLockError) as e:
         print(f"preprocess: error: {e}", file=sys.stderr)
         return 2
-    summary = {k: stats[k] for k in ("scenarios_read", "scenarios_written", "skipped",
-                                     "history_only", "sdc_inferred", "defaults_applied",
-                                     "agents_kept", "agents_dropped",
-                                     "token_reconstruction_error_m", "failed_units")}
+    summary = {
+        k: stats[k]
+        for k in (
+            "scenarios_read",
+            "scenarios_written",
+            "skipped",
+            "history_only",
+            "sdc_inferred",
+            "defaults_applied",
+            "agents_kept",
+            "agents_dropped",
+            "token_reconstruction_error_m",
+            "failed_units",
+        )
+    }
     print(json.dumps(summary))
     status = 0
     for reason, count in sorted(stats["skipped"].items()):
         if shard_writer.is_failure(reason):
             example = stats["skipped_examples"].get(reason, ["?"])[0]
-            print(f"preprocess: {count} scenario(s) failed ({reason}), e.g. {example}",
-                  file=sys.stderr)
+            print(
+                f"preprocess: {count} scenario(s) failed ({reason}), e.g. {example}",
+                file=sys.stderr,
+            )
             status = 1
     if stats["failed_units"]:
         for name, error in stats["failed_units"].items():
@@ -268,11 +340,13 @@ def main(argv) -> int:
         status = 1
     if stats["scenarios_written"] == 0:
         # Exit 0 with nothing written hides a wrong --format or an empty input.
-        why = (f"every one of the {stats['scenarios_read']} scenarios read was skipped "
-               f"({stats['skipped']}); is --format={FLAGS.format} right for these files?"
-               if stats["scenarios_read"] else "the input files hold no records")
-        print(f"preprocess: error: no scenes written from {FLAGS.input}: {why}",
-              file=sys.stderr)
+        why = (
+            f"every one of the {stats['scenarios_read']} scenarios read was skipped "
+            f"({stats['skipped']}); is --format={FLAGS.format} right for these files?"
+            if stats["scenarios_read"]
+            else "the input files hold no records"
+        )
+        print(f"preprocess: error: no scenes written from {FLAGS.input}: {why}", file=sys.stderr)
         status = 1
     return status
 

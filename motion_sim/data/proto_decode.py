@@ -4,6 +4,7 @@
 Reading repeated fields message by message through protobuf's Python API costs microseconds
 per field; decode_proto decodes a whole batch of messages in C++.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,6 +41,11 @@ def decode(messages, message_type: str, fields, dtypes, proto_module: types.Modu
     and its row dropped. Returns decode_proto's (sizes, values) namedtuple.
     """
     messages = tf.concat([messages, tf.fill(tf.concat([[1], tf.shape(messages)[1:]], 0), "")], 0)
-    decoded = tf.io.decode_proto(messages, f"{_PACKAGE}.{message_type}", list(fields),
-                                 list(dtypes), descriptor_source=descriptor_source(proto_module))
+    decoded = tf.io.decode_proto(
+        messages,
+        f"{_PACKAGE}.{message_type}",
+        list(fields),
+        list(dtypes),
+        descriptor_source=descriptor_source(proto_module),
+    )
     return decoded._replace(sizes=decoded.sizes[:-1], values=[v[:-1] for v in decoded.values])

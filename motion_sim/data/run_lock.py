@@ -15,6 +15,7 @@ Object stores (gs://) have no exclusive create; there the lock is advisory (writ
 Multi-worker training: only the chief takes the lock; the other workers write only their own
 `.worker_<i>` / `data_worker_<i>` sub-directories, which the chief's lock covers.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -67,9 +68,12 @@ class RunLock:
         self._held = False
 
     def _record(self) -> dict:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "purpose": self.purpose,
-                "started": datetime.datetime.now(datetime.UTC).isoformat(
-                    timespec="seconds")}
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "purpose": self.purpose,
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
 
     def _read_holder(self) -> dict | None:
         try:
@@ -89,8 +93,10 @@ class RunLock:
             except tf.errors.NotFoundError:
                 return False
             if age < _YOUNG_LOCK_S:
-                raise RunLockError(f"{self.path} is being taken by another run (unreadable lock "
-                                   f"written {age:.1f} s ago); retry in a few seconds")
+                raise RunLockError(
+                    f"{self.path} is being taken by another run (unreadable lock "
+                    f"written {age:.1f} s ago); retry in a few seconds"
+                )
             return True
         if holder.get("host") != socket.gethostname():
             return False  # cannot see another host's processes
@@ -140,17 +146,24 @@ class RunLock:
                         f", pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, "
                         f"started {holder.get('started', '?')}): one writer per directory. Wait "
                         f"for it to end, use another directory, or, if that run is gone, delete "
-                        f"{self.path}")
-                logging.warning("%s: removing the stale lock of %s (pid %s on %s is gone)",
-                                self.path, holder.get("purpose", "?"), holder.get("pid", "?"),
-                                holder.get("host", "?"))
+                        f"{self.path}"
+                    )
+                logging.warning(
+                    "%s: removing the stale lock of %s (pid %s on %s is gone)",
+                    self.path,
+                    holder.get("purpose", "?"),
+                    holder.get("pid", "?"),
+                    holder.get("host", "?"),
+                )
                 try:
                     tf.io.gfile.remove(self.path)
                 except tf.errors.NotFoundError:
                     pass
         except (OSError, tf.errors.OpError) as e:
             what = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-            raise RunLockError(f"{self.directory}: cannot write the run directory ({what})") from None
+            raise RunLockError(
+                f"{self.directory}: cannot write the run directory ({what})"
+            ) from None
         raise RunLockError(f"{self.path}: could not take the lock (it keeps reappearing)")
 
     def release(self) -> None:
@@ -160,8 +173,11 @@ class RunLock:
         self._held = False
         atexit.unregister(self.release)
         holder = self._read_holder()
-        if holder and holder.get("pid") == os.getpid() and \
-                holder.get("host") == socket.gethostname():
+        if (
+            holder
+            and holder.get("pid") == os.getpid()
+            and holder.get("host") == socket.gethostname()
+        ):
             try:
                 tf.io.gfile.remove(self.path)
             except (tf.errors.OpError, OSError) as e:

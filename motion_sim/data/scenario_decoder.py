@@ -5,6 +5,7 @@ Why: reading 23,000 `ObjectState` messages field by field through the Python pro
 ~1 ms. Everything else (ids, types, metadata, traffic lights) is cheap and still read from the
 parsed message by `scenario_reader`. Unset fields decode to the proto defaults (0 / False).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,12 +14,26 @@ from waymo_open_dataset.protos import scenario_pb2
 
 from motion_sim.data import proto_decode
 
-STATE_FIELDS = ("center_x", "center_y", "center_z", "velocity_x", "velocity_y", "heading",
-                "length", "width", "height")
+STATE_FIELDS = (
+    "center_x",
+    "center_y",
+    "center_z",
+    "velocity_x",
+    "velocity_y",
+    "heading",
+    "length",
+    "width",
+    "height",
+)
 # MapFeature oneof kind -> (message type, repeated MapPoint field).
-MAP_KINDS = {"lane": ("LaneCenter", "polyline"), "road_line": ("RoadLine", "polyline"),
-             "road_edge": ("RoadEdge", "polyline"), "crosswalk": ("Crosswalk", "polygon"),
-             "speed_bump": ("SpeedBump", "polygon"), "driveway": ("Driveway", "polygon")}
+MAP_KINDS = {
+    "lane": ("LaneCenter", "polyline"),
+    "road_line": ("RoadLine", "polyline"),
+    "road_edge": ("RoadEdge", "polyline"),
+    "crosswalk": ("Crosswalk", "polygon"),
+    "speed_bump": ("SpeedBump", "polygon"),
+    "driveway": ("Driveway", "polygon"),
+}
 
 
 def _decode(messages, message_type, fields, dtypes):
@@ -34,15 +49,21 @@ def _first(values: tf.Tensor) -> tf.Tensor:
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
 def _decode_scenario(serialized):
-    top = _decode(serialized[None], "Scenario", ["tracks", "map_features"],
-                  [tf.string, tf.string])
+    top = _decode(serialized[None], "Scenario", ["tracks", "map_features"], [tf.string, tf.string])
     tracks, features = top.values[0][0], top.values[1][0]
     track = _decode(tracks, "Track", ["states"], [tf.string])
-    states = _decode(track.values[0], "ObjectState", STATE_FIELDS + ("valid",),
-                     [tf.float64] * len(STATE_FIELDS) + [tf.bool])
+    states = _decode(
+        track.values[0],
+        "ObjectState",
+        STATE_FIELDS + ("valid",),
+        [tf.float64] * len(STATE_FIELDS) + [tf.bool],
+    )
     state_values = tf.stack([tf.cast(_first(v), tf.float64) for v in states.values[:-1]], -1)
-    outputs = {"num_states": track.sizes[:, 0], "states": state_values,
-               "valid": _first(states.values[-1])}
+    outputs = {
+        "num_states": track.sizes[:, 0],
+        "states": state_values,
+        "valid": _first(states.values[-1]),
+    }
     kinds = _decode(features, "MapFeature", list(MAP_KINDS), [tf.string] * len(MAP_KINDS))
     for k, (kind, (message_type, point_field)) in enumerate(MAP_KINDS.items()):
         rows = tf.where(kinds.sizes[:, k] > 0)[:, 0]
@@ -51,8 +72,9 @@ def _decode_scenario(serialized):
         counts = points.sizes[:, 0]
         # Flatten before decoding the points: padding to the longest polyline would decode
         # ~5x more (empty) MapPoint messages.
-        flat = tf.boolean_mask(points.values[0],
-                               tf.sequence_mask(counts, tf.shape(points.values[0])[1]))
+        flat = tf.boolean_mask(
+            points.values[0], tf.sequence_mask(counts, tf.shape(points.values[0])[1])
+        )
         xyz = _decode(flat, "MapPoint", ["x", "y", "z"], [tf.float64] * 3)
         outputs[kind] = (rows, tf.stack([_first(v) for v in xyz.values], -1), counts)
     return outputs

@@ -1,4 +1,5 @@
 """Waymo `scenario_pb2.Scenario` protos (WOMD "scenario" format) -> `RawScenario`."""
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -9,8 +10,13 @@ from google.protobuf.message import DecodeError
 from waymo_open_dataset.protos import scenario_pb2
 
 from motion_sim.data import map_types, scenario_decoder
-from motion_sim.data.datatypes import (CURRENT_INDEX, NUM_HISTORY_STEPS, NUM_STEPS, RawScenario,
-                                       ScenarioError)
+from motion_sim.data.datatypes import (
+    CURRENT_INDEX,
+    NUM_HISTORY_STEPS,
+    NUM_STEPS,
+    RawScenario,
+    ScenarioError,
+)
 from motion_sim.data.tfrecord_io import expand_pattern, iter_records
 
 # Per-state fields, in the column order of the arrays we build.
@@ -18,8 +24,9 @@ _STATE_FIELDS = scenario_decoder.STATE_FIELDS
 
 
 def _track_states(track: scenario_pb2.Track) -> tuple[np.ndarray, np.ndarray]:
-    values = np.array([[getattr(s, f) for f in _STATE_FIELDS] for s in track.states],
-                      dtype=np.float64).reshape(-1, len(_STATE_FIELDS))
+    values = np.array(
+        [[getattr(s, f) for f in _STATE_FIELDS] for s in track.states], dtype=np.float64
+    ).reshape(-1, len(_STATE_FIELDS))
     valid = np.array([s.valid for s in track.states], dtype=bool)
     return values, valid
 
@@ -83,7 +90,7 @@ def read_scenario_proto(scenario: scenario_pb2.Scenario, source: str) -> RawScen
         values, track_valid = _track_states(track)
         num_states[i] = len(values)
         if len(values) in (NUM_STEPS, NUM_HISTORY_STEPS):
-            states[i, :len(values)], valid[i, :len(values)] = values, track_valid
+            states[i, : len(values)], valid[i, : len(values)] = values, track_valid
     return _assemble(scenario, source, states, valid, num_states, _map_polylines(scenario))
 
 
@@ -93,8 +100,9 @@ def read_scenario_bytes(serialized: bytes, source: str) -> RawScenario:
     try:
         arrays = scenario_decoder.decode_scenario_arrays(serialized)
     except tf.errors.InvalidArgumentError as e:
-        raise ScenarioError(source, f"record is not a Scenario proto: {e.message}",
-                            reason="bad_record") from None
+        raise ScenarioError(
+            source, f"record is not a Scenario proto: {e.message}", reason="bad_record"
+        ) from None
     n = len(scenario.tracks)
     states = np.zeros((n, NUM_STEPS, len(_STATE_FIELDS)), np.float64)
     valid = np.zeros((n, NUM_STEPS), bool)
@@ -106,29 +114,50 @@ def read_scenario_bytes(serialized: bytes, source: str) -> RawScenario:
     return _assemble(scenario, source, states, valid, num_states, polylines)
 
 
-def _assemble(scenario: scenario_pb2.Scenario, source: str, states: np.ndarray,
-              valid: np.ndarray, num_states: np.ndarray, polylines: list) -> RawScenario:
+def _assemble(
+    scenario: scenario_pb2.Scenario,
+    source: str,
+    states: np.ndarray,
+    valid: np.ndarray,
+    num_states: np.ndarray,
+    polylines: list,
+) -> RawScenario:
     num_steps = len(scenario.timestamps_seconds)
     if num_steps not in (NUM_STEPS, NUM_HISTORY_STEPS):
-        raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has {num_steps} "
-                                    f"timestamps, expected {NUM_STEPS} (or {NUM_HISTORY_STEPS} "
-                                    f"for a history-only test-split scene)", reason="bad_length")
+        raise ScenarioError(
+            source,
+            f"scenario {scenario.scenario_id!r} has {num_steps} "
+            f"timestamps, expected {NUM_STEPS} (or {NUM_HISTORY_STEPS} "
+            f"for a history-only test-split scene)",
+            reason="bad_length",
+        )
     if scenario.current_time_index != CURRENT_INDEX:
-        raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has current_time_index "
-                                    f"{scenario.current_time_index}, expected {CURRENT_INDEX}",
-                            reason="bad_length")
+        raise ScenarioError(
+            source,
+            f"scenario {scenario.scenario_id!r} has current_time_index "
+            f"{scenario.current_time_index}, expected {CURRENT_INDEX}",
+            reason="bad_length",
+        )
     if not scenario.tracks:
-        raise ScenarioError(source, f"scenario {scenario.scenario_id!r} has no tracks",
-                            reason="no_valid_agents")
+        raise ScenarioError(
+            source, f"scenario {scenario.scenario_id!r} has no tracks", reason="no_valid_agents"
+        )
     n = len(scenario.tracks)
     bad = np.flatnonzero(num_states != num_steps)
     if len(bad):
-        raise ScenarioError(source, f"track {scenario.tracks[bad[0]].id} has "
-                                    f"{num_states[bad[0]]} states, expected {num_steps} (the "
-                                    f"scenario's timestamps)", reason="bad_length")
+        raise ScenarioError(
+            source,
+            f"track {scenario.tracks[bad[0]].id} has "
+            f"{num_states[bad[0]]} states, expected {num_steps} (the "
+            f"scenario's timestamps)",
+            reason="bad_length",
+        )
     if not 0 <= scenario.sdc_track_index < n:
-        raise ScenarioError(source, f"sdc_track_index {scenario.sdc_track_index} outside "
-                                    f"[0, {n})", reason="sdc_invalid")
+        raise ScenarioError(
+            source,
+            f"sdc_track_index {scenario.sdc_track_index} outside [0, {n})",
+            reason="sdc_invalid",
+        )
     tl_lane_id, tl_state, tl_xyz, tl_valid = _traffic_lights(scenario, NUM_STEPS)
     return RawScenario(
         scenario_id=scenario.scenario_id,
@@ -143,8 +172,12 @@ def _assemble(scenario: scenario_pb2.Scenario, source: str, states: np.ndarray,
         sdc_index=int(scenario.sdc_track_index),
         tracks_to_predict=np.array([p.track_index for p in scenario.tracks_to_predict], np.int32),
         map_polylines=polylines,
-        tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz, tl_valid=tl_valid,
-        history_only=num_steps == NUM_HISTORY_STEPS)
+        tl_lane_id=tl_lane_id,
+        tl_state=tl_state,
+        tl_xyz=tl_xyz,
+        tl_valid=tl_valid,
+        history_only=num_steps == NUM_HISTORY_STEPS,
+    )
 
 
 def parse_scenario_bytes(serialized: bytes, source: str) -> scenario_pb2.Scenario:
@@ -152,8 +185,9 @@ def parse_scenario_bytes(serialized: bytes, source: str) -> scenario_pb2.Scenari
     try:
         return scenario_pb2.Scenario.FromString(serialized)
     except DecodeError as e:
-        raise ScenarioError(source, f"record is not a Scenario proto: {e}",
-                            reason="bad_record") from None
+        raise ScenarioError(
+            source, f"record is not a Scenario proto: {e}", reason="bad_record"
+        ) from None
 
 
 def iter_scenario_records(path: str) -> Iterator[tuple[str, bytes]]:

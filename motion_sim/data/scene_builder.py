@@ -7,12 +7,20 @@ Agents: only tracks valid at CURRENT_INDEX (the set WOSAC simulates), ordered SD
 tracks_to_predict, then by distance to the SDC. Beyond MAX_AGENTS the farthest are dropped --
 not an error: their ids are returned so the submission step can still roll them out.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from motion_sim.data.datatypes import (CURRENT_INDEX, MAX_AGENTS, MAX_TRAFFIC_LIGHTS, NUM_STEPS,
-                                       RawScenario, Scene, ScenarioError)
+from motion_sim.data.datatypes import (
+    CURRENT_INDEX,
+    MAX_AGENTS,
+    MAX_TRAFFIC_LIGHTS,
+    NUM_STEPS,
+    RawScenario,
+    ScenarioError,
+    Scene,
+)
 from motion_sim.data.frames import to_scene, wrap_angle
 from motion_sim.data.polyline import select_map
 
@@ -22,45 +30,63 @@ def _validate(raw: RawScenario) -> None:
     n = len(raw.track_id)
     ttp = np.asarray(raw.tracks_to_predict)
     if not 0 <= raw.sdc_index < n or ((ttp < 0) | (ttp >= n)).any():
-        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: sdc_index {raw.sdc_index} or "
-                                 f"tracks_to_predict {ttp.tolist()} outside [0, {n})",
-                            reason="bad_record")
+        raise ScenarioError(
+            src,
+            f"scenario {raw.scenario_id!r}: sdc_index {raw.sdc_index} or "
+            f"tracks_to_predict {ttp.tolist()} outside [0, {n})",
+            reason="bad_record",
+        )
     # One rule for every stage (preprocess, submission, any reader): a scene whose object ids
     # repeat is skipped as a whole -- which row is "the" agent is unknowable, and WOSAC scores by
     # id. Checked here because every reader's output passes through build_scene.
     ids, counts = np.unique(np.asarray(raw.track_id), return_counts=True)
     if (counts > 1).any():
         dups = ids[counts > 1]
-        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: object id(s) "
-                                 f"{dups[:5].tolist()}{' ...' if len(dups) > 5 else ''} appear "
-                                 f"more than once ({int((counts[counts > 1] - 1).sum())} "
-                                 "duplicate tracks); object ids must be unique in a scene",
-                            reason="duplicate_object_id")
+        raise ScenarioError(
+            src,
+            f"scenario {raw.scenario_id!r}: object id(s) "
+            f"{dups[:5].tolist()}{' ...' if len(dups) > 5 else ''} appear "
+            f"more than once ({int((counts[counts > 1] - 1).sum())} "
+            "duplicate tracks); object ids must be unique in a scene",
+            reason="duplicate_object_id",
+        )
     current_valid = raw.valid[:, CURRENT_INDEX]
     if not current_valid.any():
-        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: no track is valid at the current "
-                                 f"step {CURRENT_INDEX}", reason="no_valid_agents")
+        raise ScenarioError(
+            src,
+            f"scenario {raw.scenario_id!r}: no track is valid at the current step {CURRENT_INDEX}",
+            reason="no_valid_agents",
+        )
     if not current_valid[raw.sdc_index]:
-        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: SDC (track "
-                                 f"{raw.track_id[raw.sdc_index]}) is invalid at the current step",
-                            reason="sdc_invalid")
+        raise ScenarioError(
+            src,
+            f"scenario {raw.scenario_id!r}: SDC (track "
+            f"{raw.track_id[raw.sdc_index]}) is invalid at the current step",
+            reason="sdc_invalid",
+        )
     for name in ("xyz", "velocity", "heading", "size"):
         values = getattr(raw, name)
         bad = ~np.isfinite(values).reshape(values.shape[:2] + (-1,)).all(-1) & raw.valid
         if bad.any():
             row, step = np.argwhere(bad)[0]
-            raise ScenarioError(src, f"scenario {raw.scenario_id!r}: non-finite {name} for track "
-                                     f"{raw.track_id[row]} at valid step {step} "
-                                     f"({int(bad.sum())} agent-steps in all)",
-                                reason="non_finite_state")
+            raise ScenarioError(
+                src,
+                f"scenario {raw.scenario_id!r}: non-finite {name} for track "
+                f"{raw.track_id[row]} at valid step {step} "
+                f"({int(bad.sum())} agent-steps in all)",
+                reason="non_finite_state",
+            )
     if not raw.map_polylines:
-        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: no map features",
-                            reason="no_map")
+        raise ScenarioError(src, f"scenario {raw.scenario_id!r}: no map features", reason="no_map")
     for map_type, points in raw.map_polylines:
         if not np.isfinite(points).all():
-            raise ScenarioError(src, f"scenario {raw.scenario_id!r}: non-finite point in a "
-                                     f"{map_type.name if hasattr(map_type, 'name') else map_type} "
-                                     f"polyline", reason="non_finite_map")
+            raise ScenarioError(
+                src,
+                f"scenario {raw.scenario_id!r}: non-finite point in a "
+                f"{map_type.name if hasattr(map_type, 'name') else map_type} "
+                f"polyline",
+                reason="non_finite_map",
+            )
 
 
 def _agent_order(raw: RawScenario) -> np.ndarray:
@@ -135,8 +161,9 @@ def build_scene(raw: RawScenario) -> tuple[Scene, np.ndarray]:
     all_points = np.concatenate([p[:, :2] for _, p in raw.map_polylines])
     all_points, _ = to_scene(all_points, np.zeros(len(all_points)), frame)
     splits = np.cumsum([len(p) for _, p in raw.map_polylines])[:-1]
-    map_polylines = [(t, pts) for (t, _), pts in zip(raw.map_polylines,
-                                                     np.split(all_points, splits))]
+    map_polylines = [
+        (t, pts) for (t, _), pts in zip(raw.map_polylines, np.split(all_points, splits))
+    ]
     map_xy, map_type, map_valid, _ = select_map(map_polylines)
     tl_xy, tl_state, tl_valid = _traffic_lights(raw, frame)
 
@@ -154,8 +181,12 @@ def build_scene(raw: RawScenario) -> tuple[Scene, np.ndarray]:
         tracks_to_predict=pad(np.array([int(r) in ttp_rows for r in kept]), False, bool),
         sdc_index=np.int32(0),
         num_agents_dropped=np.int32(len(dropped)),
-        map_xy=map_xy, map_type=map_type, map_valid=map_valid,
-        tl_xy=tl_xy, tl_state=tl_state, tl_valid=tl_valid,
+        map_xy=map_xy,
+        map_type=map_type,
+        map_valid=map_valid,
+        tl_xy=tl_xy,
+        tl_state=tl_state,
+        tl_valid=tl_valid,
         frame_origin=origin,
         frame_yaw=np.float64(yaw),
     )

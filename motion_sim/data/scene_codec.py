@@ -7,6 +7,7 @@ list feature: agents valid at the current step that did not fit in MAX_AGENTS sl
 `history_only` (int64 0/1) marks a test-split scene with no logged future (`RawScenario.
 history_only`); shards written before it existed parse as 0.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,20 +29,25 @@ def _tensor_proto_bytes(value: np.ndarray, dtype) -> bytes:
     little-endian buffer (strings as string_val), without one eager op (or make_tensor_proto's
     checks, ~0.7 ms) per field."""
     shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in value.shape])
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in value.shape]
+    )
     if dtype is np.object_:
         strings = [v.encode() if isinstance(v, str) else bytes(v) for v in value.reshape(-1)]
-        proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape,
-                                       string_val=strings)
+        proto = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING, tensor_shape=shape, string_val=strings
+        )
     else:
-        proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(dtype).as_datatype_enum,
-                                       tensor_shape=shape,
-                                       tensor_content=np.ascontiguousarray(value).tobytes())
+        proto = tensor_pb2.TensorProto(
+            dtype=tf.as_dtype(dtype).as_datatype_enum,
+            tensor_shape=shape,
+            tensor_content=np.ascontiguousarray(value).tobytes(),
+        )
     return proto.SerializeToString()
 
 
-def serialize_scene(scene: Scene, dropped_agent_ids: np.ndarray,
-                    history_only: bool = False) -> bytes:
+def serialize_scene(
+    scene: Scene, dropped_agent_ids: np.ndarray, history_only: bool = False
+) -> bytes:
     """Serialized tf.train.Example of one (unbatched) scene."""
     feature = {}
     for name, (shape, dtype) in scene_spec().items():
@@ -51,11 +57,14 @@ def serialize_scene(scene: Scene, dropped_agent_ids: np.ndarray,
         if dtype is not np.object_:
             value = value.astype(dtype, copy=False)
         feature[name] = tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[_tensor_proto_bytes(value, dtype)]))
+            bytes_list=tf.train.BytesList(value=[_tensor_proto_bytes(value, dtype)])
+        )
     feature[DROPPED_IDS_KEY] = tf.train.Feature(
-        int64_list=tf.train.Int64List(value=np.asarray(dropped_agent_ids, np.int64).tolist()))
+        int64_list=tf.train.Int64List(value=np.asarray(dropped_agent_ids, np.int64).tolist())
+    )
     feature[HISTORY_ONLY_KEY] = tf.train.Feature(
-        int64_list=tf.train.Int64List(value=[int(bool(history_only))]))
+        int64_list=tf.train.Int64List(value=[int(bool(history_only))])
+    )
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -84,7 +93,8 @@ def parse_scene(serialized: tf.Tensor, with_dropped_ids: bool = False):
 def parse_history_only(serialized: tf.Tensor) -> tf.Tensor:
     """[] bool: the serialized scene has no logged future (graph-safe; False for old shards)."""
     parsed = tf.io.parse_single_example(
-        serialized, {HISTORY_ONLY_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0)})
+        serialized, {HISTORY_ONLY_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0)}
+    )
     return parsed[HISTORY_ONLY_KEY] > 0
 
 

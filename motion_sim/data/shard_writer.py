@@ -11,6 +11,7 @@ Bad input: a scenario that fails to parse or validate is skipped and counted by
 `ScenarioError.reason`. A corrupt TFRecord (broken framing/CRC) fails the whole unit: nothing of
 that file is committed, and the error names the file and record.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,6 +39,7 @@ _MAX_EXAMPLES_PER_REASON = 3  # skip messages kept per reason, for debugging a b
 @dataclasses.dataclass(frozen=True)
 class Unit:
     """One work item: `paths` are read in order and written as shards `<name>-NNNNN<ext>`."""
+
     name: str
     paths: tuple
 
@@ -52,8 +54,9 @@ def input_key(path: str) -> list:
     return [int(stat.length), int(stat.mtime_nsec)]
 
 
-def plan_units(files: list[str], fmt: str, shard_size: int,
-               compression: str = "GZIP") -> list[Unit]:
+def plan_units(
+    files: list[str], fmt: str, shard_size: int, compression: str = "GZIP"
+) -> list[Unit]:
     """Deterministic units (same inputs and flags -> same names), so a rerun finds finished ones.
 
     A unit's name ends in a tag over everything that decides which scenes it writes and how
@@ -68,14 +71,17 @@ def plan_units(files: list[str], fmt: str, shard_size: int,
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
     def tag(paths):
-        identity = {"format": fmt, "compression": compression,
-                    "inputs": [[p, *input_key(p)] for p in paths]}
+        identity = {
+            "format": fmt,
+            "compression": compression,
+            "inputs": [[p, *input_key(p)] for p in paths],
+        }
         if fmt == "gpudrive":
             identity["shard_size"] = int(shard_size)
         return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
     if fmt == "gpudrive":  # one scenario per file: group files into shard-sized units
-        groups = [tuple(files[i:i + shard_size]) for i in range(0, len(files), shard_size)]
+        groups = [tuple(files[i : i + shard_size]) for i in range(0, len(files), shard_size)]
         return [Unit(f"gpudrive-{i:05d}-{tag(g)}", g) for i, g in enumerate(groups)]
     return [Unit(f"{_stem(p)}-{tag([p])}", (p,)) for p in files]
 
@@ -97,7 +103,7 @@ def stale_outputs(output_dir: str, units: list[Unit]) -> list[str]:
     for entry in sorted(tf.io.gfile.listdir(output_dir)):
         entry = entry.rstrip("/")
         if entry.endswith(STATS_SUFFIX):
-            unit = entry[:-len(STATS_SUFFIX)]
+            unit = entry[: -len(STATS_SUFFIX)]
         else:
             match = _SHARD_RE.match(entry)
             unit = match.group("unit") if match else None
@@ -121,10 +127,12 @@ def _read(fmt: str, source: str, payload) -> RawScenario:
         return scenario_reader.read_scenario_bytes(payload, source)
     if fmt == "example":
         return example_reader.read_motion_example(
-            example_reader.parse_example_bytes(payload, source), source)
+            example_reader.parse_example_bytes(payload, source), source
+        )
     if tf.io.gfile.isdir(payload):
-        raise ScenarioError(source, "is a directory, not a JSON file (narrow the glob)",
-                            reason="not_a_file")
+        raise ScenarioError(
+            source, "is a directory, not a JSON file (narrow the glob)", reason="not_a_file"
+        )
     return gpudrive_reader.read_gpudrive_file(payload)
 
 
@@ -133,10 +141,15 @@ def _reconstruction_error_fn():
     """The tokenizer's reconstruction error, traced once per process (tracing takes seconds;
     a worker converts many units)."""
     from motion_sim.tokenizer import ActionTokenizer  # heavy; only where it is used
-    return tf.function(ActionTokenizer().reconstruction_error, input_signature=[
-        tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32),
-        tf.TensorSpec([MAX_AGENTS, NUM_STEPS], tf.bool),
-        tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32)])
+
+    return tf.function(
+        ActionTokenizer().reconstruction_error,
+        input_signature=[
+            tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32),
+            tf.TensorSpec([MAX_AGENTS, NUM_STEPS], tf.bool),
+            tf.TensorSpec([MAX_AGENTS, NUM_STEPS, 2], tf.float32),
+        ],
+    )
 
 
 class _TokenErrorMeter:
@@ -157,10 +170,21 @@ class _TokenErrorMeter:
 
 
 def empty_stats() -> dict:
-    return {"scenarios_read": 0, "scenarios_written": 0, "skipped": {}, "skipped_examples": {},
-            "history_only": 0, "sdc_inferred": 0, "defaults_applied": {},
-            "agents_kept": 0, "agents_dropped": 0, "token_error_sum_m": 0.0,
-            "token_error_count": 0, "token_error_max_m": 0.0, "output_files": []}
+    return {
+        "scenarios_read": 0,
+        "scenarios_written": 0,
+        "skipped": {},
+        "skipped_examples": {},
+        "history_only": 0,
+        "sdc_inferred": 0,
+        "defaults_applied": {},
+        "agents_kept": 0,
+        "agents_dropped": 0,
+        "token_error_sum_m": 0.0,
+        "token_error_count": 0,
+        "token_error_max_m": 0.0,
+        "output_files": [],
+    }
 
 
 def is_failure(reason: str) -> bool:
@@ -202,8 +226,9 @@ def input_bytes(unit: Unit) -> int:
     return sum(max(input_key(path)[0], 0) for path in unit.paths)
 
 
-def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
-                 compression: str = "GZIP", progress=None) -> dict:
+def process_unit(
+    unit: Unit, output_dir: str, fmt: str, shard_size: int, compression: str = "GZIP", progress=None
+) -> dict:
     """Converts one unit and commits it; returns its stats. Raises ScenarioError on a corrupt
     TFRecord (after removing this unit's partial output).
 
@@ -222,24 +247,31 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
         for source, payload in _sources(unit, fmt):
             stats["scenarios_read"] += 1
             if progress is not None:
-                progress(len(payload) + _TFRECORD_FRAMING_BYTES if isinstance(payload, bytes)
-                         else tf.io.gfile.stat(payload).length)
+                progress(
+                    len(payload) + _TFRECORD_FRAMING_BYTES
+                    if isinstance(payload, bytes)
+                    else tf.io.gfile.stat(payload).length
+                )
             try:
                 raw = _read(fmt, source, payload)
                 scene, dropped = build_scene(raw)
                 scenario_id = str(scene.scenario_id.item())
                 if scenario_id in first_source:
-                    raise ScenarioError(source, f"scenario {scenario_id!r} appears twice (kept "
-                                                f"{first_source[scenario_id]})",
-                                        reason="duplicate_scenario_id")
+                    raise ScenarioError(
+                        source,
+                        f"scenario {scenario_id!r} appears twice (kept "
+                        f"{first_source[scenario_id]})",
+                        reason="duplicate_scenario_id",
+                    )
             except ScenarioError as e:
                 count_skip(stats, e.reason, str(e))
                 continue
             except Exception as e:  # noqa: BLE001 -- one bad record must not stop the unit
                 # A reader bug or an input shape no check foresaw: named and counted like any
                 # other bad record, so the rest of the file and the batch still get converted.
-                count_skip(stats, f"unexpected_{type(e).__name__}",
-                           f"{source}: {type(e).__name__}: {e}")
+                count_skip(
+                    stats, f"unexpected_{type(e).__name__}", f"{source}: {type(e).__name__}: {e}"
+                )
                 continue
             first_source[scenario_id] = source
             if writer is None or in_shard >= shard_size:
@@ -258,8 +290,14 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
             for name in raw.defaults_applied:
                 stats["defaults_applied"][name] = stats["defaults_applied"].get(name, 0) + 1
             stats["agents_kept"] += int(scene.agent_mask.sum())
-            stats["scenarios"].append([scenario_id, source, os.path.basename(final_paths[-1]),
-                                       int(scene.agent_mask.sum())])
+            stats["scenarios"].append(
+                [
+                    scenario_id,
+                    source,
+                    os.path.basename(final_paths[-1]),
+                    int(scene.agent_mask.sum()),
+                ]
+            )
             stats["agents_dropped"] += int(scene.num_agents_dropped)
             meter.add(scene)
         if writer is not None:
@@ -274,10 +312,13 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
         raise
     for temp, final in zip(temp_paths, final_paths):
         tf.io.gfile.rename(temp, final, overwrite=True)
-    stats.update(token_error_sum_m=meter.total, token_error_count=meter.count,
-                 token_error_max_m=meter.max,
-                 output_files=[os.path.basename(p) for p in final_paths],
-                 inputs=list(unit.paths))
+    stats.update(
+        token_error_sum_m=meter.total,
+        token_error_count=meter.count,
+        token_error_max_m=meter.max,
+        output_files=[os.path.basename(p) for p in final_paths],
+        inputs=list(unit.paths),
+    )
     write_json_atomic(unit_stats_path(output_dir, unit), stats)
     return stats
 
@@ -285,9 +326,11 @@ def process_unit(unit: Unit, output_dir: str, fmt: str, shard_size: int,
 def _scenario_id_of(serialized: bytes) -> str:
     """The scenario id of a serialized scene, read from the Example without TF ops."""
     from tensorflow.core.framework import tensor_pb2  # proto only: cheap
+
     example = tf.train.Example.FromString(serialized)
     tensor = tensor_pb2.TensorProto.FromString(
-        example.features.feature["scenario_id"].bytes_list.value[0])
+        example.features.feature["scenario_id"].bytes_list.value[0]
+    )
     return tensor.string_val[0].decode()
 
 
@@ -341,8 +384,11 @@ def drop_duplicate_scenarios(output_dir: str, units: list[Unit], per_unit: list[
         for row in later:
             stats["scenarios_written"] -= 1
             stats["agents_kept"] -= row[3]
-            count_skip(stats, "duplicate_scenario_id",
-                       f"{row[1]}: scenario {row[0]!r} appears twice (kept {first[row[0]]})")
+            count_skip(
+                stats,
+                "duplicate_scenario_id",
+                f"{row[1]}: scenario {row[0]!r} appears twice (kept {first[row[0]]})",
+            )
         dropped = {id(row) for row in later}
         stats["scenarios"] = [row for row in stats["scenarios"] if id(row) not in dropped]
         write_json_atomic(unit_stats_path(output_dir, unit), stats)
@@ -352,8 +398,14 @@ def merge_stats(per_unit: list[dict]) -> dict:
     """Sums per-unit stats into the stats.json summary."""
     total = empty_stats()
     for stats in per_unit:
-        for key in ("scenarios_read", "scenarios_written", "agents_kept", "agents_dropped",
-                    "token_error_sum_m", "token_error_count"):
+        for key in (
+            "scenarios_read",
+            "scenarios_written",
+            "agents_kept",
+            "agents_dropped",
+            "token_error_sum_m",
+            "token_error_count",
+        ):
             total[key] += stats[key]
         # Units committed before these counts existed lack them: count them as zero.
         for key in ("history_only", "sdc_inferred"):
@@ -365,7 +417,7 @@ def merge_stats(per_unit: list[dict]) -> dict:
             total["skipped"][reason] = total["skipped"].get(reason, 0) + n
         for reason, msgs in stats["skipped_examples"].items():
             kept = total["skipped_examples"].setdefault(reason, [])
-            kept.extend(msgs[:_MAX_EXAMPLES_PER_REASON - len(kept)])
+            kept.extend(msgs[: _MAX_EXAMPLES_PER_REASON - len(kept)])
         total["output_files"].extend(stats["output_files"])
     total.pop("scenarios", None)
     count = total.pop("token_error_count")
@@ -373,8 +425,8 @@ def merge_stats(per_unit: list[dict]) -> dict:
     total["token_reconstruction_error_m"] = {
         "mean": total_err / count if count else None,
         "max": total.pop("token_error_max_m") if count else None,
-        "agent_steps": count}
+        "agent_steps": count,
+    }
     total.pop("token_error_max_m", None)
     total["output_files"].sort()
     return total
-

@@ -4,6 +4,7 @@ The split is a function of the ids alone (a salted CRC32 rank), so adding files 
 reading them in another order cannot move a scene from validation into training unnoticed, and
 the same id read twice (the bundled GPUDrive scene is also in ../shared/gpudrive) lands once.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -38,5 +39,6 @@ def assert_disjoint(train_ids: Iterable[str], val_ids: Iterable[str]) -> None:
     """Raises SplitError naming the shared ids (up to 5) if the two sets overlap."""
     shared = sorted(set(train_ids) & set(val_ids))
     if shared:
-        raise SplitError(f"{len(shared)} scenario id(s) are in both training and validation: "
-                         f"{shared[:5]}")
+        raise SplitError(
+            f"{len(shared)} scenario id(s) are in both training and validation: {shared[:5]}"
+        )

@@ -8,6 +8,7 @@ red light; pedestrians walk the sidewalks. Some agents enter late or leave early
 and vehicles that run off the end of the road become invalid. `num_agents` may exceed
 MAX_AGENTS to exercise dropping.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,16 +16,26 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from motion_sim.data.datatypes import (CURRENT_INDEX, NUM_STEPS, STEP_HZ, AgentType, MapType,
-                                       RawScenario, TrafficLightState)
+from motion_sim.data.datatypes import (
+    CURRENT_INDEX,
+    NUM_STEPS,
+    STEP_HZ,
+    AgentType,
+    MapType,
+    RawScenario,
+    TrafficLightState,
+)
 from motion_sim.data.frames import wrap_angle
 
 _DT = 1.0 / STEP_HZ
 _LANE_WIDTH = 3.6
 # IDM parameters (Treiber et al. 2000), typical urban values.
 _IDM_MAX_ACCEL, _IDM_COMFORT_DECEL, _IDM_MIN_GAP, _IDM_HEADWAY = 1.5, 2.0, 2.0, 1.5
-_SIZES = {AgentType.VEHICLE: (4.6, 1.9, 1.6), AgentType.CYCLIST: (1.8, 0.6, 1.7),
-          AgentType.PEDESTRIAN: (0.6, 0.6, 1.75)}
+_SIZES = {
+    AgentType.VEHICLE: (4.6, 1.9, 1.6),
+    AgentType.CYCLIST: (1.8, 0.6, 1.7),
+    AgentType.PEDESTRIAN: (0.6, 0.6, 1.75),
+}
 
 
 def _arc(points: np.ndarray) -> np.ndarray:
@@ -50,8 +61,13 @@ class SyntheticScenarioGenerator:
       seed: base seed.
     """
 
-    def __init__(self, num_agents: int = 160, lanes_per_direction: int = 3,
-                 road_length_m: float = 800.0, seed: int = 0):
+    def __init__(
+        self,
+        num_agents: int = 160,
+        lanes_per_direction: int = 3,
+        road_length_m: float = 800.0,
+        seed: int = 0,
+    ):
         if num_agents < 1:
             raise ValueError("num_agents must be >= 1")
         self.num_agents = num_agents
@@ -84,10 +100,12 @@ class SyntheticScenarioGenerator:
                 lanes.append(pts if direction > 0 else pts[::-1])
                 polylines.append((MapType.LANE_SURFACE_STREET, lanes[-1]))
             for k in range(1, n):
-                polylines.append((MapType.ROAD_LINE_BROKEN,
-                                  self._offset(centre, -direction * k * _LANE_WIDTH)))
-            polylines.append((MapType.ROAD_EDGE_BOUNDARY,
-                              self._offset(centre, -direction * n * _LANE_WIDTH)))
+                polylines.append(
+                    (MapType.ROAD_LINE_BROKEN, self._offset(centre, -direction * k * _LANE_WIDTH))
+                )
+            polylines.append(
+                (MapType.ROAD_EDGE_BOUNDARY, self._offset(centre, -direction * n * _LANE_WIDTH))
+            )
         polylines.append((MapType.ROAD_LINE_DOUBLE, centre))
         # Cross street at x = 0, one lane each way, queueing towards the main road.
         cross_y = np.arange(-150.0, 150.5, 1.0)
@@ -100,15 +118,33 @@ class SyntheticScenarioGenerator:
         road_half = n * _LANE_WIDTH
         for side in (-1, 1):  # crosswalk polygons on both sides of the main road
             x0 = side * (_LANE_WIDTH + 2.0)
-            ring = np.array([[x0 - 2, -road_half], [x0 + 2, -road_half], [x0 + 2, road_half],
-                             [x0 - 2, road_half], [x0 - 2, -road_half]])
+            ring = np.array(
+                [
+                    [x0 - 2, -road_half],
+                    [x0 + 2, -road_half],
+                    [x0 + 2, road_half],
+                    [x0 - 2, road_half],
+                    [x0 - 2, -road_half],
+                ]
+            )
             polylines.append((MapType.CROSSWALK, ring))
         polylines.append((MapType.STOP_SIGN, np.array([[_LANE_WIDTH + 1.0, -road_half - 3.0]])))
-        polylines.append((MapType.SPEED_BUMP, np.array(
-            [[100, -road_half], [101, -road_half], [101, road_half], [100, road_half],
-             [100, -road_half]], float)))
-        polylines = [(t, np.concatenate([p, np.zeros((len(p), 1))], axis=-1))
-                     for t, p in polylines]
+        polylines.append(
+            (
+                MapType.SPEED_BUMP,
+                np.array(
+                    [
+                        [100, -road_half],
+                        [101, -road_half],
+                        [101, road_half],
+                        [100, road_half],
+                        [100, -road_half],
+                    ],
+                    float,
+                ),
+            )
+        )
+        polylines = [(t, np.concatenate([p, np.zeros((len(p), 1))], axis=-1)) for t, p in polylines]
         return lanes, cross_lanes, polylines, centre, road_half
 
     # --------------------------------------------------------------- agents
@@ -130,10 +166,14 @@ class SyntheticScenarioGenerator:
             positions[:, t] = s
             leader_gap = np.r_[s[1:] - s[:-1] - 4.6, np.inf]
             dv = np.r_[v[:-1] - v[1:], 0.0]
-            s_star = _IDM_MIN_GAP + v * _IDM_HEADWAY + v * dv / (
-                2 * np.sqrt(_IDM_MAX_ACCEL * _IDM_COMFORT_DECEL))
-            accel = _IDM_MAX_ACCEL * (1 - (v / desired) ** 4
-                                      - (np.maximum(s_star, 0) / np.maximum(leader_gap, 0.1)) ** 2)
+            s_star = (
+                _IDM_MIN_GAP
+                + v * _IDM_HEADWAY
+                + v * dv / (2 * np.sqrt(_IDM_MAX_ACCEL * _IDM_COMFORT_DECEL))
+            )
+            accel = _IDM_MAX_ACCEL * (
+                1 - (v / desired) ** 4 - (np.maximum(s_star, 0) / np.maximum(leader_gap, 0.1)) ** 2
+            )
             v = np.maximum(v + accel * _DT, 0.0)
             s = s + v * _DT
         xy, heading = _along(lane, arc, positions)
@@ -212,7 +252,7 @@ class SyntheticScenarioGenerator:
             if rng.random() < 0.5:
                 valid[i, : rng.integers(1, NUM_STEPS // 2)] = False
             else:
-                valid[i, rng.integers(NUM_STEPS // 2, NUM_STEPS):] = False
+                valid[i, rng.integers(NUM_STEPS // 2, NUM_STEPS) :] = False
         velocity = np.gradient(xy, _DT, axis=1)
         z = np.zeros((total, NUM_STEPS, 1))
         size = np.array([_SIZES.get(AgentType(t), _SIZES[AgentType.VEHICLE]) for t in types])
@@ -222,18 +262,28 @@ class SyntheticScenarioGenerator:
         candidates = [i for i in np.argsort(d) if full[i] and i != sdc_row][:7]
         tl_lane_id, tl_state, tl_xyz, tl_valid = self._lights(cross_lanes, road_half)
         return RawScenario(
-            scenario_id=f"synthetic-{self.seed}-{index}", source=f"synthetic:{self.seed}:{index}",
-            track_id=np.arange(1000, 1000 + total, dtype=np.int64), track_type=types,
-            xyz=np.concatenate([xy, z], axis=-1), velocity=velocity,
-            heading=wrap_angle(heading), size=size, valid=valid,
+            scenario_id=f"synthetic-{self.seed}-{index}",
+            source=f"synthetic:{self.seed}:{index}",
+            track_id=np.arange(1000, 1000 + total, dtype=np.int64),
+            track_type=types,
+            xyz=np.concatenate([xy, z], axis=-1),
+            velocity=velocity,
+            heading=wrap_angle(heading),
+            size=size,
+            valid=valid,
             sdc_index=int(sdc_row),
             tracks_to_predict=np.array([sdc_row] + candidates, np.int32),
-            map_polylines=polylines, tl_lane_id=tl_lane_id, tl_state=tl_state, tl_xyz=tl_xyz,
-            tl_valid=tl_valid)
+            map_polylines=polylines,
+            tl_lane_id=tl_lane_id,
+            tl_state=tl_state,
+            tl_xyz=tl_xyz,
+            tl_valid=tl_valid,
+        )
 
     def write_tfrecord(self, path: str, num_scenarios: int, start: int = 0) -> None:
         """Writes scenarios start..start+num_scenarios-1 as WOMD Scenario protos (atomically)."""
         from motion_sim.data.scenario_writer import to_scenario_proto  # proto deps only here
+
         tmp = f"{path}.tmp-{os.getpid()}"
         with tf.io.TFRecordWriter(tmp) as writer:
             for index in range(start, start + num_scenarios):
@@ -248,6 +298,9 @@ class SyntheticScenarioGenerator:
             arc = _arc(lane)
             stop, _ = _along(lane, arc, np.array(arc[-1] / 2 - road_half - 1.0))
             xyz[:, j, :2] = stop
-        return (np.tile(np.arange(num, dtype=np.int64) + 9000, (NUM_STEPS, 1)),
-                np.full((NUM_STEPS, num), int(TrafficLightState.STOP), np.int32), xyz,
-                np.ones((NUM_STEPS, num), bool))
+        return (
+            np.tile(np.arange(num, dtype=np.int64) + 9000, (NUM_STEPS, 1)),
+            np.full((NUM_STEPS, num), int(TrafficLightState.STOP), np.int32),
+            xyz,
+            np.ones((NUM_STEPS, num), bool),
+        )

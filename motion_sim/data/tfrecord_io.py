@@ -6,6 +6,7 @@ raises `ScenarioError(reason="corrupt_tfrecord")` naming `file:record`; records 
 already been yielded. A record that is framed correctly but does not parse as the expected proto
 is the reader's business (`reason="bad_record"`) and only that record is skipped.
 """
+
 from __future__ import annotations
 
 import glob as glob_module
@@ -24,8 +25,10 @@ def _glob(pattern: str) -> list[str]:
     except (UnicodeDecodeError, UnicodeEncodeError):
         # TF file names are UTF-8; name the offending file (Python's glob can list it).
         bad = [p for p in glob_module.glob(pattern) if not _is_utf8(p)] or [pattern]
-        raise ValueError(f"{bad[0]!r}: file name is not valid UTF-8, which TensorFlow cannot "
-                         "open; rename it or narrow the glob") from None
+        raise ValueError(
+            f"{bad[0]!r}: file name is not valid UTF-8, which TensorFlow cannot "
+            "open; rename it or narrow the glob"
+        ) from None
 
 
 def _is_utf8(path: str) -> bool:
@@ -72,14 +75,16 @@ def iter_records(path: str) -> Iterator[tuple[int, bytes]]:
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
     if tf.io.gfile.isdir(path):
-        raise ScenarioError(path, "is a directory, not a TFRecord file (narrow the glob)",
-                            reason="not_a_file")
+        raise ScenarioError(
+            path, "is a directory, not a TFRecord file (narrow the glob)", reason="not_a_file"
+        )
     index = 0
     try:
         iterator = iter(tf.data.TFRecordDataset(path))
     except tf.errors.OpError as e:
-        raise ScenarioError(path, f"cannot read: {clean_tf_message(e)}",
-                            reason="unreadable") from None
+        raise ScenarioError(
+            path, f"cannot read: {clean_tf_message(e)}", reason="unreadable"
+        ) from None
     while True:
         try:
             record = next(iterator)
@@ -90,9 +95,11 @@ def iter_records(path: str) -> Iterator[tuple[int, bytes]]:
                 f"{path}:{index}",
                 f"corrupt or truncated TFRecord (framing/CRC check failed; records from {index} "
                 f"on are unreadable): {clean_tf_message(e)}",
-                reason="corrupt_tfrecord") from None
+                reason="corrupt_tfrecord",
+            ) from None
         except tf.errors.OpError as e:  # permission denied, I/O error, ...
-            raise ScenarioError(f"{path}:{index}", f"cannot read: {clean_tf_message(e)}",
-                                reason="unreadable") from None
+            raise ScenarioError(
+                f"{path}:{index}", f"cannot read: {clean_tf_message(e)}", reason="unreadable"
+            ) from None
         yield index, record.numpy()
         index += 1

@@ -1,4 +1,5 @@
 """One scene token per agent from its 11 history steps."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -31,8 +32,9 @@ class AgentHistoryEncoder(tf.keras.layers.Layer):
       Returns [B, A, D]. Only the history (indices 0..10) is read: no future leaks in.
     """
 
-    def __init__(self, hidden: int, mlp_width: int, mlp_layers: int = 2,
-                 activation: str = "relu", **kwargs):
+    def __init__(
+        self, hidden: int, mlp_width: int, mlp_layers: int = 2, activation: str = "relu", **kwargs
+    ):
         # Raw scene inputs stay float32: autocasting positions of ~100 m to bfloat16 under
         # mixed precision would round them to ~0.5 m. The MLPs cast normalised features.
         kwargs.setdefault("autocast", False)
@@ -43,8 +45,11 @@ class AgentHistoryEncoder(tf.keras.layers.Layer):
 
     def call(self, scene):
         steps = features.agent_step_features(
-            scene["agent_xy"][:, :, :_H], scene["agent_heading"][:, :, :_H],
-            scene["agent_vel"][:, :, :_H], scene["agent_valid"][:, :, :_H])  # [B, A, 11, 7]
+            scene["agent_xy"][:, :, :_H],
+            scene["agent_heading"][:, :, :_H],
+            scene["agent_vel"][:, :, :_H],
+            scene["agent_valid"][:, :, :_H],
+        )  # [B, A, 11, 7]
         shape = tf.shape(steps)
         flat = tf.reshape(steps, [shape[0], shape[1], _H * steps.shape[-1]])
         static = features.agent_static_features(scene["agent_size"], scene["agent_type"])
@@ -52,6 +57,10 @@ class AgentHistoryEncoder(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden=self.hidden, mlp_width=self.mlp_width, mlp_layers=self.mlp_layers,
-                      activation=self.activation)
+        config.update(
+            hidden=self.hidden,
+            mlp_width=self.mlp_width,
+            mlp_layers=self.mlp_layers,
+            activation=self.activation,
+        )
         return config

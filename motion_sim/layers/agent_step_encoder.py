@@ -1,4 +1,5 @@
 """One scene token per agent per history step (the Wayformer encoder's agent tokens)."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -27,8 +28,9 @@ class AgentStepEncoder(tf.keras.layers.Layer):
       agent_mask & valid at step t). Only the history (0..10) is read; invalid tokens are 0.
     """
 
-    def __init__(self, hidden: int, mlp_width: int, mlp_layers: int = 2,
-                 activation: str = "relu", **kwargs):
+    def __init__(
+        self, hidden: int, mlp_width: int, mlp_layers: int = 2, activation: str = "relu", **kwargs
+    ):
         kwargs.setdefault("autocast", False)  # raw positions stay float32 (see SceneEncoder)
         super().__init__(**kwargs)
         self.hidden, self.mlp_width, self.mlp_layers = hidden, mlp_width, mlp_layers
@@ -38,21 +40,33 @@ class AgentStepEncoder(tf.keras.layers.Layer):
 
     def call(self, scene):
         steps = features.agent_step_features(
-            scene["agent_xy"][:, :, :_H], scene["agent_heading"][:, :, :_H],
-            scene["agent_vel"][:, :, :_H], scene["agent_valid"][:, :, :_H])  # [B, A, 11, 7]
+            scene["agent_xy"][:, :, :_H],
+            scene["agent_heading"][:, :, :_H],
+            scene["agent_vel"][:, :, :_H],
+            scene["agent_valid"][:, :, :_H],
+        )  # [B, A, 11, 7]
         static = features.agent_static_features(scene["agent_size"], scene["agent_type"])
-        static = tf.broadcast_to(static[:, :, None], tf.concat(
-            [tf.shape(steps)[:3], tf.shape(static)[-1:]], axis=0))
+        static = tf.broadcast_to(
+            static[:, :, None], tf.concat([tf.shape(steps)[:3], tf.shape(static)[-1:]], axis=0)
+        )
         token = self.mlp(tf.concat([steps, static], axis=-1)) + self.time_embedding(tf.range(_H))
-        mask = (tf.cast(scene["agent_valid"][:, :, :_H], tf.bool)
-                & tf.cast(scene["agent_mask"], tf.bool)[:, :, None])
+        mask = (
+            tf.cast(scene["agent_valid"][:, :, :_H], tf.bool)
+            & tf.cast(scene["agent_mask"], tf.bool)[:, :, None]
+        )
         token = tf.where(mask[..., None], token, tf.zeros_like(token))
         shape = tf.shape(token)
-        return (tf.reshape(token, [shape[0], shape[1] * _H, self.hidden]),
-                tf.reshape(mask, [shape[0], shape[1] * _H]))
+        return (
+            tf.reshape(token, [shape[0], shape[1] * _H, self.hidden]),
+            tf.reshape(mask, [shape[0], shape[1] * _H]),
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden=self.hidden, mlp_width=self.mlp_width, mlp_layers=self.mlp_layers,
-                      activation=self.activation)
+        config.update(
+            hidden=self.hidden,
+            mlp_width=self.mlp_width,
+            mlp_layers=self.mlp_layers,
+            activation=self.activation,
+        )
         return config

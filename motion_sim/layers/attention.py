@@ -1,4 +1,5 @@
 """Multi-head attention with separately callable projections (for KV caching)."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -34,17 +35,20 @@ class Attention(tf.keras.layers.Layer):
         # Glorot-uniform per q / k / v slice, as three separate [D, H, d] EinsumDense kernels
         # would be (fans of the [D, 3, H, d] shape are 3x larger, hence scale 3).
         self.qkv_kernel = self.add_weight(
-            "qkv/kernel", [width, 3, self.num_heads, self.key_dim],
-            initializer=tf.keras.initializers.VarianceScaling(3.0, "fan_avg", "uniform"))
-        self._output_dense = tf.keras.layers.EinsumDense("bshe,hed->bsd", [None, width],
-                                                         name="output")
+            "qkv/kernel",
+            [width, 3, self.num_heads, self.key_dim],
+            initializer=tf.keras.initializers.VarianceScaling(3.0, "fan_avg", "uniform"),
+        )
+        self._output_dense = tf.keras.layers.EinsumDense(
+            "bshe,hed->bsd", [None, width], name="output"
+        )
         super().build(query_shape)
 
     def _kernel(self, which: slice) -> tf.Tensor:
         return tf.cast(self.qkv_kernel[:, which], self.compute_dtype)
 
     def _scale_query(self, q):
-        return q * tf.cast(self.key_dim ** -0.5, q.dtype)
+        return q * tf.cast(self.key_dim**-0.5, q.dtype)
 
     def project_query(self, x: tf.Tensor) -> tf.Tensor:
         """[B, Q, D] -> [B, Q, H, d], already scaled by 1/sqrt(d)."""
@@ -62,8 +66,11 @@ class Attention(tf.keras.layers.Layer):
         k [B, H, S, d], v [B, H, S, d])."""
         x = tf.cast(x, self.compute_dtype)
         qkv = tf.einsum("bsd,dkhe->kbshe", x, self._kernel(slice(0, 3)))
-        return (self._scale_query(qkv[0]), tf.transpose(qkv[1], [0, 2, 1, 3]),
-                tf.transpose(qkv[2], [0, 2, 1, 3]))
+        return (
+            self._scale_query(qkv[0]),
+            tf.transpose(qkv[1], [0, 2, 1, 3]),
+            tf.transpose(qkv[2], [0, 2, 1, 3]),
+        )
 
     def attend(self, q, k, v, bias, training=None) -> tf.Tensor:
         """q [B, Q, H, d], k/v [B, H, K, d], bias broadcastable to [B, H, Q, K] (float32,
@@ -95,7 +102,8 @@ class Attention(tf.keras.layers.Layer):
             dropped = tf.where(keep, weights, tf.zeros_like(weights))
             # The 1 / (1 - rate) scale goes on the small [B, H, Q] side.
             weights, inv_denom = tf.__internal__.smart_cond.smart_cond(
-                training, lambda: (dropped, inv_denom / keep_prob), lambda: (weights, inv_denom))
+                training, lambda: (dropped, inv_denom / keep_prob), lambda: (weights, inv_denom)
+            )
         out = tf.einsum("bhqk,bhkd->bqhd", tf.cast(weights, v.dtype), v)
         scale = tf.transpose(inv_denom, [0, 2, 1])[..., None]  # [B, Q, H, 1]
         return tf.cast(tf.cast(out, tf.float32) * scale, v.dtype)
@@ -119,8 +127,10 @@ class Attention(tf.keras.layers.Layer):
         for bias in chunk_biases:
             nq, nk = bias.shape[-2], bias.shape[-1]
             if nq is None or nk is None or nk - nq != start:
-                raise ValueError(f"chunk biases must be static and consecutive: query rows "
-                                 f"[{start}, ..) but bias shape {bias.shape}")
+                raise ValueError(
+                    f"chunk biases must be static and consecutive: query rows "
+                    f"[{start}, ..) but bias shape {bias.shape}"
+                )
             sizes.append(nq)
             start = nk
         if start != q.shape[1]:
@@ -133,8 +143,8 @@ class Attention(tf.keras.layers.Layer):
         ks, vs = tf.split(k, sizes, axis=2), tf.split(v, sizes, axis=2)
         outs = []
         for i, bias in enumerate(chunk_biases):
-            k_i = ks[0] if i == 0 else tf.concat(ks[:i + 1], axis=2)
-            v_i = vs[0] if i == 0 else tf.concat(vs[:i + 1], axis=2)
+            k_i = ks[0] if i == 0 else tf.concat(ks[: i + 1], axis=2)
+            v_i = vs[0] if i == 0 else tf.concat(vs[: i + 1], axis=2)
             outs.append(self.attend_heads(qs[i], k_i, v_i, bias, training=training))
         return tf.concat(outs, axis=1)
 
@@ -160,8 +170,9 @@ class Attention(tf.keras.layers.Layer):
         scores = tf.cast(tf.einsum("bqhd,bhkd->bhqk", q, k_folded), tf.float32)
         row_max = tf.reduce_max(scores, axis=-1, keepdims=True)
         weights = tf.exp(scores - row_max)
-        out = tf.cast(tf.einsum("bhqk,bhkd->bqhd", tf.cast(weights, v_folded.dtype), v_folded),
-                      tf.float32)
+        out = tf.cast(
+            tf.einsum("bhqk,bhkd->bqhd", tf.cast(weights, v_folded.dtype), v_folded), tf.float32
+        )
         return tf.cast(out[..., :-1] / out[..., -1:], v_folded.dtype)
 
     def project_output(self, heads: tf.Tensor) -> tf.Tensor:
@@ -203,16 +214,17 @@ def dropout_keep_mask(x: tf.Tensor, rate: float):
     Fresh randomness every call: the stateless draw is seeded from the stateful global
     generator (like `tf.keras.layers.Dropout`; reproducible under `tf.random.set_seed`).
     """
-    levels = 2 ** _DROPOUT_BITS
+    levels = 2**_DROPOUT_BITS
     threshold = int(round(rate * levels))
     last = x.shape[-1]
     if last is None:
         raise ValueError("dropout_keep_mask needs a static last axis")
     lead = tf.shape(x)[:-1]
     words = (last + 1) // 2  # two 16-bit draws per uint32 (one spare for an odd axis)
-    seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
-    bits = tf.random.stateless_uniform(tf.concat([lead, [words]], axis=0), seed,
-                                       dtype=tf.uint32, minval=None, maxval=None)
+    seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    bits = tf.random.stateless_uniform(
+        tf.concat([lead, [words]], axis=0), seed, dtype=tf.uint32, minval=None, maxval=None
+    )
     bits = tf.reshape(tf.bitcast(bits, tf.uint16), tf.concat([lead, [2 * words]], axis=0))
     if 2 * words != last:
         bits = bits[..., :last]

@@ -9,6 +9,7 @@ stored folded (`attention.fold_keys` / `fold_values`): each key carries its atte
 (padded agents, and every slot not yet written, hold MASK_VALUE) and each value a 1, so a cached
 step needs no mask tensor and gets its softmax denominators from the value matmul.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,7 +18,6 @@ import tensorflow as tf
 
 from motion_sim.layers import masks
 from motion_sim.layers.attention import Attention, fold_keys, fold_values
-
 
 # Most distinct (static) key-prefix lengths the cached self-attention compiles.
 _MAX_PREFIX_BUCKETS = 8
@@ -34,8 +34,15 @@ class DecoderBlock(tf.keras.layers.Layer):
       activation: FFN activation.
     """
 
-    def __init__(self, num_heads: int, key_dim: int, ffn_dim: int, dropout: float = 0.0,
-                 activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        ffn_dim: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_heads, self.key_dim, self.ffn_dim = num_heads, key_dim, ffn_dim
         self.dropout, self.activation = dropout, activation
@@ -121,8 +128,9 @@ class DecoderBlock(tf.keras.layers.Layer):
         def attend_prefix(bucket):
             n = min((bucket + 1) * bucket_steps, num_steps) * num_agents
             # [B*R, H, t', A, d+1] -> [B*R, H, t'*A, d+1]: key p = t * A + a, as in the full pass.
-            kv = tf.reshape(self_cache[:, :, :, :n // num_agents],
-                            [batch_r, 2, self.num_heads, n, width])
+            kv = tf.reshape(
+                self_cache[:, :, :, : n // num_agents], [batch_r, 2, self.num_heads, n, width]
+            )
             return self.self_attn.attend_folded(q, kv[:, 0], kv[:, 1])
 
         branches = [functools.partial(attend_prefix, b) for b in range(num_buckets)]
@@ -141,8 +149,13 @@ class DecoderBlock(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_heads=self.num_heads, key_dim=self.key_dim, ffn_dim=self.ffn_dim,
-                      dropout=self.dropout, activation=self.activation)
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            ffn_dim=self.ffn_dim,
+            dropout=self.dropout,
+            activation=self.activation,
+        )
         return config
 
 

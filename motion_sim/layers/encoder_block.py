@@ -1,4 +1,5 @@
 """Pre-norm transformer encoder block (self-attention over scene tokens + FFN)."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -17,8 +18,15 @@ class EncoderBlock(tf.keras.layers.Layer):
       activation: FFN activation.
     """
 
-    def __init__(self, num_heads: int, key_dim: int, ffn_dim: int, dropout: float = 0.0,
-                 activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        ffn_dim: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_heads, self.key_dim, self.ffn_dim = num_heads, key_dim, ffn_dim
         self.dropout, self.activation = dropout, activation
@@ -42,6 +50,11 @@ class EncoderBlock(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_heads=self.num_heads, key_dim=self.key_dim, ffn_dim=self.ffn_dim,
-                      dropout=self.dropout, activation=self.activation)
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            ffn_dim=self.ffn_dim,
+            dropout=self.dropout,
+            activation=self.activation,
+        )
         return config

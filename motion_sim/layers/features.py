@@ -3,6 +3,7 @@
 Scales keep typical scene-frame values O(1): positions within ~100 m, speeds within ~30 m/s,
 sizes within ~10 m.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -21,19 +22,27 @@ def agent_step_features(xy, heading, vel, valid) -> tf.Tensor:
     Invalid steps are zeroed (the log holds arbitrary values there) and flagged by `valid`.
     """
     valid_f = tf.cast(valid, tf.float32)[..., None]
-    feats = tf.concat([
-        tf.cast(xy, tf.float32) / POSITION_SCALE,
-        tf.cos(tf.cast(heading, tf.float32))[..., None],
-        tf.sin(tf.cast(heading, tf.float32))[..., None],
-        tf.cast(vel, tf.float32) / SPEED_SCALE,
-    ], axis=-1)
+    feats = tf.concat(
+        [
+            tf.cast(xy, tf.float32) / POSITION_SCALE,
+            tf.cos(tf.cast(heading, tf.float32))[..., None],
+            tf.sin(tf.cast(heading, tf.float32))[..., None],
+            tf.cast(vel, tf.float32) / SPEED_SCALE,
+        ],
+        axis=-1,
+    )
     return tf.concat([feats * valid_f, valid_f], axis=-1)
 
 
 def agent_static_features(size, agent_type) -> tf.Tensor:
     """[..., 8]: size / SIZE_SCALE and a one-hot `AgentType`."""
-    return tf.concat([tf.cast(size, tf.float32) / SIZE_SCALE,
-                      tf.one_hot(tf.cast(agent_type, tf.int32), NUM_AGENT_TYPES)], axis=-1)
+    return tf.concat(
+        [
+            tf.cast(size, tf.float32) / SIZE_SCALE,
+            tf.one_hot(tf.cast(agent_type, tf.int32), NUM_AGENT_TYPES),
+        ],
+        axis=-1,
+    )
 
 
 def masked_max(x: tf.Tensor, mask: tf.Tensor, axis: int) -> tf.Tensor:

@@ -1,4 +1,5 @@
 """Latent-query cross-attention block: K learned queries summarise a long token sequence."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -21,8 +22,16 @@ class LatentQueryBlock(tf.keras.layers.Layer):
       tokens [B, N, D], bias [B, 1, 1, N] float32 (padding) -> latents [B, K, D].
     """
 
-    def __init__(self, num_latents: int, num_heads: int, key_dim: int, ffn_dim: int,
-                 dropout: float = 0.0, activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        num_latents: int,
+        num_heads: int,
+        key_dim: int,
+        ffn_dim: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_latents, self.num_heads, self.key_dim = num_latents, num_heads, key_dim
         self.ffn_dim, self.dropout, self.activation = ffn_dim, dropout, activation
@@ -38,8 +47,10 @@ class LatentQueryBlock(tf.keras.layers.Layer):
     def build(self, input_shape):
         width = input_shape[-1]
         self.latents = self.add_weight(
-            "latents", [self.num_latents, width],
-            initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
+            "latents",
+            [self.num_latents, width],
+            initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02),
+        )
         self.ffn_out = tf.keras.layers.Dense(width, name="ffn_out")
         super().build(input_shape)
 
@@ -53,7 +64,12 @@ class LatentQueryBlock(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_latents=self.num_latents, num_heads=self.num_heads,
-                      key_dim=self.key_dim, ffn_dim=self.ffn_dim, dropout=self.dropout,
-                      activation=self.activation)
+        config.update(
+            num_latents=self.num_latents,
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            ffn_dim=self.ffn_dim,
+            dropout=self.dropout,
+            activation=self.activation,
+        )
         return config

@@ -5,6 +5,7 @@ masked (a padded query, or a scene with no agents) then gives a uniform softmax,
 padded outputs are simply ignored downstream. Biases are float32 because the softmax always runs
 in float32 (see `attention.Attention`), also under `mixed_bfloat16`.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -48,8 +49,7 @@ def block_causal_bias(agent_mask: tf.Tensor, num_steps: int) -> tf.Tensor:
     return mask_to_bias(causal[None, None, :, :] & key_valid[:, None, None, :])
 
 
-def block_causal_chunk_biases(agent_mask: tf.Tensor, num_steps: int,
-                               num_chunks: int) -> tuple:
+def block_causal_chunk_biases(agent_mask: tf.Tensor, num_steps: int, num_chunks: int) -> tuple:
     """`block_causal_bias` cut into query chunks of whole steps, each over its visible keys.
 
     Chunk i holds the queries of steps [s_i, e_i) and needs only the keys of steps [0, e_i)

@@ -1,4 +1,5 @@
 """A plain Dense stack (hidden layers with an activation, linear output)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -20,9 +21,11 @@ class MLP(tf.keras.layers.Layer):
         self.units = [int(u) for u in units]
         self.activation = activation
         self.dense_layers = [
-            tf.keras.layers.Dense(u, activation=activation if i < len(self.units) - 1 else None,
-                                  name=f"dense_{i}")
-            for i, u in enumerate(self.units)]
+            tf.keras.layers.Dense(
+                u, activation=activation if i < len(self.units) - 1 else None, name=f"dense_{i}"
+            )
+            for i, u in enumerate(self.units)
+        ]
 
     def call(self, x):
         for layer in self.dense_layers:

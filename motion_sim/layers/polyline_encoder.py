@@ -1,4 +1,5 @@
 """PointNet-style encoder: one scene token per map polyline."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -33,8 +34,9 @@ class PolylineEncoder(tf.keras.layers.Layer):
         self.hidden, self.mlp_width, self.activation = hidden, mlp_width, activation
         self.point_mlp = MLP([mlp_width, mlp_width], activation, name="point_mlp")
         self.polyline_mlp = MLP([mlp_width, hidden], activation, name="polyline_mlp")
-        self.type_embedding = tf.keras.layers.Embedding(datatypes.NUM_MAP_TYPES, hidden,
-                                                        name="type_embedding")
+        self.type_embedding = tf.keras.layers.Embedding(
+            datatypes.NUM_MAP_TYPES, hidden, name="type_embedding"
+        )
 
     def call(self, scene):
         xy = tf.cast(scene["map_xy"], tf.float32)

@@ -1,4 +1,5 @@
 """One scene token per traffic light at the current step."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -30,8 +31,9 @@ class TrafficLightEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden, self.mlp_width, self.activation = hidden, mlp_width, activation
         self.position_mlp = MLP([mlp_width, hidden], activation, name="position_mlp")
-        self.state_embedding = tf.keras.layers.Embedding(datatypes.NUM_TRAFFIC_LIGHT_STATES,
-                                                         hidden, name="state_embedding")
+        self.state_embedding = tf.keras.layers.Embedding(
+            datatypes.NUM_TRAFFIC_LIGHT_STATES, hidden, name="state_embedding"
+        )
 
     def call(self, scene):
         xy = tf.cast(scene["tl_xy"][:, _CUR], tf.float32) / features.POSITION_SCALE

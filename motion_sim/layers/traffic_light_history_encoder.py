@@ -1,4 +1,5 @@
 """One scene token per traffic light per history step (the Wayformer encoder's light tokens)."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -30,20 +31,26 @@ class TrafficLightHistoryEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden, self.mlp_width, self.activation = hidden, mlp_width, activation
         self.position_mlp = MLP([mlp_width, hidden], activation, name="position_mlp")
-        self.state_embedding = tf.keras.layers.Embedding(datatypes.NUM_TRAFFIC_LIGHT_STATES,
-                                                         hidden, name="state_embedding")
+        self.state_embedding = tf.keras.layers.Embedding(
+            datatypes.NUM_TRAFFIC_LIGHT_STATES, hidden, name="state_embedding"
+        )
         self.time_embedding = tf.keras.layers.Embedding(_H, hidden, name="time_embedding")
 
     def call(self, scene):
         xy = tf.cast(scene["tl_xy"][:, :_H], tf.float32) / features.POSITION_SCALE
-        mask = tf.cast(scene["tl_valid"][:, :_H], tf.bool)              # [B, 11, L]
+        mask = tf.cast(scene["tl_valid"][:, :_H], tf.bool)  # [B, 11, L]
         state = tf.cast(scene["tl_state"][:, :_H], tf.int32)
-        token = (self.position_mlp(xy) + self.state_embedding(state)
-                 + self.time_embedding(tf.range(_H))[None, :, None])
+        token = (
+            self.position_mlp(xy)
+            + self.state_embedding(state)
+            + self.time_embedding(tf.range(_H))[None, :, None]
+        )
         token = tf.where(mask[..., None], token, tf.zeros_like(token))
         shape = tf.shape(token)
-        return (tf.reshape(token, [shape[0], shape[1] * shape[2], self.hidden]),
-                tf.reshape(mask, [shape[0], shape[1] * shape[2]]))
+        return (
+            tf.reshape(token, [shape[0], shape[1] * shape[2], self.hidden]),
+            tf.reshape(mask, [shape[0], shape[1] * shape[2]]),
+        )
 
     def get_config(self):
         config = super().get_config()

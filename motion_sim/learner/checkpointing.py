@@ -10,6 +10,7 @@ watches for the platform's termination notice (off GCP: SIGTERM to any worker), 
 save at the same step and exits with the platform's restart code (42 off GCP). Elsewhere SIGTERM
 sets a flag that the learner checks after every loop; it saves and exits cleanly (code 0).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,48 +26,67 @@ class CheckpointError(RuntimeError):
 
 class Checkpointer:
     """Args:
-      directory: where checkpoints go (`<root_dir>/checkpoints`).
-      strategy: the run's strategy (decides whether the platform preemption handler applies).
-      max_to_keep: checkpoints kept on disk.
-      worker_data: `(worker_id, iterator)` on multi-worker runs, where every worker reads its own
-        input shard: the iterator goes to a per-worker checkpoint `data_worker_<id>/ckpt-<step>`
-        saved with every shared checkpoint and restored with the one of the same step.
-      **trackables: what to save (model, optimizer, step, iterator, ...).
+    directory: where checkpoints go (`<root_dir>/checkpoints`).
+    strategy: the run's strategy (decides whether the platform preemption handler applies).
+    max_to_keep: checkpoints kept on disk.
+    worker_data: `(worker_id, iterator)` on multi-worker runs, where every worker reads its own
+      input shard: the iterator goes to a per-worker checkpoint `data_worker_<id>/ckpt-<step>`
+      saved with every shared checkpoint and restored with the one of the same step.
+    **trackables: what to save (model, optimizer, step, iterator, ...).
     """
 
-    def __init__(self, directory: str, strategy: tf.distribute.Strategy, max_to_keep: int = 3,
-                 worker_data: tuple | None = None, **trackables):
+    def __init__(
+        self,
+        directory: str,
+        strategy: tf.distribute.Strategy,
+        max_to_keep: int = 3,
+        worker_data: tuple | None = None,
+        **trackables,
+    ):
         self.directory = directory
         self.checkpoint = tf.train.Checkpoint(**trackables)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep,
-                                                  step_counter=trackables.get("step"))
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=max_to_keep, step_counter=trackables.get("step")
+        )
         self.read_manager = self.manager
         resolver = getattr(strategy, "cluster_resolver", None)
-        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None
-                and resolver.task_id not in (None, 0)):
+        if (
+            isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and resolver is not None
+            and resolver.task_id not in (None, 0)
+        ):
             # Every worker must take part in a save; only the chief (worker 0) keeps its files in
             # the shared directory. The others write to a private scratch dir (kept at 1) and
             # restore from the chief's checkpoints (tests/learner/test_multi_worker.py).
             self.manager = tf.train.CheckpointManager(
-                self.checkpoint, os.path.join(directory, f".worker_{resolver.task_id}"),
-                max_to_keep=1, step_counter=trackables.get("step"))
+                self.checkpoint,
+                os.path.join(directory, f".worker_{resolver.task_id}"),
+                max_to_keep=1,
+                step_counter=trackables.get("step"),
+            )
         self._data_manager = None
         if worker_data is not None:
             worker_id, iterator = worker_data
             self._data_manager = tf.train.CheckpointManager(
                 tf.train.Checkpoint(iterator=iterator),
-                os.path.join(directory, f"data_worker_{worker_id}"), max_to_keep=max_to_keep)
+                os.path.join(directory, f"data_worker_{worker_id}"),
+                max_to_keep=max_to_keep,
+            )
         self._step = trackables.get("step")
         self._sigterm = False
         self._preemption = None
-        if isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)):
+        if isinstance(
+            strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)
+        ):
             try:
                 # The handler agrees on one step across workers; `save_fn` makes its save the
                 # same as ours (numbered by step, with this worker's data position).
                 config = tf.distribute.experimental.TerminationConfig(
-                    save_fn=lambda: self.save(int(self._step.numpy())))
+                    save_fn=lambda: self.save(int(self._step.numpy()))
+                )
                 self._preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
-                    strategy.cluster_resolver, self.manager, termination_config=config)
+                    strategy.cluster_resolver, self.manager, termination_config=config
+                )
             except Exception as e:  # noqa: BLE001 -- platforms without a notice service
                 logging.warning("PreemptionCheckpointHandler unavailable (%s); SIGTERM only", e)
         if self._preemption is None:
@@ -86,8 +106,9 @@ class Checkpointer:
     def stop_requested(self) -> bool:
         return self._sigterm
 
-    def restore_or_initialize(self, init_checkpoint: str | None = None,
-                              init_objects: dict | None = None) -> str | None:
+    def restore_or_initialize(
+        self, init_checkpoint: str | None = None, init_objects: dict | None = None
+    ) -> str | None:
         """Restores the latest checkpoint of the run; else warm-starts from `init_checkpoint`.
 
         Returns the path restored from (None for a fresh start).
@@ -107,7 +128,9 @@ class Checkpointer:
             try:
                 status.assert_existing_objects_matched()
             except AssertionError as e:
-                raise CheckpointError(f"initial checkpoint {path} does not match the model: {e}") from e
+                raise CheckpointError(
+                    f"initial checkpoint {path} does not match the model: {e}"
+                ) from e
             logging.info("Initialised model weights from %s", path)
             return path
         return None
@@ -130,18 +153,30 @@ class Checkpointer:
                 raise  # a model / checkpoint mismatch is a configuration error, not corruption
             except Exception as e:  # noqa: BLE001 -- TF raises IndexError, DataLossError, ...
                 reason = getattr(e, "message", None) or str(e)
-                errors.append(f"{path}: {type(e).__name__}: {reason.splitlines()[0] if reason else ''}")
-                logging.error("checkpoint %s is unreadable (%s: %s)", path, type(e).__name__,
-                              reason.splitlines()[0] if reason else "")
+                errors.append(
+                    f"{path}: {type(e).__name__}: {reason.splitlines()[0] if reason else ''}"
+                )
+                logging.error(
+                    "checkpoint %s is unreadable (%s: %s)",
+                    path,
+                    type(e).__name__,
+                    reason.splitlines()[0] if reason else "",
+                )
                 continue
             if errors:
-                logging.warning("Restored the previous intact checkpoint %s instead (the newer "
-                                "one(s) are corrupt or truncated: %s)", path, "; ".join(errors))
+                logging.warning(
+                    "Restored the previous intact checkpoint %s instead (the newer "
+                    "one(s) are corrupt or truncated: %s)",
+                    path,
+                    "; ".join(errors),
+                )
             else:
                 logging.info("Resumed from %s", path)
             return path
-        raise CheckpointError(f"every checkpoint in {self.read_manager.directory} is unreadable "
-                              f"({'; '.join(errors)}); move them away to start fresh")
+        raise CheckpointError(
+            f"every checkpoint in {self.read_manager.directory} is unreadable "
+            f"({'; '.join(errors)}); move them away to start fresh"
+        )
 
     def _restore_worker_data(self, latest: str):
         if self._data_manager is None:
@@ -149,8 +184,9 @@ class Checkpointer:
         path = os.path.join(self._data_manager.directory, os.path.basename(latest))
         if not tf.io.gfile.exists(path + ".index"):
             # E.g. the platform's preemption handler saved only the shared checkpoint.
-            logging.warning("no data position %s for %s: this worker re-opens its input stream",
-                            path, latest)
+            logging.warning(
+                "no data position %s for %s: this worker re-opens its input stream", path, latest
+            )
             return
         self._data_manager.checkpoint.restore(path).assert_existing_objects_matched()
         logging.info("Restored this worker's data position from %s", path)
@@ -175,8 +211,12 @@ def resolve_checkpoint(path: str) -> str:
             latest = tf.train.latest_checkpoint(cand)
             if latest:
                 return latest
-        raise CheckpointError(f"no checkpoint found in directory {path} (nor in {path}/checkpoints)")
+        raise CheckpointError(
+            f"no checkpoint found in directory {path} (nor in {path}/checkpoints)"
+        )
     if tf.io.gfile.exists(path + ".index"):
         return path
-    raise CheckpointError(f"checkpoint {path} does not exist (expected {path}.index, or a directory "
-                          "holding checkpoints)")
+    raise CheckpointError(
+        f"checkpoint {path} does not exist (expected {path}.index, or a directory "
+        "holding checkpoints)"
+    )

@@ -1,11 +1,13 @@
 """Gin plumbing of the binaries: parsing with clear errors, recording the operative config."""
+
 from __future__ import annotations
 
 import os
 
-import gin
 import tensorflow as tf
 from absl import flags
+
+import gin
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,7 +27,9 @@ def write_operative_config(root_dir: str, writer, step: int):
     tf.io.gfile.rename(tmp, path, overwrite=True)
     with writer.as_default(step=step):
         # Markdown code block keeps the indentation readable in TensorBoard's text tab.
-        tf.summary.text("gin/operative_config", "\n".join("    " + line for line in text.splitlines()))
+        tf.summary.text(
+            "gin/operative_config", "\n".join("    " + line for line in text.splitlines())
+        )
     writer.flush()
 
 
@@ -33,7 +37,7 @@ def define_gin_flags() -> None:
     """--gin_file and --gin_bindings, the binaries' way in to `parse_gin` (call it from a
     binary's own flag definitions, so importing a module defines no global flags)."""
     flags.DEFINE_multi_string("gin_file", [], "Gin config files (later ones override earlier).")
-    flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. \"train.max_steps=10\".")
+    flags.DEFINE_multi_string("gin_bindings", [], 'Gin bindings, e.g. "train.max_steps=10".')
 
 
 def parse_gin(gin_files, gin_bindings):

@@ -12,6 +12,7 @@ and waits for it.
 
 Enable with gin: `make_image_triggers.interval = 1000` (0 = off).
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -49,15 +50,25 @@ class ImageSummaryTrigger(IntervalTrigger):
       skipped: pictures skipped because the previous one was still being drawn.
     """
 
-    def __init__(self, interval: int, writer, model, tokenizer, scene: dict,
-                 num_rollouts: int = 4, seed: int = 0, start: int = 0):
+    def __init__(
+        self,
+        interval: int,
+        writer,
+        model,
+        tokenizer,
+        scene: dict,
+        num_rollouts: int = 4,
+        seed: int = 0,
+        start: int = 0,
+    ):
         super().__init__(interval, self._sample, start=start)
         self.writer = writer
         self.scene = scene
         self.seed = int(seed)
         self._sampler = sampler_lib.Sampler(model, tokenizer, num_rollouts=num_rollouts)
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="image-summary")
+            max_workers=1, thread_name_prefix="image-summary"
+        )
         self._pending: concurrent.futures.Future | None = None
         self.written: list[int] = []
         self.skipped = 0
@@ -97,8 +108,12 @@ class ImageSummaryTrigger(IntervalTrigger):
         view = rollout_view.make_view(scene, xy, heading)
         events = rollout_events.find_events(view)
         fig = figure_lib.render_figure(
-            view, events, size_inches=(10.0, 5.2), dpi=80,
-            title=f"step {step}: scenario {view.scenario_id}, {int(view.rollout_mask.sum())} agents")
+            view,
+            events,
+            size_inches=(10.0, 5.2),
+            dpi=80,
+            title=f"step {step}: scenario {view.scenario_id}, {int(view.rollout_mask.sum())} agents",
+        )
         image = figure_lib.figure_to_rgb(fig)
         with self.writer.as_default(step=step):
             tf.summary.image(f"{SUMMARY_PREFIX}/{view.scenario_id}", image[None], step=step)
@@ -118,9 +133,18 @@ def first_scene(data: str) -> dict:
 
 
 @gin.configurable(denylist=["writer", "model", "tokenizer", "data", "start", "is_chief", "seed"])
-def make_image_triggers(writer, model, tokenizer, data: str, *, start: int = 0,
-                        is_chief: bool = True, interval: int = 0, num_rollouts: int = 4,
-                        seed: int = 0) -> list[ImageSummaryTrigger]:
+def make_image_triggers(
+    writer,
+    model,
+    tokenizer,
+    data: str,
+    *,
+    start: int = 0,
+    is_chief: bool = True,
+    interval: int = 0,
+    num_rollouts: int = 4,
+    seed: int = 0,
+) -> list[ImageSummaryTrigger]:
     """The learner's image triggers from gin (`make_image_triggers.interval = 1000`).
 
     interval = 0 (default) draws nothing; only the chief draws (it owns the summaries).
@@ -128,5 +152,15 @@ def make_image_triggers(writer, model, tokenizer, data: str, *, start: int = 0,
     """
     if interval <= 0 or not is_chief:
         return []
-    return [ImageSummaryTrigger(interval, writer, model, tokenizer, first_scene(data),
-                                num_rollouts=num_rollouts, seed=seed, start=start)]
+    return [
+        ImageSummaryTrigger(
+            interval,
+            writer,
+            model,
+            tokenizer,
+            first_scene(data),
+            num_rollouts=num_rollouts,
+            seed=seed,
+            start=start,
+        )
+    ]

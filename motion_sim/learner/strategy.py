@@ -1,4 +1,5 @@
 """One factory for the `tf.distribute` strategy of a run (after tf-agents `strategy_utils`)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,12 @@ import tensorflow as tf
 from absl import logging
 
 
-def get_strategy(tpu: str | None = None, use_gpu: bool = True, multi_worker: bool | None = None,
-                 devices: list | None = None) -> tf.distribute.Strategy:
+def get_strategy(
+    tpu: str | None = None,
+    use_gpu: bool = True,
+    multi_worker: bool | None = None,
+    devices: list | None = None,
+) -> tf.distribute.Strategy:
     """Picks the strategy.
 
     Args:
@@ -32,8 +37,10 @@ def get_strategy(tpu: str | None = None, use_gpu: bool = True, multi_worker: boo
         multi_worker = _tf_config_num_tasks() > 1
     if multi_worker:
         if not os.environ.get("TF_CONFIG"):
-            raise ValueError("multi_worker=True needs TF_CONFIG describing the cluster "
-                             "(see launch/multi_worker.sh)")
+            raise ValueError(
+                "multi_worker=True needs TF_CONFIG describing the cluster "
+                "(see launch/multi_worker.sh)"
+            )
         logging.info("MultiWorkerMirroredStrategy from TF_CONFIG")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if devices:
@@ -61,6 +68,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None:
         return resolver.task_type in (None, "chief") or (
-            resolver.task_type == "worker" and resolver.task_id == 0
-            and "chief" not in resolver.cluster_spec().as_dict())
+            resolver.task_type == "worker"
+            and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict()
+        )
     return True

@@ -3,6 +3,7 @@
 A trigger is called with the global step after every loop of `steps_per_loop` steps; it decides
 itself whether its interval has passed. `force=True` (end of training, preemption) runs it now.
 """
+
 from __future__ import annotations
 
 import time
@@ -57,12 +58,17 @@ class StepRateLogger:
         now = time.time()
         rate = (step - self._s0) / max(now - self._t0, 1e-9)
         eta = (self.max_steps - step) / rate if rate > 0 else float("inf")
-        shown = " ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in sorted((metrics or {}).items())
-                         if k.endswith(("loss", "token_accuracy", "collision_rate", "ade", "reward")))
+        shown = " ".join(
+            f"{k.split('/')[-1]}={v:.4g}"
+            for k, v in sorted((metrics or {}).items())
+            if k.endswith(("loss", "token_accuracy", "collision_rate", "ade", "reward"))
+        )
         # One console line per interval: stdout only (absl's INFO log would print it again on
         # stderr). Scripts and tests read these lines from stdout.
-        print(f"step {step}/{self.max_steps}  {rate:.2f} steps/s  ETA {_fmt_eta(eta)}  {shown}",
-              flush=True)
+        print(
+            f"step {step}/{self.max_steps}  {rate:.2f} steps/s  ETA {_fmt_eta(eta)}  {shown}",
+            flush=True,
+        )
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 tf.summary.scalar("perf/steps_per_sec", rate)

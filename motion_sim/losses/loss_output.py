@@ -1,4 +1,5 @@
 """What every loss returns to the learner."""
+
 from __future__ import annotations
 
 from typing import Dict, NamedTuple
@@ -10,12 +11,13 @@ from motion_sim.data import datatypes
 
 class LossOutput(NamedTuple):
     """Attributes:
-      loss: [] float32, this replica's share of the global-batch loss (local sum divided by the
-        global count), so summing the replicas' gradients gives the global-mean gradient.
-      metrics: name -> [] float32, each also a replica *share*: summing over replicas
-        (`strategy.reduce(SUM)`) yields the global value (sums are divided by global counts,
-        already-global scalars by the number of replicas).
+    loss: [] float32, this replica's share of the global-batch loss (local sum divided by the
+      global count), so summing the replicas' gradients gives the global-mean gradient.
+    metrics: name -> [] float32, each also a replica *share*: summing over replicas
+      (`strategy.reduce(SUM)`) yields the global value (sums are divided by global counts,
+      already-global scalars by the number of replicas).
     """
+
     loss: tf.Tensor
     metrics: Dict[str, tf.Tensor]
 

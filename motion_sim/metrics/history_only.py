@@ -5,6 +5,7 @@ sim agent needs only the history), but every WOSAC metric compares them with the
 so `evaluate` refuses to score one (a `RolloutError` naming the scene) and, with
 `--saved_model`, keeps the rollouts it generated for them (`write_rollouts`).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,19 +24,22 @@ def is_history_only(scenario: scenario_pb2.Scenario) -> bool:
 
 def no_future_error(source: str, scenario_id: str, hint: str = "") -> RolloutError:
     """The one-line refusal to score a history-only scene."""
-    return RolloutError(source, f"scenario {scenario_id!r} has no logged future to score "
-                                f"against (history-only: {CURRENT_INDEX + 1} steps, the test "
-                                f"split){hint}", reason="history_only")
+    return RolloutError(
+        source,
+        f"scenario {scenario_id!r} has no logged future to score "
+        f"against (history-only: {CURRENT_INDEX + 1} steps, the test "
+        f"split){hint}",
+        reason="history_only",
+    )
 
 
-def write_rollouts(path: str,
-                   rollouts: list[sim_agents_submission_pb2.ScenarioRollouts]) -> None:
+def write_rollouts(path: str, rollouts: list[sim_agents_submission_pb2.ScenarioRollouts]) -> None:
     """Writes rollouts as one `SimAgentsChallengeSubmission` binproto (temp file + rename); the
     metric readers (`rollouts_io`) and `evaluate --rollouts` read it back."""
     submission = sim_agents_submission_pb2.SimAgentsChallengeSubmission(
         scenario_rollouts=rollouts,
-        submission_type=sim_agents_submission_pb2.SimAgentsChallengeSubmission
-        .SIM_AGENTS_SUBMISSION)
+        submission_type=sim_agents_submission_pb2.SimAgentsChallengeSubmission.SIM_AGENTS_SUBMISSION,
+    )
     directory = os.path.dirname(path)
     if directory:
         tf.io.gfile.makedirs(directory)

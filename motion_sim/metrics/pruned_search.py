@@ -8,6 +8,7 @@ passes of argmin (linear in the number of groups, unlike XLA's CPU sort / top-k)
 queries a search leaves unsettled are searched again in fixed-size slabs by a loop
 (`fill_misses`): the work grows with the misses, the compiled shape does not.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -17,122 +18,125 @@ _FAR = 1e10  # masks what a selection pass already took
 
 
 def chunk_bounds(points):
-  """Centre [..., 2] and xy radius [...] of each group of points [..., P, >=2]."""
-  centre = tf.reduce_mean(points[..., :2], axis=-2)
-  radius = tf.reduce_max(tf.norm(points[..., :2] - centre[..., tf.newaxis, :], axis=-1), axis=-1)
-  return centre, radius
+    """Centre [..., 2] and xy radius [...] of each group of points [..., P, >=2]."""
+    centre = tf.reduce_mean(points[..., :2], axis=-2)
+    radius = tf.reduce_max(tf.norm(points[..., :2] - centre[..., tf.newaxis, :], axis=-1), axis=-1)
+    return centre, radius
 
 
 def box_distance(centre, box):
-  """2-D distance from points [..., 1, 2] to boxes [G, 4] (xmin, ymin, xmax, ymax) -> [..., G]."""
-  dx = tf.maximum(tf.maximum(box[:, 0] - centre[..., 0], centre[..., 0] - box[:, 2]), 0.0)
-  dy = tf.maximum(tf.maximum(box[:, 1] - centre[..., 1], centre[..., 1] - box[:, 3]), 0.0)
-  return tf.sqrt(dx * dx + dy * dy)
+    """2-D distance from points [..., 1, 2] to boxes [G, 4] (xmin, ymin, xmax, ymax) -> [..., G]."""
+    dx = tf.maximum(tf.maximum(box[:, 0] - centre[..., 0], centre[..., 0] - box[:, 2]), 0.0)
+    dy = tf.maximum(tf.maximum(box[:, 1] - centre[..., 1], centre[..., 1] - box[:, 3]), 0.0)
+    return tf.sqrt(dx * dx + dy * dy)
 
 
 def select_smallest(lower, k):
-  """(indices [..., k] of the k smallest of lower [..., G], smallest value left [...]).
+    """(indices [..., k] of the k smallest of lower [..., G], smallest value left [...]).
 
-  k passes of argmin: linear in G, unlike XLA's CPU sort / top-k.
-  """
-  num = lower.shape[-1]
-  picked = []
-  for _ in range(min(k, num)):
-    i = tf.argmin(lower, axis=-1, output_type=tf.int32)
-    picked.append(i)
-    lower = tf.where(tf.one_hot(i, num, on_value=True, off_value=False), _FAR, lower)
-  return tf.stack(picked, axis=-1), tf.reduce_min(lower, axis=-1)
+    k passes of argmin: linear in G, unlike XLA's CPU sort / top-k.
+    """
+    num = lower.shape[-1]
+    picked = []
+    for _ in range(min(k, num)):
+        i = tf.argmin(lower, axis=-1, output_type=tf.int32)
+        picked.append(i)
+        lower = tf.where(tf.one_hot(i, num, on_value=True, off_value=False), _FAR, lower)
+    return tf.stack(picked, axis=-1), tf.reduce_min(lower, axis=-1)
 
 
 def box_distance_batched(centre, boxes):
-  """2-D distance from points [..., 2] to boxes [..., K, 4] -> [..., K]."""
-  x, y = centre[..., 0:1], centre[..., 1:2]
-  dx = tf.maximum(tf.maximum(boxes[..., 0] - x, x - boxes[..., 2]), 0.0)
-  dy = tf.maximum(tf.maximum(boxes[..., 1] - y, y - boxes[..., 3]), 0.0)
-  return tf.sqrt(dx * dx + dy * dy)
+    """2-D distance from points [..., 2] to boxes [..., K, 4] -> [..., K]."""
+    x, y = centre[..., 0:1], centre[..., 1:2]
+    dx = tf.maximum(tf.maximum(boxes[..., 0] - x, x - boxes[..., 2]), 0.0)
+    dy = tf.maximum(tf.maximum(boxes[..., 1] - y, y - boxes[..., 3]), 0.0)
+    return tf.sqrt(dx * dx + dy * dy)
 
 
 def nearest_groups(points, group_box, budget, num_samples=1):
-  """Segment groups to score for each step, chosen in three levels, and the exactness bound.
+    """Segment groups to score for each step, chosen in three levels, and the exactness bound.
 
-  Level 0 keeps the groups nearest to each chunk (STEPS_PER_CHUNK steps) of one agent over
-  all its samples (rollouts stay near each other, so one search serves them all), level 1
-  the nearest of those to each sample's chunk, level 2 the nearest of those to each step. A
-  group left out at any level cannot hold a segment scoring below the returned bound for
-  any point of that step.
+    Level 0 keeps the groups nearest to each chunk (STEPS_PER_CHUNK steps) of one agent over
+    all its samples (rollouts stay near each other, so one search serves them all), level 1
+    the nearest of those to each sample's chunk, level 2 the nearest of those to each step. A
+    group left out at any level cannot hold a segment scoring below the returned bound for
+    any point of that step.
 
-  Args:
-    points: [N, T, P, >=2] query points (P per step), N = num_samples * E rows, sample-major.
-    group_box: [G, 4] group bounding boxes.
-    budget: (k0, k1, k2) groups kept per level.
-    num_samples: S.
+    Args:
+      points: [N, T, P, >=2] query points (P per step), N = num_samples * E rows, sample-major.
+      group_box: [G, 4] group bounding boxes.
+      budget: (k0, k1, k2) groups kept per level.
+      num_samples: S.
 
-  Returns:
-    ([N, T, k2] group indices, [N, T] lower bound on any score outside them).
-  """
-  n, t, p = points.shape[:3]
-  e, c = n // num_samples, t // STEPS_PER_CHUNK
-  chunks = tf.reshape(points[..., :2], [num_samples, e, c, STEPS_PER_CHUNK, p, 2])
-  # Level 0: [E, C] over every sample.
-  union = tf.reshape(tf.transpose(chunks, [1, 2, 0, 3, 4, 5]), [e, c, -1, 2])
-  centre, radius = chunk_bounds(union)
-  lower = box_distance(centre[..., tf.newaxis, :], group_box) - radius[..., tf.newaxis]
-  groups0, bound0 = select_smallest(lower, budget[0])  # [E, C, k0]
-  # Level 1: [S, E, C] among the k0.
-  centre, radius = chunk_bounds(tf.reshape(chunks, [num_samples, e, c, -1, 2]))
-  boxes = tf.gather(group_box, groups0)[tf.newaxis]  # [1, E, C, k0, 4]
-  lower = box_distance_batched(centre, boxes) - radius[..., tf.newaxis]
-  local, bound1 = select_smallest(lower, budget[1])
-  groups1 = tf.gather(tf.broadcast_to(groups0[tf.newaxis], lower.shape), local, batch_dims=3)
-  # Level 2: [S, E, C, STEPS_PER_CHUNK] among the k1.
-  centre, radius = chunk_bounds(chunks)
-  boxes = tf.gather(group_box, groups1)[:, :, :, tf.newaxis]  # [S, E, C, 1, k1, 4]
-  lower = box_distance_batched(centre, boxes) - radius[..., tf.newaxis]
-  local, bound2 = select_smallest(lower, budget[2])
-  groups = tf.gather(tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape), local,
-                     batch_dims=4)
-  bound = tf.minimum(tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis], bound2)
-  return tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t])
+    Returns:
+      ([N, T, k2] group indices, [N, T] lower bound on any score outside them).
+    """
+    n, t, p = points.shape[:3]
+    e, c = n // num_samples, t // STEPS_PER_CHUNK
+    chunks = tf.reshape(points[..., :2], [num_samples, e, c, STEPS_PER_CHUNK, p, 2])
+    # Level 0: [E, C] over every sample.
+    union = tf.reshape(tf.transpose(chunks, [1, 2, 0, 3, 4, 5]), [e, c, -1, 2])
+    centre, radius = chunk_bounds(union)
+    lower = box_distance(centre[..., tf.newaxis, :], group_box) - radius[..., tf.newaxis]
+    groups0, bound0 = select_smallest(lower, budget[0])  # [E, C, k0]
+    # Level 1: [S, E, C] among the k0.
+    centre, radius = chunk_bounds(tf.reshape(chunks, [num_samples, e, c, -1, 2]))
+    boxes = tf.gather(group_box, groups0)[tf.newaxis]  # [1, E, C, k0, 4]
+    lower = box_distance_batched(centre, boxes) - radius[..., tf.newaxis]
+    local, bound1 = select_smallest(lower, budget[1])
+    groups1 = tf.gather(tf.broadcast_to(groups0[tf.newaxis], lower.shape), local, batch_dims=3)
+    # Level 2: [S, E, C, STEPS_PER_CHUNK] among the k1.
+    centre, radius = chunk_bounds(chunks)
+    boxes = tf.gather(group_box, groups1)[:, :, :, tf.newaxis]  # [S, E, C, 1, k1, 4]
+    lower = box_distance_batched(centre, boxes) - radius[..., tf.newaxis]
+    local, bound2 = select_smallest(lower, budget[2])
+    groups = tf.gather(
+        tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape), local, batch_dims=4
+    )
+    bound = tf.minimum(tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis], bound2)
+    return tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t])
 
 
 def first_argmin(score, index):
-  """(index [...] of the minimum of score [..., K], minimum [...]); ties -> smallest index,
-  which is what the official `tf.argmin` over the full segment table returns."""
-  best = tf.reduce_min(score, axis=-1, keepdims=True)
-  # tf.equal, never `==`: see the `fast_features` module docstring.
-  winner = tf.reduce_min(tf.where(tf.equal(score, best), index, tf.int32.max), axis=-1)
-  return winner, best[..., 0]
+    """(index [...] of the minimum of score [..., K], minimum [...]); ties -> smallest index,
+    which is what the official `tf.argmin` over the full segment table returns."""
+    best = tf.reduce_min(score, axis=-1, keepdims=True)
+    # tf.equal, never `==`: see the `fast_features` module docstring.
+    winner = tf.reduce_min(tf.where(tf.equal(score, best), index, tf.int32.max), axis=-1)
+    return winner, best[..., 0]
 
 
 def fill_misses(miss, values, compute, slab):
-  """values [Q, ...] with the entries flagged in miss [Q] recomputed by `compute`, in slabs.
+    """values [Q, ...] with the entries flagged in miss [Q] recomputed by `compute`, in slabs.
 
-  `compute(index [slab] int32) -> ([slab, ...] values, [slab] bool settled)` searches its
-  queries again (more widely, or against every candidate: then settled is all True). A
-  `tf.while_loop` runs ceil(misses / slab) times, so any number of misses costs no new
-  compiled shape and none is left out; with no miss it does not run at all.
+    `compute(index [slab] int32) -> ([slab, ...] values, [slab] bool settled)` searches its
+    queries again (more widely, or against every candidate: then settled is all True). A
+    `tf.while_loop` runs ceil(misses / slab) times, so any number of misses costs no new
+    compiled shape and none is left out; with no miss it does not run at all.
 
-  Returns:
-    (values, [Q] bool flagged and still not settled, [] int32 number flagged).
-  """
-  num = miss.shape[0]
-  rank = tf.cumsum(tf.cast(miss, tf.int32))
-  total = rank[-1]
-  rank -= 1
-  num_slabs = (total + slab - 1) // slab
+    Returns:
+      (values, [Q] bool flagged and still not settled, [] int32 number flagged).
+    """
+    num = miss.shape[0]
+    rank = tf.cumsum(tf.cast(miss, tf.int32))
+    total = rank[-1]
+    rank -= 1
+    num_slabs = (total + slab - 1) // slab
 
-  def body(i, values, unsettled):
-    local = rank - i * slab
-    slot = tf.where(miss & (local >= 0) & (local < slab), local, slab)  # slab = discard slot
-    index = tf.maximum(tf.math.unsorted_segment_max(tf.range(num), slot, slab + 1)[:slab], 0)
-    used = tf.range(slab) < total - i * slab
-    target = tf.where(used, index, num)[:, tf.newaxis]  # unused slots write a dropped extra row
-    new, settled = compute(index)
-    values = tf.tensor_scatter_nd_update(tf.concat([values, values[:1]], axis=0), target, new)
-    unsettled = tf.tensor_scatter_nd_update(tf.concat([unsettled, [False]], axis=0), target,
-                                            ~settled)
-    return i + 1, values[:num], unsettled[:num]
+    def body(i, values, unsettled):
+        local = rank - i * slab
+        slot = tf.where(miss & (local >= 0) & (local < slab), local, slab)  # slab = discard slot
+        index = tf.maximum(tf.math.unsorted_segment_max(tf.range(num), slot, slab + 1)[:slab], 0)
+        used = tf.range(slab) < total - i * slab
+        target = tf.where(used, index, num)[:, tf.newaxis]  # unused slots write a dropped extra row
+        new, settled = compute(index)
+        values = tf.tensor_scatter_nd_update(tf.concat([values, values[:1]], axis=0), target, new)
+        unsettled = tf.tensor_scatter_nd_update(
+            tf.concat([unsettled, [False]], axis=0), target, ~settled
+        )
+        return i + 1, values[:num], unsettled[:num]
 
-  _, values, unsettled = tf.while_loop(lambda i, *_: i < num_slabs, body,
-                                       (tf.constant(0), values, tf.zeros_like(miss)))
-  return values, unsettled, total
+    _, values, unsettled = tf.while_loop(
+        lambda i, *_: i < num_slabs, body, (tf.constant(0), values, tf.zeros_like(miss))
+    )
+    return values, unsettled, total

@@ -5,6 +5,7 @@ JSON layout: {"config": year, "backend": name, "aggregate": {SimAgentMetrics fie
 names are the official proto's, aggregation is the official `aggregate_scenario_metrics` and
 `aggregate_metrics_to_buckets`.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,105 +16,113 @@ import tempfile
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics as official_metrics
 
-METRIC_FIELDS = tuple(f.name for f in sim_agents_metrics_pb2.SimAgentMetrics.DESCRIPTOR.fields
-                      if f.name != 'scenario_id')
-BUCKET_FIELDS = tuple(f.name for f in
-                      sim_agents_metrics_pb2.SimAgentsBucketedMetrics.DESCRIPTOR.fields)
+METRIC_FIELDS = tuple(
+    f.name
+    for f in sim_agents_metrics_pb2.SimAgentMetrics.DESCRIPTOR.fields
+    if f.name != "scenario_id"
+)
+BUCKET_FIELDS = tuple(
+    f.name for f in sim_agents_metrics_pb2.SimAgentsBucketedMetrics.DESCRIPTOR.fields
+)
 # (column title, where the value lives in a results dict, format).
 TABLE1_COLUMNS = (
-    ('Realism meta-metric ↑', ('buckets', 'realism_meta_metric'), '{:.4f}'),
-    ('Kinematic ↑', ('buckets', 'kinematic_metrics'), '{:.4f}'),
-    ('Interactive ↑', ('buckets', 'interactive_metrics'), '{:.4f}'),
-    ('Map-based ↑', ('buckets', 'map_based_metrics'), '{:.4f}'),
-    ('minADE (m) ↓', ('buckets', 'min_ade'), '{:.4f}'),
-    ('ADE (m) ↓', ('aggregate', 'average_displacement_error'), '{:.4f}'),
+    ("Realism meta-metric ↑", ("buckets", "realism_meta_metric"), "{:.4f}"),
+    ("Kinematic ↑", ("buckets", "kinematic_metrics"), "{:.4f}"),
+    ("Interactive ↑", ("buckets", "interactive_metrics"), "{:.4f}"),
+    ("Map-based ↑", ("buckets", "map_based_metrics"), "{:.4f}"),
+    ("minADE (m) ↓", ("buckets", "min_ade"), "{:.4f}"),
+    ("ADE (m) ↓", ("aggregate", "average_displacement_error"), "{:.4f}"),
 )
 
 
 def metrics_to_dict(m: sim_agents_metrics_pb2.SimAgentMetrics) -> dict[str, float]:
-  """Every metric field (zeros included) as a float."""
-  return {name: float(getattr(m, name)) for name in METRIC_FIELDS}
+    """Every metric field (zeros included) as a float."""
+    return {name: float(getattr(m, name)) for name in METRIC_FIELDS}
 
 
-def summarize(config: sim_agents_metrics_pb2.SimAgentMetricsConfig,
-              per_scenario: list[sim_agents_metrics_pb2.SimAgentMetrics]) -> dict:
-  """{"aggregate", "buckets", "scenarios"} for the scored scenarios (official aggregation)."""
-  if not per_scenario:
-    raise ValueError('no scenario was scored')
-  aggregate = official_metrics.aggregate_scenario_metrics(per_scenario)
-  buckets = official_metrics.aggregate_metrics_to_buckets(config, aggregate)
-  return {
-      'aggregate': metrics_to_dict(aggregate),
-      'buckets': {name: float(getattr(buckets, name)) for name in BUCKET_FIELDS},
-      'scenarios': {m.scenario_id: metrics_to_dict(m) for m in per_scenario},
-  }
+def summarize(
+    config: sim_agents_metrics_pb2.SimAgentMetricsConfig,
+    per_scenario: list[sim_agents_metrics_pb2.SimAgentMetrics],
+) -> dict:
+    """{"aggregate", "buckets", "scenarios"} for the scored scenarios (official aggregation)."""
+    if not per_scenario:
+        raise ValueError("no scenario was scored")
+    aggregate = official_metrics.aggregate_scenario_metrics(per_scenario)
+    buckets = official_metrics.aggregate_metrics_to_buckets(config, aggregate)
+    return {
+        "aggregate": metrics_to_dict(aggregate),
+        "buckets": {name: float(getattr(buckets, name)) for name in BUCKET_FIELDS},
+        "scenarios": {m.scenario_id: metrics_to_dict(m) for m in per_scenario},
+    }
 
 
 def _default_mode() -> int:
-  # mkstemp creates 0600 files; outputs get the usual umask-derived mode (0644 under umask 022).
-  umask = os.umask(0)
-  os.umask(umask)
-  return 0o666 & ~umask
+    # mkstemp creates 0600 files; outputs get the usual umask-derived mode (0644 under umask 022).
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def check_writable(path) -> None:
-  """Raises OSError naming `path` unless `write_text_atomic(path, ...)` can work: called before
-  scoring, so an unwritable --output does not lose an hour of scoring at the very end."""
-  path = pathlib.Path(path)
-  if path.is_dir():
-    raise IsADirectoryError(f'{path}: is a directory, expected a file path')
-  existing = next((p for p in path.parents if p.exists()), None)
-  if existing is not None and not existing.is_dir():
-    raise NotADirectoryError(f'{path}: cannot write here ({existing} is a file, not a folder)')
-  try:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-  except OSError as e:
-    raise OSError(f'{path}: cannot write here ({e.strerror or e})') from None
-  os.close(fd)
-  os.unlink(tmp)
+    """Raises OSError naming `path` unless `write_text_atomic(path, ...)` can work: called before
+    scoring, so an unwritable --output does not lose an hour of scoring at the very end."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, expected a file path")
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise NotADirectoryError(f"{path}: cannot write here ({existing} is a file, not a folder)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(f"{path}: cannot write here ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def write_text_atomic(path, text: str) -> None:
-  """Writes `text` to `path` through a temp file in the same folder + rename."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-  try:
-    os.fchmod(fd, _default_mode())
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+    """Writes `text` to `path` through a temp file in the same folder + rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _default_mode())
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def write_json(path, results: dict) -> None:
-  write_text_atomic(path, json.dumps(results, indent=1, sort_keys=True) + '\n')
+    write_text_atomic(path, json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
 def table1_markdown(results: dict[str, dict]) -> str:
-  """Markdown table laid out like the paper's Table 1, one row per named result set.
+    """Markdown table laid out like the paper's Table 1, one row per named result set.
 
-  Args:
-    results: method name -> a results dict as written by `evaluate` (needs "buckets" and
-      "aggregate").
-  """
-  head = '| Method | ' + ' | '.join(c[0] for c in TABLE1_COLUMNS) + ' |'
-  rule = '|---|' + '---:|' * len(TABLE1_COLUMNS)
-  rows = []
-  for method, result in results.items():
-    cells = []
-    for title, (section, key), fmt in TABLE1_COLUMNS:
-      try:
-        cells.append(fmt.format(result[section][key]))
-      except KeyError as e:
-        raise ValueError(f'results of {method!r} lack {section}.{key} (column {title!r})') from e
-    rows.append(f'| {method} | ' + ' | '.join(cells) + ' |')
-  return '\n'.join([head, rule] + rows) + '\n'
+    Args:
+      results: method name -> a results dict as written by `evaluate` (needs "buckets" and
+        "aggregate").
+    """
+    head = "| Method | " + " | ".join(c[0] for c in TABLE1_COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(TABLE1_COLUMNS)
+    rows = []
+    for method, result in results.items():
+        cells = []
+        for title, (section, key), fmt in TABLE1_COLUMNS:
+            try:
+                cells.append(fmt.format(result[section][key]))
+            except KeyError as e:
+                raise ValueError(
+                    f"results of {method!r} lack {section}.{key} (column {title!r})"
+                ) from e
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join([head, rule] + rows) + "\n"
 
 
 def write_table1(results: dict[str, dict], path) -> None:
-  """Writes `table1_markdown(results)` to `path` atomically."""
-  write_text_atomic(path, table1_markdown(results))
+    """Writes `table1_markdown(results)` to `path` atomically."""
+    write_text_atomic(path, table1_markdown(results))

@@ -1,4 +1,5 @@
 """State of cached autoregressive decoding (a `tf.nest` structure for `tf.while_loop`)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -22,6 +23,7 @@ class DecodeCache(NamedTuple):
       agent_embedding: [B*R, A, D] agent identity embeddings.
       agent_mask: [B*R, A] bool, real agents (padded agents are masked as keys).
     """
+
     self_kv: tuple
     scene_kv: tuple
     agent_embedding: tf.Tensor
@@ -40,6 +42,8 @@ class DecodeCache(NamedTuple):
         def tile(x):
             return tf.repeat(x, num_rollouts, axis=0)
 
-        return self._replace(self_kv=tuple(tile(kv) for kv in self.self_kv),
-                             agent_embedding=tile(self.agent_embedding),
-                             agent_mask=tile(self.agent_mask))
+        return self._replace(
+            self_kv=tuple(tile(kv) for kv in self.self_kv),
+            agent_embedding=tile(self.agent_embedding),
+            agent_mask=tile(self.agent_mask),
+        )

@@ -1,4 +1,5 @@
 """Which `Scene` fields the model reads, and conversion of a (batched) scene to model inputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,19 @@ from motion_sim.data import datatypes
 
 # Fields the policy reads (scenario_id / ids / frame stay out of the model: strings and float64).
 MODEL_SCENE_FIELDS = (
-    "agent_xy", "agent_vel", "agent_heading", "agent_size", "agent_type", "agent_valid",
-    "agent_mask", "map_xy", "map_type", "map_valid", "tl_xy", "tl_state", "tl_valid",
+    "agent_xy",
+    "agent_vel",
+    "agent_heading",
+    "agent_size",
+    "agent_type",
+    "agent_valid",
+    "agent_mask",
+    "map_xy",
+    "map_type",
+    "map_valid",
+    "tl_xy",
+    "tl_state",
+    "tl_valid",
 )
 
 

@@ -1,4 +1,5 @@
 """Autoregressive joint-action decoder: teacher-forced pass and cached single step."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -35,9 +36,19 @@ class MotionDecoder(tf.keras.layers.Layer):
       mlp_width: hidden width of the identity MLP.
     """
 
-    def __init__(self, vocab_size: int, max_steps: int, hidden: int, num_layers: int,
-                 num_heads: int, ffn_dim: int, mlp_width: int, dropout: float = 0.0,
-                 activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_steps: int,
+        hidden: int,
+        num_layers: int,
+        num_heads: int,
+        ffn_dim: int,
+        mlp_width: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size, self.max_steps, self.hidden = vocab_size, max_steps, hidden
         self.num_layers, self.num_heads, self.ffn_dim = num_layers, num_heads, ffn_dim
@@ -47,8 +58,10 @@ class MotionDecoder(tf.keras.layers.Layer):
         self.token_embedding = tf.keras.layers.Embedding(vocab_size + 1, hidden, name="tokens")
         self.step_embedding = tf.keras.layers.Embedding(max_steps, hidden, name="steps")
         self.identity_mlp = MLP([mlp_width, hidden], activation, name="identity")
-        self.blocks = [DecoderBlock(num_heads, self.key_dim, ffn_dim, dropout, activation,
-                                    name=f"block_{i}") for i in range(num_layers)]
+        self.blocks = [
+            DecoderBlock(num_heads, self.key_dim, ffn_dim, dropout, activation, name=f"block_{i}")
+            for i in range(num_layers)
+        ]
         self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
         # float32 logits under any mixed-precision policy: softmax / sampling stay exact.
         self.head = tf.keras.layers.Dense(vocab_size, dtype="float32", name="logits")
@@ -57,8 +70,11 @@ class MotionDecoder(tf.keras.layers.Layer):
     def agent_embedding(self, scene) -> tf.Tensor:
         """[B, A, D] identity embedding from the agents' state at CURRENT_INDEX."""
         state = features.agent_step_features(
-            scene["agent_xy"][:, :, _CUR], scene["agent_heading"][:, :, _CUR],
-            scene["agent_vel"][:, :, _CUR], scene["agent_valid"][:, :, _CUR])
+            scene["agent_xy"][:, :, _CUR],
+            scene["agent_heading"][:, :, _CUR],
+            scene["agent_vel"][:, :, _CUR],
+            scene["agent_valid"][:, :, _CUR],
+        )
         static = features.agent_static_features(scene["agent_size"], scene["agent_type"])
         return self.identity_mlp(tf.concat([state, static], axis=-1))
 
@@ -80,14 +96,16 @@ class MotionDecoder(tf.keras.layers.Layer):
         num_steps, num_agents = tokens.shape[2], tokens.shape[1]
         self._check_steps(num_steps)
         batch = tf.shape(tokens)[0]
-        prev = tf.concat([tf.fill([batch, num_agents, 1], self.start_token), tokens[:, :, :-1]],
-                         axis=2)
+        prev = tf.concat(
+            [tf.fill([batch, num_agents, 1], self.start_token), tokens[:, :, :-1]], axis=2
+        )
         x = self.token_embedding(tf.transpose(prev, [0, 2, 1]))  # [B, T, A, D]
         x = x + self.step_embedding(tf.range(num_steps))[None, :, None]
         x = x + tf.cast(agent_embedding, x.dtype)[:, None]
         x = tf.reshape(x, [batch, num_steps * num_agents, self.hidden])  # p = t * A + a
-        self_bias = masks.block_causal_chunk_biases(tf.cast(agent_mask, tf.bool), num_steps,
-                                                    _SELF_ATTENTION_CHUNKS)
+        self_bias = masks.block_causal_chunk_biases(
+            tf.cast(agent_mask, tf.bool), num_steps, _SELF_ATTENTION_CHUNKS
+        )
         scene_bias = masks.key_padding_bias(tf.cast(scene_mask, tf.bool))
         for block in self.blocks:
             x = block(x, self_bias, scene_emb, scene_bias, training=training)
@@ -96,8 +114,9 @@ class MotionDecoder(tf.keras.layers.Layer):
         return tf.transpose(logits, [0, 2, 1, 3])
 
     # -------------------------------------------------------------- cached
-    def init_cache(self, agent_embedding, agent_mask, scene_emb, scene_mask,
-                   num_rollouts: int, num_steps: int) -> DecodeCache:
+    def init_cache(
+        self, agent_embedding, agent_mask, scene_emb, scene_mask, num_rollouts: int, num_steps: int
+    ) -> DecodeCache:
         """Empty KV caches for R rollouts of each of B scenes; scene keys/values computed once.
 
         Args: agent_embedding [B, A, D], agent_mask [B, A], scene_emb [B, N, D],
@@ -110,11 +129,13 @@ class MotionDecoder(tf.keras.layers.Layer):
         scene_kv = tuple(block.scene_kv(scene_emb, scene_mask) for block in self.blocks)
         dtype = scene_kv[0].dtype
         one = DecodeCache(  # one rollout per scene, then R copies
-            self_kv=tuple(block.empty_cache(batch, num_steps, num_agents, dtype)
-                          for block in self.blocks),
+            self_kv=tuple(
+                block.empty_cache(batch, num_steps, num_agents, dtype) for block in self.blocks
+            ),
             scene_kv=scene_kv,
             agent_embedding=tf.cast(agent_embedding, dtype),
-            agent_mask=tf.cast(agent_mask, tf.bool))
+            agent_mask=tf.cast(agent_mask, tf.bool),
+        )
         return one.repeat_rollouts(num_rollouts)
 
     def step(self, tokens_prev, cache: DecodeCache, step):
@@ -127,8 +148,9 @@ class MotionDecoder(tf.keras.layers.Layer):
         """
         step = tf.cast(step, tf.int32)
         tokens_prev = tf.cast(tokens_prev, tf.int32)
-        tokens_in = tf.where(step == 0, tf.fill(tf.shape(tokens_prev), self.start_token),
-                             tokens_prev)
+        tokens_in = tf.where(
+            step == 0, tf.fill(tf.shape(tokens_prev), self.start_token), tokens_prev
+        )
         x = self.token_embedding(tokens_in) + self.step_embedding(step)
         x = x + tf.cast(cache.agent_embedding, x.dtype)
         key_bias = masks.mask_to_bias(cache.agent_mask)  # this step's keys: padded agents masked
@@ -141,8 +163,15 @@ class MotionDecoder(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(vocab_size=self.vocab_size, max_steps=self.max_steps, hidden=self.hidden,
-                      num_layers=self.num_layers, num_heads=self.num_heads,
-                      ffn_dim=self.ffn_dim, mlp_width=self.mlp_width, dropout=self.dropout,
-                      activation=self.activation)
+        config.update(
+            vocab_size=self.vocab_size,
+            max_steps=self.max_steps,
+            hidden=self.hidden,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            ffn_dim=self.ffn_dim,
+            mlp_width=self.mlp_width,
+            dropout=self.dropout,
+            activation=self.activation,
+        )
         return config

@@ -1,4 +1,5 @@
 """Scene tokens (agents, map polylines, traffic lights) -> transformer encoder -> embedding."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -23,8 +24,17 @@ class SceneEncoder(tf.keras.layers.Layer):
       mlp_width: hidden width of the per-kind token encoders.
     """
 
-    def __init__(self, hidden: int, num_layers: int, num_heads: int, ffn_dim: int,
-                 mlp_width: int, dropout: float = 0.0, activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        hidden: int,
+        num_layers: int,
+        num_heads: int,
+        ffn_dim: int,
+        mlp_width: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        **kwargs,
+    ):
         # Raw scene inputs stay float32: autocasting positions of ~100 m to bfloat16 under
         # mixed precision would round them to ~0.5 m. The MLPs cast normalised features.
         kwargs.setdefault("autocast", False)
@@ -32,14 +42,20 @@ class SceneEncoder(tf.keras.layers.Layer):
         self.hidden, self.num_layers, self.num_heads = hidden, num_layers, num_heads
         self.ffn_dim, self.mlp_width = ffn_dim, mlp_width
         self.dropout, self.activation = dropout, activation
-        self.agent_encoder = AgentHistoryEncoder(hidden, mlp_width, 2, activation,
-                                                 name="agent_history")
+        self.agent_encoder = AgentHistoryEncoder(
+            hidden, mlp_width, 2, activation, name="agent_history"
+        )
         self.polyline_encoder = PolylineEncoder(hidden, mlp_width, activation, name="polylines")
-        self.traffic_light_encoder = TrafficLightEncoder(hidden, mlp_width, activation,
-                                                         name="traffic_lights")
+        self.traffic_light_encoder = TrafficLightEncoder(
+            hidden, mlp_width, activation, name="traffic_lights"
+        )
         self.kind_embedding = tf.keras.layers.Embedding(3, hidden, name="kind_embedding")
-        self.blocks = [EncoderBlock(num_heads, hidden // num_heads, ffn_dim, dropout, activation,
-                                    name=f"block_{i}") for i in range(num_layers)]
+        self.blocks = [
+            EncoderBlock(
+                num_heads, hidden // num_heads, ffn_dim, dropout, activation, name=f"block_{i}"
+            )
+            for i in range(num_layers)
+        ]
         self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
 
     def call(self, scene, training=None):
@@ -58,7 +74,13 @@ class SceneEncoder(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden=self.hidden, num_layers=self.num_layers, num_heads=self.num_heads,
-                      ffn_dim=self.ffn_dim, mlp_width=self.mlp_width, dropout=self.dropout,
-                      activation=self.activation)
+        config.update(
+            hidden=self.hidden,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            ffn_dim=self.ffn_dim,
+            mlp_width=self.mlp_width,
+            dropout=self.dropout,
+            activation=self.activation,
+        )
         return config

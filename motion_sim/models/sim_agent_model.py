@@ -1,11 +1,12 @@
 """`SimAgentModel`: the policy pi(a_t | o, a_<t) over joint action tokens of all agents."""
+
 from __future__ import annotations
 
 import enum
 
-import gin
 import tensorflow as tf
 
+import gin
 from motion_sim.models import inputs
 from motion_sim.models.decode_cache import DecodeCache
 from motion_sim.models.motion_decoder import MotionDecoder
@@ -17,7 +18,7 @@ class EncoderKind(str, enum.Enum):
     """Scene encoders `SimAgentModel.encoder` selects."""
 
     AGENT_TOKENS = "agent_tokens"  # `SceneEncoder`: one token per agent, current light state
-    WAYFORMER = "wayformer"        # `WayformerSceneEncoder`: per-step tokens, latent queries
+    WAYFORMER = "wayformer"  # `WayformerSceneEncoder`: per-step tokens, latent queries
 
 
 @gin.configurable
@@ -43,34 +44,77 @@ class SimAgentModel(tf.keras.Model):
       num_latents: K latent tokens of the "wayformer" encoder (unused otherwise).
     """
 
-    def __init__(self, num_encoder_layers: int = 4, num_decoder_layers: int = 4,
-                 hidden: int = 256, num_heads: int = 4, ffn_dim: int = 1024,
-                 dropout: float = 0.1, activation: str = "relu", encoder_mlp_width: int = 256,
-                 vocab_size: int = 169, max_steps: int = 80,
-                 encoder: str = EncoderKind.AGENT_TOKENS.value, num_latents: int = 64,
-                 **kwargs):
+    def __init__(
+        self,
+        num_encoder_layers: int = 4,
+        num_decoder_layers: int = 4,
+        hidden: int = 256,
+        num_heads: int = 4,
+        ffn_dim: int = 1024,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        encoder_mlp_width: int = 256,
+        vocab_size: int = 169,
+        max_steps: int = 80,
+        encoder: str = EncoderKind.AGENT_TOKENS.value,
+        num_latents: int = 64,
+        **kwargs,
+    ):
         kwargs.setdefault("autocast", False)  # scene positions must reach the encoders in float32
         super().__init__(**kwargs)
         if hidden % num_heads:
             raise ValueError(f"hidden={hidden} must be divisible by num_heads={num_heads}")
         self.hparams = dict(
-            num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
-            hidden=hidden, num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout,
-            activation=activation, encoder_mlp_width=encoder_mlp_width, vocab_size=vocab_size,
-            max_steps=max_steps, encoder=EncoderKind(encoder).value, num_latents=num_latents)
+            num_encoder_layers=num_encoder_layers,
+            num_decoder_layers=num_decoder_layers,
+            hidden=hidden,
+            num_heads=num_heads,
+            ffn_dim=ffn_dim,
+            dropout=dropout,
+            activation=activation,
+            encoder_mlp_width=encoder_mlp_width,
+            vocab_size=vocab_size,
+            max_steps=max_steps,
+            encoder=EncoderKind(encoder).value,
+            num_latents=num_latents,
+        )
         self.vocab_size = vocab_size
         self.max_steps = max_steps
         if EncoderKind(encoder) is EncoderKind.WAYFORMER:
             self.encoder = WayformerSceneEncoder(
-                hidden, num_encoder_layers, num_heads, ffn_dim, encoder_mlp_width, num_latents,
-                dropout, activation, name="wayformer_encoder")
+                hidden,
+                num_encoder_layers,
+                num_heads,
+                ffn_dim,
+                encoder_mlp_width,
+                num_latents,
+                dropout,
+                activation,
+                name="wayformer_encoder",
+            )
         else:
-            self.encoder = SceneEncoder(hidden, num_encoder_layers, num_heads, ffn_dim,
-                                        encoder_mlp_width, dropout, activation,
-                                        name="scene_encoder")
-        self.decoder = MotionDecoder(vocab_size, max_steps, hidden, num_decoder_layers,
-                                     num_heads, ffn_dim, encoder_mlp_width, dropout, activation,
-                                     name="decoder")
+            self.encoder = SceneEncoder(
+                hidden,
+                num_encoder_layers,
+                num_heads,
+                ffn_dim,
+                encoder_mlp_width,
+                dropout,
+                activation,
+                name="scene_encoder",
+            )
+        self.decoder = MotionDecoder(
+            vocab_size,
+            max_steps,
+            hidden,
+            num_decoder_layers,
+            num_heads,
+            ffn_dim,
+            encoder_mlp_width,
+            dropout,
+            activation,
+            name="decoder",
+        )
         # Build every weight now: the cached step calls sublayers outside `call`, and parameter
         # counts / checkpoints should not depend on which method ran first.
         dummy = inputs.dummy_scene_inputs(batch=1, num_agents=2)
@@ -86,8 +130,14 @@ class SimAgentModel(tf.keras.Model):
         """Teacher-forced logits [B, A, T, vocab_size] float32 (see `teacher_forced_logits`)."""
         scene = inputs.scene_inputs(scene)
         scene_emb, scene_mask = self.encoder(scene, training=training)
-        return self.decoder(tokens, self.decoder.agent_embedding(scene), scene["agent_mask"],
-                            scene_emb, scene_mask, training=training)
+        return self.decoder(
+            tokens,
+            self.decoder.agent_embedding(scene),
+            scene["agent_mask"],
+            scene_emb,
+            scene_mask,
+            training=training,
+        )
 
     def teacher_forced_logits(self, scene, tokens, training=None):
         """Logits of token t of every agent given the scene and all agents' tokens < t.
@@ -107,8 +157,7 @@ class SimAgentModel(tf.keras.Model):
         return tf.gather(logp, tf.cast(tokens, tf.int32), axis=-1, batch_dims=3)
 
     # -------------------------------------------------------------- cached
-    def init_cache(self, scene, num_rollouts: int, num_steps: int,
-                   encoding=None) -> DecodeCache:
+    def init_cache(self, scene, num_rollouts: int, num_steps: int, encoding=None) -> DecodeCache:
         """Empty decoding state for `num_rollouts` rollouts of each scene (rows b * R + r).
 
         Args:
@@ -117,8 +166,14 @@ class SimAgentModel(tf.keras.Model):
         """
         scene = inputs.scene_inputs(scene)
         scene_emb, scene_mask = encoding if encoding is not None else self.encoder(scene)
-        return self.decoder.init_cache(self.decoder.agent_embedding(scene), scene["agent_mask"],
-                                       scene_emb, scene_mask, num_rollouts, num_steps)
+        return self.decoder.init_cache(
+            self.decoder.agent_embedding(scene),
+            scene["agent_mask"],
+            scene_emb,
+            scene_mask,
+            num_rollouts,
+            num_steps,
+        )
 
     def next(self, tokens_prev, cache: DecodeCache, step):
         """One cached decoding step.

@@ -1,4 +1,5 @@
 """Wayformer-style scene encoder: per-step agent and light tokens, early fusion, latent queries."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -30,24 +31,44 @@ class WayformerSceneEncoder(tf.keras.layers.Layer):
       num_latents: K.
     """
 
-    def __init__(self, hidden: int, num_layers: int, num_heads: int, ffn_dim: int,
-                 mlp_width: int, num_latents: int = 64, dropout: float = 0.0,
-                 activation: str = "relu", **kwargs):
+    def __init__(
+        self,
+        hidden: int,
+        num_layers: int,
+        num_heads: int,
+        ffn_dim: int,
+        mlp_width: int,
+        num_latents: int = 64,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        **kwargs,
+    ):
         kwargs.setdefault("autocast", False)  # raw positions stay float32 (see SceneEncoder)
         super().__init__(**kwargs)
         self.hidden, self.num_layers, self.num_heads = hidden, num_layers, num_heads
         self.ffn_dim, self.mlp_width, self.num_latents = ffn_dim, mlp_width, num_latents
         self.dropout, self.activation = dropout, activation
-        self.agent_encoder = AgentStepEncoder(hidden, mlp_width, 2, activation,
-                                              name="agent_steps")
+        self.agent_encoder = AgentStepEncoder(hidden, mlp_width, 2, activation, name="agent_steps")
         self.polyline_encoder = PolylineEncoder(hidden, mlp_width, activation, name="polylines")
-        self.traffic_light_encoder = TrafficLightHistoryEncoder(hidden, mlp_width, activation,
-                                                                name="traffic_light_steps")
+        self.traffic_light_encoder = TrafficLightHistoryEncoder(
+            hidden, mlp_width, activation, name="traffic_light_steps"
+        )
         self.kind_embedding = tf.keras.layers.Embedding(3, hidden, name="kind_embedding")
-        self.latent_query = LatentQueryBlock(num_latents, num_heads, hidden // num_heads,
-                                             ffn_dim, dropout, activation, name="latent_query")
-        self.blocks = [EncoderBlock(num_heads, hidden // num_heads, ffn_dim, dropout, activation,
-                                    name=f"block_{i}") for i in range(num_layers)]
+        self.latent_query = LatentQueryBlock(
+            num_latents,
+            num_heads,
+            hidden // num_heads,
+            ffn_dim,
+            dropout,
+            activation,
+            name="latent_query",
+        )
+        self.blocks = [
+            EncoderBlock(
+                num_heads, hidden // num_heads, ffn_dim, dropout, activation, name=f"block_{i}"
+            )
+            for i in range(num_layers)
+        ]
         self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
 
     def call(self, scene, training=None):
@@ -66,8 +87,14 @@ class WayformerSceneEncoder(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden=self.hidden, num_layers=self.num_layers, num_heads=self.num_heads,
-                      ffn_dim=self.ffn_dim, mlp_width=self.mlp_width,
-                      num_latents=self.num_latents, dropout=self.dropout,
-                      activation=self.activation)
+        config.update(
+            hidden=self.hidden,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            ffn_dim=self.ffn_dim,
+            mlp_width=self.mlp_width,
+            num_latents=self.num_latents,
+            dropout=self.dropout,
+            activation=self.activation,
+        )
         return config

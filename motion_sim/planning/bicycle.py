@@ -1,4 +1,5 @@
 """Kinematic bicycle driven by curvature and acceleration (the AV's dynamics)."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -20,8 +21,15 @@ def bicycle_step(state: tf.Tensor, curvature: tf.Tensor, accel: tf.Tensor, dt: f
     mean_speed = 0.5 * (speed + new_speed)
     turn = curvature * mean_speed * dt
     mid = heading + 0.5 * turn
-    return tf.stack([x + mean_speed * tf.cos(mid) * dt, y + mean_speed * tf.sin(mid) * dt,
-                     heading + turn, new_speed], axis=-1)
+    return tf.stack(
+        [
+            x + mean_speed * tf.cos(mid) * dt,
+            y + mean_speed * tf.sin(mid) * dt,
+            heading + turn,
+            new_speed,
+        ],
+        axis=-1,
+    )
 
 
 def bicycle_rollout(state, curvature, accel, num_steps: int, dt: float) -> tf.Tensor:

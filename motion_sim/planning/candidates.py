@@ -5,6 +5,7 @@ A candidate holds one curvature and one acceleration for its whole horizon. The 
 gentlest actions) and then widens ring by ring, so a planner with J candidates uses the first J
 and every larger planner contains every smaller one.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -27,6 +28,7 @@ class Library(NamedTuple):
       curvature: [81] float32 (1/m).
       accel: [81] float32 (m/s^2).
     """
+
     curvature: np.ndarray
     accel: np.ndarray
 
@@ -39,10 +41,18 @@ def library() -> Library:
     """
     c = len(CURVATURES) // 2
     cells = [(i, j) for i in range(len(CURVATURES)) for j in range(len(ACCELERATIONS))]
-    cells.sort(key=lambda ij: (max(abs(ij[0] - c), abs(ij[1] - c)),
-                               abs(ij[0] - c) + abs(ij[1] - c), ij[0], ij[1]))
-    return Library(np.array([CURVATURES[i] for i, _ in cells], np.float32),
-                   np.array([ACCELERATIONS[j] for _, j in cells], np.float32))
+    cells.sort(
+        key=lambda ij: (
+            max(abs(ij[0] - c), abs(ij[1] - c)),
+            abs(ij[0] - c) + abs(ij[1] - c),
+            ij[0],
+            ij[1],
+        )
+    )
+    return Library(
+        np.array([CURVATURES[i] for i, _ in cells], np.float32),
+        np.array([ACCELERATIONS[j] for _, j in cells], np.float32),
+    )
 
 
 class PlannerSet(NamedTuple):
@@ -52,6 +62,7 @@ class PlannerSet(NamedTuple):
       num_candidates: [P] int32 J (uses library candidates 0..J-1).
       horizon: [P] int32 D in token steps.
     """
+
     num_candidates: np.ndarray
     horizon: np.ndarray
 
@@ -63,7 +74,8 @@ class PlannerSet(NamedTuple):
 def planner_set(num_candidates=NUM_CANDIDATES, horizons=HORIZONS) -> PlannerSet:
     """All (J, D) pairs, J-major: the paper's 16 x 4 = 64 planners by default."""
     if len(set(num_candidates)) != len(num_candidates) or not all(
-            1 <= j <= len(CURVATURES) * len(ACCELERATIONS) for j in num_candidates):
+        1 <= j <= len(CURVATURES) * len(ACCELERATIONS) for j in num_candidates
+    ):
         raise ValueError(f"candidate counts must be distinct, in 1..81: {num_candidates}")
     j, d = np.meshgrid(np.asarray(num_candidates), np.asarray(horizons), indexing="ij")
     return PlannerSet(j.reshape(-1).astype(np.int32), d.reshape(-1).astype(np.int32))

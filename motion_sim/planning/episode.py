@@ -1,4 +1,5 @@
 """One scene, one world, every planner: the closed loop and its returns."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -6,7 +7,8 @@ from typing import NamedTuple
 import numpy as np
 
 from motion_sim.data import frames
-from motion_sim.planning import candidates, reward as reward_lib
+from motion_sim.planning import candidates
+from motion_sim.planning import reward as reward_lib
 from motion_sim.planning.planner import RandomShootingPlanner, planner_rows
 from motion_sim.planning.scene_context import SceneContext
 
@@ -21,6 +23,7 @@ class EpisodeResult(NamedTuple):
       collision, offroad, off_route, progress: summed terms (steps in collision / off road /
         off route, metres of progress).
     """
+
     returns: np.ndarray
     collision: np.ndarray
     offroad: np.ndarray
@@ -28,10 +31,16 @@ class EpisodeResult(NamedTuple):
     progress: np.ndarray
 
 
-def run_episode(ctx: SceneContext, world, planner: RandomShootingPlanner,
-                planners: candidates.PlannerSet, num_rollouts: int, seed,
-                reward: reward_lib.PlannerReward | None = None,
-                return_trajectories: bool = False):
+def run_episode(
+    ctx: SceneContext,
+    world,
+    planner: RandomShootingPlanner,
+    planners: candidates.PlannerSet,
+    num_rollouts: int,
+    seed,
+    reward: reward_lib.PlannerReward | None = None,
+    return_trajectories: bool = False,
+):
     """Runs every planner in `num_rollouts` copies of `world` (W = P * K worlds batched).
 
     Non-reactive worlds (log, constant velocity) give the same return in every rollout, so
@@ -47,9 +56,18 @@ def run_episode(ctx: SceneContext, world, planner: RandomShootingPlanner,
     for t in range(NUM_TOKEN_STEPS):
         obs = world.observe(t)
         bshape = lambda x: np.broadcast_to(x, (w,) + x.shape[1:])  # noqa: E731
-        executed, _ = planner.plan(av, ctx.av_size[:2], bshape(obs.xy), bshape(obs.vel),
-                                   bshape(obs.heading), ctx.others_size, bshape(obs.valid), j, d,
-                                   ctx.path)
+        executed, _ = planner.plan(
+            av,
+            ctx.av_size[:2],
+            bshape(obs.xy),
+            bshape(obs.vel),
+            bshape(obs.heading),
+            ctx.others_size,
+            bshape(obs.valid),
+            j,
+            d,
+            ctx.path,
+        )
         executed = executed.numpy()
         av = executed[:, -1]
         states.append(executed)
@@ -60,17 +78,30 @@ def run_episode(ctx: SceneContext, world, planner: RandomShootingPlanner,
     world_xy, world_heading = frames.to_world(av_states[..., :2], av_states[..., 2], frame)
     edge = reward_lib.road_edge_distance(world_xy, world_heading, ctx.av_z, ctx.av_size, ctx.edges)
     bshape = lambda x: np.broadcast_to(x, (w,) + x.shape[1:])  # noqa: E731
-    terms = reward(av_states[..., :2], av_states[..., 2], ctx.av_size[:2], bshape(others.xy),
-                   bshape(others.heading), ctx.others_size, bshape(others.valid), ctx.path, edge)
+    terms = reward(
+        av_states[..., :2],
+        av_states[..., 2],
+        ctx.av_size[:2],
+        bshape(others.xy),
+        bshape(others.heading),
+        ctx.others_size,
+        bshape(others.valid),
+        ctx.path,
+        edge,
+    )
     num_p = len(planners.num_candidates)
 
     def per_planner(x):
         x = np.sum(np.asarray(x), axis=-1).reshape(num_p, k)
         return np.repeat(x, num_rollouts // k, axis=1) if k == 1 else x
 
-    result = EpisodeResult(per_planner(terms.reward), per_planner(terms.collision),
-                           per_planner(terms.offroad), per_planner(terms.off_route),
-                           per_planner(terms.progress))
+    result = EpisodeResult(
+        per_planner(terms.reward),
+        per_planner(terms.collision),
+        per_planner(terms.offroad),
+        per_planner(terms.off_route),
+        per_planner(terms.progress),
+    )
     if return_trajectories:
         return result, av_states, others
     return result

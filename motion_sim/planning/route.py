@@ -1,4 +1,5 @@
 """The AV's logged path: distance to it and its local direction (route terms R and P)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -16,6 +17,7 @@ class LoggedPath(NamedTuple):
       start, end: [S, 2] float32 segment end points.
       valid: [S] bool both ends logged.
     """
+
     start: np.ndarray
     end: np.ndarray
     valid: np.ndarray
@@ -44,7 +46,7 @@ def nearest_on_path(points: tf.Tensor, path: LoggedPath):
     dist = tf.norm(rel - seg * t[..., None], axis=-1)  # [..., S]
     big = tf.constant(1e9, dist.dtype)
     dist = tf.where(valid, dist, big)
-    moving = valid & (length2 > _MIN_SEGMENT ** 2)
+    moving = valid & (length2 > _MIN_SEGMENT**2)
     nearest = tf.argmin(tf.where(moving, dist, big), axis=-1, output_type=tf.int32)
     direction = tf.math.divide_no_nan(seg, tf.sqrt(length2)[:, None])
     direction = tf.where(tf.reduce_any(moving), tf.gather(direction, nearest), 0.0)

@@ -1,4 +1,5 @@
 """Everything the closed-loop evaluation needs about one logged scene, built once."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -32,6 +33,7 @@ class SceneContext(NamedTuple):
         never-valid rows.
       edges: the `ScenarioArrays` edge_* tables (world frame).
     """
+
     scenario_id: str
     scene: dict
     av_row: int
@@ -55,8 +57,13 @@ def build_context(raw: datatypes.RawScenario, scene: datatypes.Scene, edges: dic
     xy, heading = frames.to_scene(raw.xyz[..., :2], raw.heading, frame)
     yaw = float(scene.frame_yaw)
     c, s = np.cos(yaw), np.sin(yaw)
-    vel = np.stack([c * raw.velocity[..., 0] + s * raw.velocity[..., 1],
-                    -s * raw.velocity[..., 0] + c * raw.velocity[..., 1]], axis=-1)
+    vel = np.stack(
+        [
+            c * raw.velocity[..., 0] + s * raw.velocity[..., 1],
+            -s * raw.velocity[..., 0] + c * raw.velocity[..., 1],
+        ],
+        axis=-1,
+    )
     row_of = {int(i): r for r, i in enumerate(scene.agent_id) if scene.agent_mask[r]}
     others = [i for i in range(len(raw.track_id)) if i != sdc and raw.valid[i, _CUR:].any()]
     held = np.array([row_of.get(int(raw.track_id[i]), -1) for i in others], np.int32)
@@ -66,8 +73,9 @@ def build_context(raw: datatypes.RawScenario, scene: datatypes.Scene, edges: dic
     held = held[order]
     size = raw.size[:, :, :2]
     first_valid = np.argmax(raw.valid, axis=1)
-    cur_size = np.where(raw.valid[:, _CUR, None], size[:, _CUR],
-                        size[np.arange(len(size)), first_valid])
+    cur_size = np.where(
+        raw.valid[:, _CUR, None], size[:, _CUR], size[np.arange(len(size)), first_valid]
+    )
     av_speed = float(np.linalg.norm(raw.velocity[sdc, _CUR]))
     z = raw.xyz[sdc, :, 2]
     z = np.where(raw.valid[sdc], z, z[_CUR])[_CUR:]
@@ -75,13 +83,18 @@ def build_context(raw: datatypes.RawScenario, scene: datatypes.Scene, edges: dic
     pad = -len(others) % OBJECT_BUCKET or (OBJECT_BUCKET if not others else 0)
     padded = lambda x: np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])  # noqa: E731
     return SceneContext(
-        scenario_id=str(raw.scenario_id), scene=batched, av_row=int(scene.sdc_index),
+        scenario_id=str(raw.scenario_id),
+        scene=batched,
+        av_row=int(scene.sdc_index),
         av_state=np.array([*xy[sdc, _CUR], heading[sdc, _CUR], av_speed], np.float32),
-        av_size=np.asarray(raw.size[sdc, _CUR], np.float32), av_z=z.astype(np.float32),
+        av_size=np.asarray(raw.size[sdc, _CUR], np.float32),
+        av_z=z.astype(np.float32),
         path=LoggedPath.from_log(xy[sdc], raw.valid[sdc]),
         others_xy=padded(xy[others].astype(np.float32)),
         others_vel=padded(vel[others].astype(np.float32)),
         others_heading=padded(heading[others].astype(np.float32)),
         others_valid=padded(raw.valid[others]),
         others_size=padded(cur_size[others].astype(np.float32)),
-        held_rows=np.concatenate([held, np.full(pad, -1, np.int32)]), edges=edges)
+        held_rows=np.concatenate([held, np.full(pad, -1, np.int32)]),
+        edges=edges,
+    )

@@ -9,6 +9,7 @@ truth (log playback):
     top-k planners, in the same normalised units (0 = the world picks a truly best one).
 Error bars: the same statistics over scene bootstrap resamples (std and 2.5/97.5 percentiles).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def compare(estimate: np.ndarray, truth: np.ndarray, ks=(1, 5)) -> dict:
     return out
 
 
-def compare_with_bootstrap(estimate: np.ndarray, truth: np.ndarray, num_samples: int = 1000,
-                           seed: int = 0, ks=(1, 5)) -> dict:
+def compare_with_bootstrap(
+    estimate: np.ndarray, truth: np.ndarray, num_samples: int = 1000, seed: int = 0, ks=(1, 5)
+) -> dict:
     """`compare` of scene-mean returns, with scene-bootstrap error bars.
 
     Args: estimate, truth: [S, P] per-scene returns (mean over rollouts) of one world and the
@@ -50,6 +52,12 @@ def compare_with_bootstrap(estimate: np.ndarray, truth: np.ndarray, num_samples:
         idx = rng.integers(0, num_scenes, num_scenes)
         for k, v in compare(estimate[idx].mean(0), truth[idx].mean(0), ks).items():
             draws[k].append(v)
-    return {k: {"value": point[k], "std": float(np.std(draws[k])),
-                "lo": float(np.percentile(draws[k], 2.5)),
-                "hi": float(np.percentile(draws[k], 97.5))} for k in point}
+    return {
+        k: {
+            "value": point[k],
+            "std": float(np.std(draws[k])),
+            "lo": float(np.percentile(draws[k], 2.5)),
+            "hi": float(np.percentile(draws[k], 97.5)),
+        }
+        for k in point
+    }

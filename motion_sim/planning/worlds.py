@@ -5,6 +5,7 @@ A world owns the other objects. Per token step t it shows the planner their stat
 trajectories. Objects the scene does not hold (beyond the model's 128 agents, or appearing
 after the current step) replay their log in every world.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -27,6 +28,7 @@ class Observation(NamedTuple):
     Attributes:
       xy: [., O, 2] float32; vel: [., O, 2]; heading: [., O]; valid: [., O] bool.
     """
+
     xy: np.ndarray
     vel: np.ndarray
     heading: np.ndarray
@@ -35,6 +37,7 @@ class Observation(NamedTuple):
 
 class Trajectories(NamedTuple):
     """Other objects over the current step and the 80 simulated steps ([W or 1, O, 81, ...])."""
+
     xy: np.ndarray
     heading: np.ndarray
     valid: np.ndarray
@@ -42,6 +45,7 @@ class Trajectories(NamedTuple):
 
 class LogWorld:
     """Log playback (the ground truth): every other object follows its log."""
+
     name, reactive = "log", False
 
     def reset(self, ctx: SceneContext, num_worlds: int, seed) -> None:
@@ -49,8 +53,12 @@ class LogWorld:
 
     def _log_at(self, step: int, rows=slice(None)) -> Observation:
         c = self.ctx
-        return Observation(c.others_xy[None, rows, step], c.others_vel[None, rows, step],
-                           c.others_heading[None, rows, step], c.others_valid[None, rows, step])
+        return Observation(
+            c.others_xy[None, rows, step],
+            c.others_vel[None, rows, step],
+            c.others_heading[None, rows, step],
+            c.others_valid[None, rows, step],
+        )
 
     def observe(self, t: int) -> Observation:
         return self._log_at(_CUR + _STEPS_PER_TOKEN * t)
@@ -60,20 +68,27 @@ class LogWorld:
 
     def trajectories(self) -> Trajectories:
         c = self.ctx
-        return Trajectories(c.others_xy[None, :, _CUR:], c.others_heading[None, :, _CUR:],
-                            c.others_valid[None, :, _CUR:])
+        return Trajectories(
+            c.others_xy[None, :, _CUR:],
+            c.others_heading[None, :, _CUR:],
+            c.others_valid[None, :, _CUR:],
+        )
 
 
 class ConstantVelocityWorld(LogWorld):
     """Held objects keep their current velocity and heading (the constant-velocity baseline)."""
+
     name = "cv"
 
     def reset(self, ctx: SceneContext, num_worlds: int, seed) -> None:
         super().reset(ctx, num_worlds, seed)
         held = ctx.held_rows >= 0
         traj = constant_velocity_trajectory(
-            tf.constant(ctx.others_xy[:, _CUR]), tf.zeros(len(held)),
-            tf.constant(ctx.others_vel[:, _CUR]), tf.constant(ctx.others_heading[:, _CUR])).numpy()
+            tf.constant(ctx.others_xy[:, _CUR]),
+            tf.zeros(len(held)),
+            tf.constant(ctx.others_vel[:, _CUR]),
+            tf.constant(ctx.others_heading[:, _CUR]),
+        ).numpy()
         xy = ctx.others_xy[:, _CUR:].copy()
         heading = ctx.others_heading[:, _CUR:].copy()
         valid = ctx.others_valid[:, _CUR:].copy()
@@ -81,14 +96,16 @@ class ConstantVelocityWorld(LogWorld):
         heading[held, 1:] = traj[held, :, 3]
         valid[held] = True
         self._traj = Trajectories(xy[None], heading[None], valid[None])
-        self._vel = np.where(held[:, None, None], ctx.others_vel[:, _CUR:_CUR + 1],
-                             ctx.others_vel[:, _CUR:])
+        self._vel = np.where(
+            held[:, None, None], ctx.others_vel[:, _CUR : _CUR + 1], ctx.others_vel[:, _CUR:]
+        )
 
     def observe(self, t: int) -> Observation:
         s = _STEPS_PER_TOKEN * t
         x = self._traj
-        return Observation(x.xy[:, :, s], self._vel[None, :, s], x.heading[:, :, s],
-                           x.valid[:, :, s])
+        return Observation(
+            x.xy[:, :, s], self._vel[None, :, s], x.heading[:, :, s], x.valid[:, :, s]
+        )
 
     def trajectories(self) -> Trajectories:
         return self._traj
@@ -105,6 +122,7 @@ class ModelWorld(LogWorld):
       tokenizer: the model's `ActionTokenizer` (turns the AV's executed motion into its token
         with the same closed-loop rule as the training ground truth, and tokens into motion).
     """
+
     reactive = True
 
     def __init__(self, name: str, stepper, tokenizer: ActionTokenizer):
@@ -141,8 +159,11 @@ class ModelWorld(LogWorld):
         """The AV reached av_xy [W, 2] at knot t + 1: its token, then the others' tokens."""
         tok = self.tokenizer
         av = self.ctx.av_row
-        av_token = tok.target_token(tf.constant(self.pos[:, av]), tf.constant(self.vel[:, av]),
-                                    tf.constant(av_xy, tf.float32)).numpy()
+        av_token = tok.target_token(
+            tf.constant(self.pos[:, av]),
+            tf.constant(self.vel[:, av]),
+            tf.constant(av_xy, tf.float32),
+        ).numpy()
         num_agents = self.pos.shape[1]
         forced = np.zeros([1, self.num_worlds, num_agents], np.int32)
         mask = np.zeros([1, self.num_worlds, num_agents], bool)
@@ -155,8 +176,9 @@ class ModelWorld(LogWorld):
         pos, vel = tok.step(tf.constant(self.pos), tf.constant(self.vel), tf.constant(tokens))
         self.pos, self.vel = pos.numpy(), vel.numpy()
         moving = np.linalg.norm(self.vel, axis=-1) * tok.dt > tok.still_distance
-        self.heading = np.where(moving, np.arctan2(self.vel[..., 1], self.vel[..., 0]),
-                                self.heading).astype(np.float32)
+        self.heading = np.where(
+            moving, np.arctan2(self.vel[..., 1], self.vel[..., 0]), self.heading
+        ).astype(np.float32)
         self.knots.append(self.pos)
         self.vels.append(self.vel)
 

@@ -5,6 +5,7 @@ normalisation statistics are reduced over the *global* batch: each replica all-r
 sum, sum of squares and count through the replica context, so every replica subtracts the same
 mean and divides by the same std, and the update equals the single-device one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,6 +27,7 @@ _EPS = 1e-6
 
 class ReturnStats(NamedTuple):
     """Scalars over the global batch of valid agent-steps, before normalisation."""
+
     mean: tf.Tensor
     std: tf.Tensor
     count: tf.Tensor
@@ -38,11 +40,12 @@ def reward_to_go(rewards: tf.Tensor, gamma: float) -> tf.Tensor:
     """
     shape = tf.shape(rewards)
     num_t = rewards.shape[-1]
-    flat = tf.reshape(rewards, [-1, num_t])                  # [N, T]
-    time_major = tf.transpose(flat)                          # [T, N]
+    flat = tf.reshape(rewards, [-1, num_t])  # [N, T]
+    time_major = tf.transpose(flat)  # [T, N]
     discounts = tf.fill(tf.shape(time_major), tf.cast(gamma, rewards.dtype))
-    g = value_ops.discounted_return(time_major, discounts, time_major=True,
-                                    provide_all_returns=True)
+    g = value_ops.discounted_return(
+        time_major, discounts, time_major=True, provide_all_returns=True
+    )
     return tf.reshape(tf.transpose(g), shape)
 
 
@@ -57,8 +60,9 @@ def all_reduce_sum(values):
 def global_stats(values: tf.Tensor, valid: tf.Tensor) -> ReturnStats:
     """Mean/std of `values` over valid entries of the global batch (all replicas)."""
     mask = tf.cast(valid, values.dtype)
-    s, ss, n = all_reduce_sum([tf.reduce_sum(values * mask), tf.reduce_sum(tf.square(values) * mask),
-                               tf.reduce_sum(mask)])
+    s, ss, n = all_reduce_sum(
+        [tf.reduce_sum(values * mask), tf.reduce_sum(tf.square(values) * mask), tf.reduce_sum(mask)]
+    )
     n_safe = tf.maximum(n, 1.0)
     mean = s / n_safe
     var = tf.maximum(ss / n_safe - tf.square(mean), 0.0)

@@ -12,6 +12,7 @@ The command line for a checkpoint is `python -m motion_sim.closed_loop_eval`.
     collision rate, with this module's box geometry.
   ade: mean 10 Hz displacement (m) from the log over valid log steps of real agents.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -25,38 +26,51 @@ def rollout_metrics(rollout, scene) -> dict:
     """Sums over one batch as floats: 'collided' / 'agents' (every real agent), 'collided_evaluated'
     / 'evaluated' (the SDC and tracks_to_predict), 'disp_sum' / 'disp_count'."""
     from motion_sim.rl import collision
-    mask = scene["agent_mask"][:, None, :]                                  # [B, 1, A]
+
+    mask = scene["agent_mask"][:, None, :]  # [B, 1, A]
     size = scene["agent_size"][:, None, :, :]
     xy_t = tf.transpose(rollout.xy, [3, 0, 1, 2, 4])
     hd_t = tf.transpose(rollout.heading, [3, 0, 1, 2])
     valid = tf.broadcast_to(mask, tf.shape(rollout.heading)[:-1])
-    hit = tf.map_fn(lambda a: collision.any_collision(a[0], a[1], size[..., 0], size[..., 1], valid),
-                    (xy_t, hd_t), fn_output_signature=tf.bool)              # [80, B, R, A]
+    hit = tf.map_fn(
+        lambda a: collision.any_collision(a[0], a[1], size[..., 0], size[..., 1], valid),
+        (xy_t, hd_t),
+        fn_output_signature=tf.bool,
+    )  # [80, B, R, A]
     collided = tf.reduce_any(hit, axis=0) & valid
     # WOSAC's evaluated agents: the SDC and the tracks to predict (real agents only).
     num_agents = scene["agent_mask"].shape[-1]
     is_sdc = tf.range(num_agents)[None, :] == tf.cast(scene["sdc_index"], tf.int32)[:, None]
     evaluated = (tf.cast(scene["tracks_to_predict"], tf.bool) | is_sdc)[:, None, :] & valid
-    gt = scene["agent_xy"][:, None, :, _CUR + 1:, :]
-    gt_valid = scene["agent_valid"][:, None, :, _CUR + 1:] & mask[..., None]
+    gt = scene["agent_xy"][:, None, :, _CUR + 1 :, :]
+    gt_valid = scene["agent_valid"][:, None, :, _CUR + 1 :] & mask[..., None]
     gt_valid = tf.broadcast_to(gt_valid, tf.shape(rollout.heading))
     disp = tf.norm(rollout.xy - gt, axis=-1)
-    return {"collided": float(tf.reduce_sum(tf.cast(collided, tf.float32))),
-            "agents": float(tf.reduce_sum(tf.cast(valid, tf.float32))),
-            "collided_evaluated": float(tf.reduce_sum(tf.cast(collided & evaluated, tf.float32))),
-            "evaluated": float(tf.reduce_sum(tf.cast(evaluated, tf.float32))),
-            "disp_sum": float(tf.reduce_sum(tf.where(gt_valid, disp, 0.0))),
-            "disp_count": float(tf.reduce_sum(tf.cast(gt_valid, tf.float32)))}
+    return {
+        "collided": float(tf.reduce_sum(tf.cast(collided, tf.float32))),
+        "agents": float(tf.reduce_sum(tf.cast(valid, tf.float32))),
+        "collided_evaluated": float(tf.reduce_sum(tf.cast(collided & evaluated, tf.float32))),
+        "evaluated": float(tf.reduce_sum(tf.cast(evaluated, tf.float32))),
+        "disp_sum": float(tf.reduce_sum(tf.where(gt_valid, disp, 0.0))),
+        "disp_count": float(tf.reduce_sum(tf.cast(gt_valid, tf.float32))),
+    }
 
 
 def evaluate(model, data: str, num_rollouts: int = 32, seed: int = 0, max_scenes: int = 0) -> dict:
     """Samples `num_rollouts` per scene of `data` (one pass) and returns the rates."""
     from motion_sim import sampler as sampler_lib
     from motion_sim.data import pipeline
+
     sampler = sampler_lib.Sampler(model, num_rollouts=num_rollouts)
     ds = pipeline.make_dataset(data, 1, shuffle=False, repeat=False)
-    tot = {"collided": 0.0, "agents": 0.0, "collided_evaluated": 0.0, "evaluated": 0.0,
-           "disp_sum": 0.0, "disp_count": 0.0}
+    tot = {
+        "collided": 0.0,
+        "agents": 0.0,
+        "collided_evaluated": 0.0,
+        "evaluated": 0.0,
+        "disp_sum": 0.0,
+        "disp_count": 0.0,
+    }
     scenes = 0
     for i, scene in enumerate(ds):
         if max_scenes and i >= max_scenes:
@@ -65,7 +79,10 @@ def evaluate(model, data: str, num_rollouts: int = 32, seed: int = 0, max_scenes
         for k, v in rollout_metrics(rollout, scene).items():
             tot[k] += v
         scenes += 1
-    return {"collision_rate": tot["collided"] / max(tot["agents"], 1.0),
-            "collision_rate_evaluated": tot["collided_evaluated"] / max(tot["evaluated"], 1.0),
-            "ade": tot["disp_sum"] / max(tot["disp_count"], 1.0),
-            "scenes": scenes, "rollouts_per_scene": num_rollouts}
+    return {
+        "collision_rate": tot["collided"] / max(tot["agents"], 1.0),
+        "collision_rate_evaluated": tot["collided_evaluated"] / max(tot["evaluated"], 1.0),
+        "ade": tot["disp_sum"] / max(tot["disp_count"], 1.0),
+        "scenes": scenes,
+        "rollouts_per_scene": num_rollouts,
+    }

@@ -4,6 +4,7 @@ One figure is drawn once (map, logged paths faint); each frame then only moves t
 box polygons and trails and redraws the canvas, so 81 frames take seconds. Boxes of agents
 that collide at that step get a red outline, off-road vehicles an orange one.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ from motion_sim.viz.rollout_view import RolloutView
 FORMATS = (".gif", ".mp4")
 
 
-def render_frames(view: RolloutView, events: RolloutEvents | None = None, rollout: int = 0,
-                  size_px: int = 480) -> list[np.ndarray]:
+def render_frames(
+    view: RolloutView, events: RolloutEvents | None = None, rollout: int = 0, size_px: int = 480
+) -> list[np.ndarray]:
     """uint8 [H, W, 3] frames of joint rollout `rollout`: the current step, then steps 11..90.
 
     size_px is a multiple of 16 (MP4 encoders want macro-block sized frames).
@@ -41,10 +43,13 @@ def render_frames(view: RolloutView, events: RolloutEvents | None = None, rollou
     colours = figure_lib.agent_colours(len(view.agent_mask))
     rows = np.flatnonzero(view.rollout_mask)
     # Positions of frame f: the logged current state, then the sampled steps.
-    xy = np.concatenate([view.agent_xy[None, :, CURRENT_INDEX], np.transpose(
-        view.rollout_xy[rollout], (1, 0, 2))], axis=0)                 # [81, A, 2]
-    heading = np.concatenate([view.agent_heading[None, :, CURRENT_INDEX],
-                              view.rollout_heading[rollout].T], axis=0)  # [81, A]
+    xy = np.concatenate(
+        [view.agent_xy[None, :, CURRENT_INDEX], np.transpose(view.rollout_xy[rollout], (1, 0, 2))],
+        axis=0,
+    )  # [81, A, 2]
+    heading = np.concatenate(
+        [view.agent_heading[None, :, CURRENT_INDEX], view.rollout_heading[rollout].T], axis=0
+    )  # [81, A]
     collided = np.zeros(xy.shape[:2], bool)
     offroad = np.zeros(xy.shape[:2], bool)
     if events is not None:
@@ -56,8 +61,9 @@ def render_frames(view: RolloutView, events: RolloutEvents | None = None, rollou
         ax.plot(log[:, 0], log[:, 1], color=colours[a], linewidth=0.7, alpha=0.35, zorder=2)
     boxes, trails = {}, {}
     for a in rows:
-        boxes[a] = ax.add_patch(mpatches.Polygon(np.zeros((4, 2)), closed=True,
-                                                 facecolor=colours[a], zorder=5))
+        boxes[a] = ax.add_patch(
+            mpatches.Polygon(np.zeros((4, 2)), closed=True, facecolor=colours[a], zorder=5)
+        )
         (trails[a],) = ax.plot([], [], color=colours[a], linewidth=1.3, zorder=4)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
@@ -67,16 +73,25 @@ def render_frames(view: RolloutView, events: RolloutEvents | None = None, rollou
     frames = []
     for f in range(xy.shape[0]):
         for a in rows:
-            boxes[a].set_xy(figure_lib.box_polygon(xy[f, a], heading[f, a],
-                                                   view.agent_size[a, 0], view.agent_size[a, 1]))
-            edge, width = ((figure_lib.COLLISION_COLOUR, 2.0) if collided[f, a] else
-                           (figure_lib.OFFROAD_COLOUR, 2.0) if offroad[f, a] else
-                           ("black" if a == 0 else colours[a] * 0.6, 0.8))
+            boxes[a].set_xy(
+                figure_lib.box_polygon(
+                    xy[f, a], heading[f, a], view.agent_size[a, 0], view.agent_size[a, 1]
+                )
+            )
+            edge, width = (
+                (figure_lib.COLLISION_COLOUR, 2.0)
+                if collided[f, a]
+                else (figure_lib.OFFROAD_COLOUR, 2.0)
+                if offroad[f, a]
+                else ("black" if a == 0 else colours[a] * 0.6, 0.8)
+            )
             boxes[a].set_edgecolor(edge)
             boxes[a].set_linewidth(width)
             trails[a].set_data(xy[: f + 1, a, 0], xy[: f + 1, a, 1])
-        title.set_text(f"{view.scenario_id}  rollout {rollout}  t = +{f / STEP_HZ:.1f} s  "
-                       f"collided {int(collided[f].sum())}  off-road {int(offroad[f].sum())}")
+        title.set_text(
+            f"{view.scenario_id}  rollout {rollout}  t = +{f / STEP_HZ:.1f} s  "
+            f"collided {int(collided[f].sum())}  off-road {int(offroad[f].sum())}"
+        )
         canvas.draw()
         frames.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
     return frames
@@ -96,6 +111,13 @@ def write_animation(frames: list[np.ndarray], path: str, fps: int = STEP_HZ) -> 
             # Pillow's GIF writer takes the frame duration in milliseconds; loop forever.
             imageio.mimsave(tmp, frames, format="GIF", duration=1000.0 / fps, loop=0)
         else:
-            imageio.mimsave(tmp, frames, format="FFMPEG", fps=fps, codec="libx264",
-                            pixelformat="yuv420p", macro_block_size=16)
+            imageio.mimsave(
+                tmp,
+                frames,
+                format="FFMPEG",
+                fps=fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                macro_block_size=16,
+            )
     return path

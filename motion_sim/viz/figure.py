@@ -9,6 +9,7 @@ each event) on the rollouts panel.
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas, never pyplot, so no
 global state is touched and a background thread (the TensorBoard image trigger) can render.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -72,13 +73,22 @@ def view_extent(view: RolloutView, margin_m: float = 12.0, max_half_m: float = 1
 def draw_map(ax, view: RolloutView) -> None:
     """Map polylines as one LineCollection per type (gid `map:<TYPE>`)."""
     for map_type, (colour, width, style, _) in MAP_STYLE.items():
-        polylines = [view.map_xy[p][view.map_valid[p]]
-                     for p in np.flatnonzero(view.map_type == int(map_type))]
+        polylines = [
+            view.map_xy[p][view.map_valid[p]]
+            for p in np.flatnonzero(view.map_type == int(map_type))
+        ]
         segments = [p for p in polylines if len(p) >= 2]
         if segments:
-            ax.add_collection(mcollections.LineCollection(
-                segments, colors=colour, linewidths=width, linestyles=style, zorder=1,
-                gid=f"map:{map_type.name}"))
+            ax.add_collection(
+                mcollections.LineCollection(
+                    segments,
+                    colors=colour,
+                    linewidths=width,
+                    linestyles=style,
+                    zorder=1,
+                    gid=f"map:{map_type.name}",
+                )
+            )
         single = np.array([p[0] for p in polylines if len(p) == 1]).reshape(-1, 2)
         if len(single):  # stop signs are single points
             ax.scatter(single[:, 0], single[:, 1], s=18, marker="8", color=colour, zorder=2)
@@ -89,21 +99,40 @@ def box_polygon(xy, heading, length, width) -> np.ndarray:
     c, s = np.cos(heading), np.sin(heading)
     along = np.array([c, s]) * 0.5 * length
     across = np.array([-s, c]) * 0.5 * width
-    return np.array([xy + along + across, xy + along - across, xy - along - across,
-                     xy - along + across])
+    return np.array(
+        [xy + along + across, xy + along - across, xy - along - across, xy - along + across]
+    )
 
 
 def draw_start_boxes(ax, view: RolloutView, colours: np.ndarray) -> None:
     """Every simulated agent's box at the current step; the SDC (row 0) outlined in black."""
     for a in np.flatnonzero(view.rollout_mask):
-        corners = box_polygon(view.agent_xy[a, CURRENT_INDEX], view.agent_heading[a, CURRENT_INDEX],
-                              view.agent_size[a, 0], view.agent_size[a, 1])
-        ax.add_patch(mpatches.Polygon(corners, closed=True, facecolor=colours[a],
-                                      edgecolor="black" if a == 0 else colours[a] * 0.6,
-                                      linewidth=1.2 if a == 0 else 0.6, zorder=5,
-                                      gid=f"start:{int(view.agent_id[a])}"))
-    ax.scatter([view.agent_xy[0, CURRENT_INDEX, 0]], [view.agent_xy[0, CURRENT_INDEX, 1]],
-               marker="*", s=110, color="black", zorder=6, gid="sdc")
+        corners = box_polygon(
+            view.agent_xy[a, CURRENT_INDEX],
+            view.agent_heading[a, CURRENT_INDEX],
+            view.agent_size[a, 0],
+            view.agent_size[a, 1],
+        )
+        ax.add_patch(
+            mpatches.Polygon(
+                corners,
+                closed=True,
+                facecolor=colours[a],
+                edgecolor="black" if a == 0 else colours[a] * 0.6,
+                linewidth=1.2 if a == 0 else 0.6,
+                zorder=5,
+                gid=f"start:{int(view.agent_id[a])}",
+            )
+        )
+    ax.scatter(
+        [view.agent_xy[0, CURRENT_INDEX, 0]],
+        [view.agent_xy[0, CURRENT_INDEX, 1]],
+        marker="*",
+        s=110,
+        color="black",
+        zorder=6,
+        gid="sdc",
+    )
 
 
 def _style_axes(ax, extent, title: str) -> None:
@@ -116,9 +145,14 @@ def _style_axes(ax, extent, title: str) -> None:
     ax.set_facecolor("#f7f7f5")
 
 
-def render_figure(view: RolloutView, events: RolloutEvents | None = None, *,
-                  size_inches: tuple[float, float] = (12.0, 6.2), dpi: int = 100,
-                  title: str | None = None) -> Figure:
+def render_figure(
+    view: RolloutView,
+    events: RolloutEvents | None = None,
+    *,
+    size_inches: tuple[float, float] = (12.0, 6.2),
+    dpi: int = 100,
+    title: str | None = None,
+) -> Figure:
     """The two-panel figure (log | sampled rollouts) of one scene.
 
     Artists carry gids the tests read: `log:<object id>` (one line per agent with a logged
@@ -138,34 +172,65 @@ def render_figure(view: RolloutView, events: RolloutEvents | None = None, *,
         valid = view.agent_valid[a, CURRENT_INDEX:]
         if valid.sum() >= 2:
             xy = view.agent_xy[a, CURRENT_INDEX:][valid]
-            ax_log.plot(xy[:, 0], xy[:, 1], color=colours[a], linewidth=1.6, zorder=4,
-                        gid=f"log:{int(view.agent_id[a])}")
-        pts = view.rollout_xy[:, a, POINT_STRIDE - 1::POINT_STRIDE].reshape(-1, 2)
-        ax_sim.scatter(pts[:, 0], pts[:, 1], s=1.5, color=colours[a], alpha=0.55, linewidths=0,
-                       zorder=3, gid=f"rollout:{int(view.agent_id[a])}", rasterized=True)
+            ax_log.plot(
+                xy[:, 0],
+                xy[:, 1],
+                color=colours[a],
+                linewidth=1.6,
+                zorder=4,
+                gid=f"log:{int(view.agent_id[a])}",
+            )
+        pts = view.rollout_xy[:, a, POINT_STRIDE - 1 :: POINT_STRIDE].reshape(-1, 2)
+        ax_sim.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=1.5,
+            color=colours[a],
+            alpha=0.55,
+            linewidths=0,
+            zorder=3,
+            gid=f"rollout:{int(view.agent_id[a])}",
+            rasterized=True,
+        )
     num_collided = num_offroad = 0
     if events is not None:
-        for flags, colour, marker, gid in ((events.collided, COLLISION_COLOUR, "x", "collisions"),
-                                           (events.offroad, OFFROAD_COLOUR, "^", "offroad")):
+        for flags, colour, marker, gid in (
+            (events.collided, COLLISION_COLOUR, "x", "collisions"),
+            (events.offroad, OFFROAD_COLOUR, "^", "offroad"),
+        ):
             # The first step of each (rollout, agent) event: a marker per event, not per step.
             first = flags & (np.cumsum(flags, axis=-1) == 1) & view.rollout_mask[None, :, None]
             pts = view.rollout_xy[first]
-            ax_sim.scatter(pts[:, 0], pts[:, 1], s=14, marker=marker, color=colour,
-                           linewidths=0.9, zorder=7, gid=gid)
+            ax_sim.scatter(
+                pts[:, 0],
+                pts[:, 1],
+                s=14,
+                marker=marker,
+                color=colour,
+                linewidths=0.9,
+                zorder=7,
+                gid=gid,
+            )
         num_collided = int(np.any(events.collided, axis=-1)[:, rows].sum())
         num_offroad = int(np.any(events.offroad, axis=-1)[:, rows].sum())
     pairs = view.num_rollouts * rows.size
     _style_axes(ax_log, extent, "logged future")
-    _style_axes(ax_sim, extent, f"{view.num_rollouts} sampled rollouts: collided "
-                f"{num_collided}/{pairs}, off-road {num_offroad}/{pairs} agent-rollouts")
+    _style_axes(
+        ax_sim,
+        extent,
+        f"{view.num_rollouts} sampled rollouts: collided "
+        f"{num_collided}/{pairs}, off-road {num_offroad}/{pairs} agent-rollouts",
+    )
     ax_log.set_ylabel("y (m)", fontsize=8)
-    handles = [mlines.Line2D([], [], color=c, linewidth=w, linestyle=s, label=g)
-               for g, (c, w, s) in _legend_groups().items()]
-    handles += [mlines.Line2D([], [], color=COLLISION_COLOUR, marker="x", linestyle="",
-                              label="collision"),
-                mlines.Line2D([], [], color=OFFROAD_COLOUR, marker="^", linestyle="",
-                              label="off-road"),
-                mlines.Line2D([], [], color="black", marker="*", linestyle="", label="SDC start")]
+    handles = [
+        mlines.Line2D([], [], color=c, linewidth=w, linestyle=s, label=g)
+        for g, (c, w, s) in _legend_groups().items()
+    ]
+    handles += [
+        mlines.Line2D([], [], color=COLLISION_COLOUR, marker="x", linestyle="", label="collision"),
+        mlines.Line2D([], [], color=OFFROAD_COLOUR, marker="^", linestyle="", label="off-road"),
+        mlines.Line2D([], [], color="black", marker="*", linestyle="", label="SDC start"),
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     fig.suptitle(title or f"scenario {view.scenario_id}: {rows.size} agents", fontsize=11)
     fig.subplots_adjust(left=0.05, right=0.99, top=0.90, bottom=0.13, wspace=0.12)

@@ -1,4 +1,5 @@
 """Rollout figures of scored scenes as PNG files and TensorBoard image summaries (one dir)."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,7 @@ def write_rollout_images(pairs, images_dir: str) -> list[str]:
         scene, _ = scene_builder.build_scene(scenario_reader.read_scenario_proto(scenario, source))
         view = rollout_view.view_from_scenario_rollouts(scene, rollouts)
         fig = figure.render_figure(view, rollout_events.find_events(view))
-        written.append(figure.save_figure(fig, os.path.join(images_dir,
-                                                            f"{view.scenario_id}.png")))
+        written.append(figure.save_figure(fig, os.path.join(images_dir, f"{view.scenario_id}.png")))
         with writer.as_default(step=step):
             tf.summary.image(f"rollouts/{view.scenario_id}", figure.figure_to_rgb(fig)[None])
     writer.flush()

@@ -1,4 +1,5 @@
 """Atomic output files for pictures and animations: written to a temp file, then renamed."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,9 @@ def atomic_output(path: str) -> Iterator[str]:
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
     suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", suffix=suffix,
-                               dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.tmp-", suffix=suffix, dir=directory
+    )
     os.close(fd)
     try:
         os.chmod(tmp, _default_mode())

@@ -6,6 +6,7 @@ vehicle's *centre* lies on the outer side of its nearest road-edge segment (road
 oriented with the road on their left, the official sign convention). The official metric uses
 the four box corners and the neighbouring segments at polyline joints; `evaluate` computes that.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -31,6 +32,7 @@ class RolloutEvents(NamedTuple):
       offroad: [R, A, 80] bool, a vehicle that started on the road has its centre beyond the
         nearest road edge.
     """
+
     collided: np.ndarray
     offroad: np.ndarray
 
@@ -52,7 +54,7 @@ def collision_flags(view: RolloutView) -> np.ndarray:
     # One rollout at a time: [80, n, n] pairs stay small (R at once would be [R, 80, n, n, 2, 2]).
     for r in range(view.num_rollouts):
         xy = tf.constant(np.transpose(view.rollout_xy[r, rows], (1, 0, 2)))  # [80, n, 2]
-        heading = tf.constant(view.rollout_heading[r, rows].T)             # [80, n]
+        heading = tf.constant(view.rollout_heading[r, rows].T)  # [80, n]
         hit = collision.any_collision(xy, heading, length, width, valid).numpy()  # [80, n]
         out[r, rows] = hit.T
     return out
@@ -83,7 +85,7 @@ def signed_edge_distance(points: np.ndarray, start: np.ndarray, end: np.ndarray)
     k = min(_NEIGHBOURS, 2 * len(start))
     _, idx = tree.query(points, k=k)
     idx = np.asarray(idx).reshape(len(points), k) % len(start)  # end i belongs to segment i
-    a, b = start[idx], end[idx]                                    # [N, k, 2]
+    a, b = start[idx], end[idx]  # [N, k, 2]
     ab = b - a
     ap = points[:, None, :] - a
     t = np.clip(np.sum(ap * ab, -1) / np.sum(ab * ab, -1), 0.0, 1.0)
@@ -104,8 +106,10 @@ def offroad_flags(view: RolloutView) -> np.ndarray:
     start, end = start.astype(np.float64), end.astype(np.float64)
     # Vehicles that start off the road (parking lots, driveways) are not flagged: the picture
     # highlights rollouts that *leave* the road.
-    on_road = signed_edge_distance(view.agent_xy[rows, CURRENT_INDEX].astype(np.float64),
-                                   start, end) <= 0.0
+    on_road = (
+        signed_edge_distance(view.agent_xy[rows, CURRENT_INDEX].astype(np.float64), start, end)
+        <= 0.0
+    )
     rows = rows[on_road]
     if rows.size == 0:
         return out

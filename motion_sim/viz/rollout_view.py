@@ -5,6 +5,7 @@ so a picture looks the same whether the rollouts came from the in-process sample
 frame already), a SavedModel or a submission file (world frame, converted with the scene's
 float64 frame).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -31,6 +32,7 @@ class RolloutView(NamedTuple):
       rollout_xy: [R, A, 80, 2] float32 sampled positions; rollout_heading: [R, A, 80] float32.
       rollout_mask: [A] bool, the agent has sampled rollouts (subset of agent_mask).
     """
+
     scenario_id: str
     map_xy: np.ndarray
     map_type: np.ndarray
@@ -80,20 +82,28 @@ def make_view(scene, rollout_xy, rollout_heading, rollout_mask=None) -> RolloutV
     if rollout_xy.ndim != 4 or rollout_xy.shape[1:3] != want or rollout_xy.shape[-1] != 2:
         raise ValueError(f"rollout_xy must be [R, {num_agents}, 80, 2], got {rollout_xy.shape}")
     if rollout_heading.shape != rollout_xy.shape[:-1]:
-        raise ValueError(f"rollout_heading must be {rollout_xy.shape[:-1]}, "
-                         f"got {rollout_heading.shape}")
+        raise ValueError(
+            f"rollout_heading must be {rollout_xy.shape[:-1]}, got {rollout_heading.shape}"
+        )
     mask = s["agent_mask"].astype(bool)
     if rollout_mask is not None:
         mask = mask & np.asarray(rollout_mask, bool)
     return RolloutView(
         scenario_id=_scenario_id(s["scenario_id"]),
-        map_xy=s["map_xy"].astype(np.float32), map_type=s["map_type"].astype(np.int32),
-        map_valid=s["map_valid"].astype(bool), agent_xy=s["agent_xy"].astype(np.float32),
+        map_xy=s["map_xy"].astype(np.float32),
+        map_type=s["map_type"].astype(np.int32),
+        map_valid=s["map_valid"].astype(bool),
+        agent_xy=s["agent_xy"].astype(np.float32),
         agent_heading=s["agent_heading"].astype(np.float32),
-        agent_valid=s["agent_valid"].astype(bool), agent_size=s["agent_size"].astype(np.float32),
-        agent_type=s["agent_type"].astype(np.int32), agent_id=s["agent_id"].astype(np.int64),
-        agent_mask=s["agent_mask"].astype(bool), rollout_xy=rollout_xy,
-        rollout_heading=rollout_heading, rollout_mask=mask)
+        agent_valid=s["agent_valid"].astype(bool),
+        agent_size=s["agent_size"].astype(np.float32),
+        agent_type=s["agent_type"].astype(np.int32),
+        agent_id=s["agent_id"].astype(np.int64),
+        agent_mask=s["agent_mask"].astype(bool),
+        rollout_xy=rollout_xy,
+        rollout_heading=rollout_heading,
+        rollout_mask=mask,
+    )
 
 
 def view_from_world(scene, trajectories, object_ids) -> RolloutView:
@@ -118,8 +128,7 @@ def view_from_world(scene, trajectories, object_ids) -> RolloutView:
         a = row_of.get(int(object_id))
         if a is None:
             continue
-        scene_xy, scene_h = frames.to_scene(trajectories[:, n, :, :2],
-                                                   trajectories[:, n, :, -1], s)
+        scene_xy, scene_h = frames.to_scene(trajectories[:, n, :, :2], trajectories[:, n, :, -1], s)
         xy[:, a], heading[:, a], mask[a] = scene_xy, scene_h, True
     return make_view(s, xy, heading, mask)
 
@@ -136,7 +145,9 @@ def view_from_scenario_rollouts(scene, scenario_rollouts) -> RolloutView:
         for n, object_id in enumerate(ids):
             t = by_id.get(object_id)
             if t is None:
-                raise ValueError(f"scenario {scenario_rollouts.scenario_id}: rollout {r} lacks "
-                                 f"object {object_id}")
+                raise ValueError(
+                    f"scenario {scenario_rollouts.scenario_id}: rollout {r} lacks "
+                    f"object {object_id}"
+                )
             traj[r, n] = np.stack([t.center_x, t.center_y, t.heading], axis=-1)
     return view_from_world(scene, traj, ids)

@@ -1,4 +1,5 @@
 """Baseline sim agents, through `baseline_rollouts` (the same path as a SavedModel)."""
+
 from __future__ import annotations
 
 import os
@@ -9,16 +10,16 @@ from waymo_open_dataset.protos import scenario_pb2
 from waymo_open_dataset.utils.sim_agents import submission_specs
 
 from export.export_baseline import baseline_rollouts
-from motion_sim.data import datatypes
-from motion_sim.data import tfrecord_io
+from motion_sim.data import datatypes, tfrecord_io
 from tests.fixtures import SAMPLE_DIR
 
 CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 CUR = datatypes.CURRENT_INDEX
 
 
-@pytest.fixture(scope="module", params=["motion_data_one_scenario.tfrecord",
-                                        "womd_scenario_input.tfrecord"])
+@pytest.fixture(
+    scope="module", params=["motion_data_one_scenario.tfrecord", "womd_scenario_input.tfrecord"]
+)
 def scenario(request):
     _, serialized = next(tfrecord_io.iter_records(os.path.join(SAMPLE_DIR, request.param)))
     return scenario_pb2.Scenario.FromString(serialized)
@@ -26,16 +27,27 @@ def scenario(request):
 
 def _array(rollouts):
     ids = [t.object_id for t in rollouts.joint_scenes[0].simulated_trajectories]
-    out = np.array([[[t.center_x, t.center_y, t.center_z, t.heading]
-                     for t in js.simulated_trajectories] for js in rollouts.joint_scenes])
+    out = np.array(
+        [
+            [[t.center_x, t.center_y, t.center_z, t.heading] for t in js.simulated_trajectories]
+            for js in rollouts.joint_scenes
+        ]
+    )
     return out.transpose(0, 1, 3, 2), ids  # [R, N, 80, 4]
 
 
 def _log(scenario, ids):
     """Logged (x, y, z, heading, vx, vy) [N, 91, 6] and validity [N, 91] of `ids`."""
     tracks = {t.id: t for t in scenario.tracks}
-    values = np.array([[[s.center_x, s.center_y, s.center_z, s.heading, s.velocity_x,
-                         s.velocity_y] for s in tracks[i].states] for i in ids])
+    values = np.array(
+        [
+            [
+                [s.center_x, s.center_y, s.center_z, s.heading, s.velocity_x, s.velocity_y]
+                for s in tracks[i].states
+            ]
+            for i in ids
+        ]
+    )
     valid = np.array([[s.valid for s in tracks[i].states] for i in ids])
     return values, valid
 
@@ -50,7 +62,7 @@ def test_logged_oracle_equals_log_where_valid(scenario):
     traj, ids = _array(rollouts)
     assert ids == list(submission_specs.get_sim_agent_ids(scenario, CHALLENGE))
     log, valid = _log(scenario, ids)
-    future, future_valid = log[:, CUR + 1:], valid[:, CUR + 1:]
+    future, future_valid = log[:, CUR + 1 :], valid[:, CUR + 1 :]
     assert future_valid.sum() > 1000
     for r in (0, 31):  # every rollout is the log
         got = traj[r][future_valid]
@@ -64,8 +76,8 @@ def test_logged_oracle_extrapolates_invalid_steps_from_last_valid(scenario):
     log, valid = _log(scenario, ids)
     checked = 0
     for n in range(len(ids)):
-        for step in np.flatnonzero(~valid[n, CUR + 1:]) + CUR + 1:
-            last = np.flatnonzero(valid[n, :step + 1]).max()
+        for step in np.flatnonzero(~valid[n, CUR + 1 :]) + CUR + 1:
+            last = np.flatnonzero(valid[n, : step + 1]).max()
             dt = (step - last) * 0.1
             want_xy = log[n, last, :2] + log[n, last, 4:6] * dt
             np.testing.assert_allclose(traj[0, n, step - CUR - 1, :2], want_xy, atol=5e-3)
@@ -95,9 +107,12 @@ def test_random_rollouts_are_seeded_and_move_forward(scenario):
     assert np.abs(a - c).max() > 0.5 and np.abs(a[0] - a[1]).max() > 0.5
     log, _ = _log(scenario, ids)
     # Kinematic unicycle: each step moves along the (new) heading, never backwards.
-    step = np.diff(np.concatenate([np.broadcast_to(log[None, :, CUR, None, :2],
-                                                   (8, len(ids), 1, 2)), a[..., :2]], axis=2),
-                   axis=2)
+    step = np.diff(
+        np.concatenate(
+            [np.broadcast_to(log[None, :, CUR, None, :2], (8, len(ids), 1, 2)), a[..., :2]], axis=2
+        ),
+        axis=2,
+    )
     along = step[..., 0] * np.cos(a[..., 3]) + step[..., 1] * np.sin(a[..., 3])
     assert along.min() > -1e-2
     # Random speed changes integrate to ~4.2 m std of extra travel after 8 s (accel std 1 m/s^2):

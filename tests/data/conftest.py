@@ -1,4 +1,5 @@
 """Fixtures for the data tests: the bundled real samples, read once per session."""
+
 import pytest
 
 from motion_sim.data import example_reader, gpudrive_reader, scenario_reader

@@ -4,6 +4,7 @@ The real test-split Scenario proto fcb5b4973f486e78 (12 tracks, 10 sim agents) a
 scene in GPUDrive JSON read, preprocess (counted, flagged in the shards) and are skipped by the
 training pipeline; training on nothing else is a one-line error naming the scene.
 """
+
 import json
 import os
 import subprocess
@@ -27,8 +28,9 @@ from motion_sim.data.scene_codec import parse_history_only
 from tests.fixtures import EXAMPLE_FILE, REPO, SAMPLE_DIR, SCENARIO_FILES
 
 TEST_SPLIT = os.path.join(SAMPLE_DIR, "test_split_fcb5b4973f486e78.tfrecord")
-TEST_SPLIT_JSON = os.path.join(REPO, "tests", "testdata", "gpudrive",
-                               "tfrecord-00000-of-00150_78.json.gz")
+TEST_SPLIT_JSON = os.path.join(
+    REPO, "tests", "testdata", "gpudrive", "tfrecord-00000-of-00150_78.json.gz"
+)
 
 
 def _record(path):
@@ -38,7 +40,7 @@ def _record(path):
 def _check_history_only(raw):
     assert raw.history_only and raw.scenario_id == "fcb5b4973f486e78"
     assert raw.valid.shape == (12, NUM_STEPS)
-    assert not raw.valid[:, CURRENT_INDEX + 1:].any()
+    assert not raw.valid[:, CURRENT_INDEX + 1 :].any()
     assert int(raw.valid[:, CURRENT_INDEX].sum()) == 10
     scene, dropped = build_scene(raw)
     assert int(scene.agent_mask.sum()) == 10 and len(dropped) == 0
@@ -69,8 +71,7 @@ def test_gpudrive_test_split_file_is_the_same_scene():
     assert from_json.tracks_to_predict.tolist() == from_proto.tracks_to_predict.tolist()
     valid = from_proto.valid
     np.testing.assert_array_equal(from_json.valid, valid)
-    np.testing.assert_allclose(from_json.xyz[valid][:, :2], from_proto.xyz[valid][:, :2],
-                               atol=1e-3)
+    np.testing.assert_allclose(from_json.xyz[valid][:, :2], from_proto.xyz[valid][:, :2], atol=1e-3)
 
 
 def test_tf_example_without_future():
@@ -82,13 +83,13 @@ def test_tf_example_without_future():
     valid = padded.features.feature["state/future/valid"].int64_list.value
     valid[:] = [0] * len(valid)
     raw = example_reader.read_motion_example(padded, "e:0")
-    assert raw.history_only and not raw.valid[:, CURRENT_INDEX + 1:].any()
+    assert raw.history_only and not raw.valid[:, CURRENT_INDEX + 1 :].any()
     # ... or no future fields at all
     for key in [k for k in example.features.feature if "/future/" in k]:
         del example.features.feature[key]
     raw = example_reader.read_motion_example(example, "e:0")
-    assert raw.history_only and not raw.valid[:, CURRENT_INDEX + 1:].any()
-    assert raw.valid[:, :CURRENT_INDEX + 1].any()
+    assert raw.history_only and not raw.valid[:, CURRENT_INDEX + 1 :].any()
+    assert raw.valid[:, : CURRENT_INDEX + 1].any()
     build_scene(raw)
 
 
@@ -107,8 +108,11 @@ def test_preprocess_keeps_and_counts_them(mixed_shards):
     for path in tf.io.gfile.glob(os.path.join(out, "*.tfrecord.gz")):
         for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
             flags[os.path.basename(path).split("-")[0]] = bool(parse_history_only(record))
-    assert flags == {"test_split_fcb5b4973f486e78": True, "womd_scenario_input": False,
-                     "motion_data_one_scenario": False}
+    assert flags == {
+        "test_split_fcb5b4973f486e78": True,
+        "womd_scenario_input": False,
+        "motion_data_one_scenario": False,
+    }
     with open(os.path.join(out, "stats.json")) as f:
         assert json.load(f)["history_only"] == 1
 
@@ -116,11 +120,17 @@ def test_preprocess_keeps_and_counts_them(mixed_shards):
 def test_training_pipeline_skips_them(mixed_shards):
     out, _ = mixed_shards
     pattern = os.path.join(out, "*.tfrecord.gz")
-    ids = [s["scenario_id"].numpy()[0].decode()
-           for s in pipeline.make_dataset(pattern, 1, shuffle=False, repeat=False)]
+    ids = [
+        s["scenario_id"].numpy()[0].decode()
+        for s in pipeline.make_dataset(pattern, 1, shuffle=False, repeat=False)
+    ]
     assert sorted(ids) == ["637f20cafde22ff8", "ee519cf571686d19"]
-    kept = [s["scenario_id"].numpy()[0].decode() for s in pipeline.make_dataset(
-        pattern, 1, shuffle=False, repeat=False, require_future=False)]
+    kept = [
+        s["scenario_id"].numpy()[0].decode()
+        for s in pipeline.make_dataset(
+            pattern, 1, shuffle=False, repeat=False, require_future=False
+        )
+    ]
     assert "fcb5b4973f486e78" in kept and len(kept) == 3
     assert pipeline.history_only_count(pattern) == (1, 3)
 
@@ -132,10 +142,21 @@ def test_training_on_history_only_is_a_one_line_error(tmp_path):
         pipeline.make_dataset(os.path.join(data, "*.tfrecord.gz"), 1)
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
-        [sys.executable, "-m", "motion_sim.train", f"--root_dir={tmp_path / 'run'}",
-         "--gin_file=gin/demo_pretrain.gin",
-         f"--gin_bindings=DEMO_DATA='{data}/*.tfrecord.gz'"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "motion_sim.train",
+            f"--root_dir={tmp_path / 'run'}",
+            "--gin_file=gin/demo_pretrain.gin",
+            f"--gin_bindings=DEMO_DATA='{data}/*.tfrecord.gz'",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("motion_sim.train: error:")]
@@ -146,6 +167,7 @@ def test_training_on_history_only_is_a_one_line_error(tmp_path):
 
 def test_written_back_as_the_test_split_ships_it():
     from motion_sim.data.scenario_writer import to_scenario_proto
+
     raw = gpudrive_reader.read_gpudrive_file(TEST_SPLIT_JSON)
     proto = to_scenario_proto(raw)
     assert len(proto.timestamps_seconds) == 11 and len(proto.tracks[0].states) == 11

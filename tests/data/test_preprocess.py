@@ -1,4 +1,5 @@
 """preprocess CLI end to end: bundled samples, resume, stats.json, bad inputs."""
+
 import json
 import os
 import subprocess
@@ -13,18 +14,29 @@ from motion_sim.data.datatypes import CURRENT_INDEX
 from motion_sim.data.scenario_writer import to_scenario_proto
 from motion_sim.data.scene_codec import decode_scene
 from motion_sim.data.synthetic import SyntheticScenarioGenerator
-
 from tests.fixtures import EXAMPLE_FILE, GPUDRIVE_FILE, SAMPLE_DIR
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-STATS_KEYS = {"scenarios_read", "scenarios_written", "skipped", "agents_kept", "agents_dropped",
-              "token_reconstruction_error_m"}
+STATS_KEYS = {
+    "scenarios_read",
+    "scenarios_written",
+    "skipped",
+    "agents_kept",
+    "agents_dropped",
+    "token_reconstruction_error_m",
+}
 
 
 def _cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "motion_sim.data.preprocess", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "motion_sim.data.preprocess", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _read_scenes(output_dir):
@@ -38,8 +50,13 @@ def _read_scenes(output_dir):
 def _end_to_end_and_resume(tmp_path, num_workers):
     out = str(tmp_path / "scenes")
     pattern = os.path.join(SAMPLE_DIR, "*scenario*.tfrecord")
-    first = _cli(f"--input={pattern}", f"--output_dir={out}", "--format=scenario",
-                 f"--num_workers={num_workers}", "--shard_size=1")
+    first = _cli(
+        f"--input={pattern}",
+        f"--output_dir={out}",
+        "--format=scenario",
+        f"--num_workers={num_workers}",
+        "--shard_size=1",
+    )
     assert first.returncode == 0, first.stderr
     assert "preprocess: 100%" in first.stderr and "scenarios=2" in first.stderr  # tqdm bar
     with open(os.path.join(out, "stats.json")) as f:
@@ -84,9 +101,13 @@ def test_cli_unknown_format(tmp_path):
         preprocess.run(EXAMPLE_FILE, str(tmp_path), "nuscenes")
 
 
-@pytest.mark.parametrize("fmt,path,scenario_id", [
-    ("example", EXAMPLE_FILE, "a3bb37c25ce56418"),
-    ("gpudrive", GPUDRIVE_FILE, "1c365f15b70ebdbf")])
+@pytest.mark.parametrize(
+    "fmt,path,scenario_id",
+    [
+        ("example", EXAMPLE_FILE, "a3bb37c25ce56418"),
+        ("gpudrive", GPUDRIVE_FILE, "1c365f15b70ebdbf"),
+    ],
+)
 def test_other_formats(tmp_path, fmt, path, scenario_id):
     stats = preprocess.run(path, str(tmp_path), fmt)
     assert stats["scenarios_written"] == 1 and not stats["failed_units"]
@@ -113,11 +134,15 @@ def test_bad_inputs_are_counted_or_fail_their_unit(tmp_path):
     xyz = nan.xyz.copy()
     xyz[nan.sdc_index, 20, 1] = np.nan
     nan = nan._replace(xyz=xyz)
-    _write_records(inputs / "mixed.tfrecord", [
-        to_scenario_proto(crowded).SerializeToString(),
-        b"\x08\xff\xff\xff this is not a proto",
-        to_scenario_proto(empty).SerializeToString(),
-        to_scenario_proto(nan).SerializeToString()])
+    _write_records(
+        inputs / "mixed.tfrecord",
+        [
+            to_scenario_proto(crowded).SerializeToString(),
+            b"\x08\xff\xff\xff this is not a proto",
+            to_scenario_proto(empty).SerializeToString(),
+            to_scenario_proto(nan).SerializeToString(),
+        ],
+    )
     good = open(os.path.join(SAMPLE_DIR, "womd_scenario_input.tfrecord"), "rb").read()
     (inputs / "truncated.tfrecord").write_bytes(good + good[:1000])
     out = tmp_path / "out"
@@ -146,6 +171,7 @@ def test_interrupted_unit_is_redone(tmp_path):
         path.write_bytes(b"partial")
     stats = preprocess.run(EXAMPLE_FILE, str(out), "example")
     assert stats["units_processed"] == 1 and stats["scenarios_written"] == 1
-    assert sorted(os.listdir(out)) == sorted([f"{unit.name}-00000.tfrecord.gz", "plan.json",
-                                              f"{unit.name}.stats.json", "stats.json"])
+    assert sorted(os.listdir(out)) == sorted(
+        [f"{unit.name}-00000.tfrecord.gz", "plan.json", f"{unit.name}.stats.json", "stats.json"]
+    )
     assert len(_read_scenes(str(out))) == 1

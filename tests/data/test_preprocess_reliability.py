@@ -3,6 +3,7 @@ never mix plans, one writer per output directory, one rule for duplicate ids.
 
 In-process (`preprocess.run` / `preprocess.main`) so the whole file stays in the fast tier.
 """
+
 import json
 import os
 import shutil
@@ -117,8 +118,7 @@ def test_directory_matched_by_the_glob_fails_only_its_unit(tmp_path, capsys):
     shutil.copy(WOMD_FILE, inputs / "a.tfrecord")
     (inputs / "b.tfrecord").mkdir()
     out = str(tmp_path / "out")
-    status, err = _main(capsys, input=str(inputs / "*.tfrecord"), output_dir=out,
-                        format="scenario")
+    status, err = _main(capsys, input=str(inputs / "*.tfrecord"), output_dir=out, format="scenario")
     assert status == 1
     stats = _assert_stats_match_disk(out)
     [(name, error)] = stats["failed_units"].items()
@@ -134,8 +134,7 @@ def test_dangling_input_link_fails_only_its_unit(tmp_path, capsys):
     shutil.copy(WOMD_FILE, inputs / "a.tfrecord")
     os.symlink(tmp_path / "gone.tfrecord", inputs / "b.tfrecord")  # unreadable input
     out = str(tmp_path / "out")
-    status, err = _main(capsys, input=str(inputs / "*.tfrecord"), output_dir=out,
-                        format="scenario")
+    status, err = _main(capsys, input=str(inputs / "*.tfrecord"), output_dir=out, format="scenario")
     assert status == 1
     stats = _assert_stats_match_disk(out)
     assert stats["failed_unit_reasons"] == {"unreadable": 1}
@@ -158,8 +157,9 @@ def test_wrong_format_fails_loudly_and_the_right_one_then_runs(tmp_path, capsys)
 def test_empty_input_fails_loudly(tmp_path, capsys):
     empty = tmp_path / "empty.tfrecord"
     empty.write_bytes(b"")
-    status, err = _main(capsys, input=str(empty), output_dir=str(tmp_path / "out"),
-                        format="scenario")
+    status, err = _main(
+        capsys, input=str(empty), output_dir=str(tmp_path / "out"), format="scenario"
+    )
     assert status == 1 and "input files hold no records" in err and str(empty) in err
 
 
@@ -175,9 +175,11 @@ def test_added_gpudrive_file_is_refused_not_mixed(tmp_path):
         s["scenario_id"] = "another"
 
     _gpudrive(inputs, "b.json", other_id)
-    with pytest.raises(preprocess.StaleOutputError,
-                       match=r"1 input\(s\) added: .*b\.json.*Start fresh: use a new "
-                             r"--output_dir, or delete"):
+    with pytest.raises(
+        preprocess.StaleOutputError,
+        match=r"1 input\(s\) added: .*b\.json.*Start fresh: use a new "
+        r"--output_dir, or delete",
+    ):
         preprocess.run(str(inputs / "*.json"), out, "gpudrive")
     assert sorted(os.listdir(out)) == before  # nothing mixed in
     assert _scene_ids(out) == ["1c365f15b70ebdbf"]
@@ -278,9 +280,16 @@ def test_second_writer_on_one_output_dir_is_refused(tmp_path):
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / run_lock.LOCK_NAME).write_text(json.dumps(
-            {"host": os.uname().nodename, "pid": holder.pid, "purpose": "preprocess",
-             "started": "2026-01-01T00:00:00+00:00"}))
+        (out / run_lock.LOCK_NAME).write_text(
+            json.dumps(
+                {
+                    "host": os.uname().nodename,
+                    "pid": holder.pid,
+                    "purpose": "preprocess",
+                    "started": "2026-01-01T00:00:00+00:00",
+                }
+            )
+        )
         with pytest.raises(run_lock.RunLockError, match=f"in use by another run.*{holder.pid}"):
             preprocess.run(WOMD_FILE, str(out), "scenario")
         assert not [n for n in os.listdir(out) if ".tfrecord" in n]
@@ -291,4 +300,3 @@ def test_second_writer_on_one_output_dir_is_refused(tmp_path):
     stats = preprocess.run(WOMD_FILE, str(out), "scenario")
     assert stats["scenarios_written"] == 1
     assert not (out / run_lock.LOCK_NAME).exists()
-

@@ -1,4 +1,5 @@
 """Each reader on its real bundled sample, checked against values read straight from the file."""
+
 import collections
 import json
 
@@ -9,9 +10,13 @@ from waymo_open_dataset.protos import scenario_pb2
 
 from motion_sim.data import example_reader, gpudrive_reader, scenario_reader
 from motion_sim.data.datatypes import NUM_STEPS, AgentType, MapType, ScenarioError
-
-from tests.fixtures import (EXAMPLE_FILE, GPUDRIVE_FILE, SCENARIO_FILE, SCENARIO_FILES,
-                            WOMD_SCENARIO_FILE)
+from tests.fixtures import (
+    EXAMPLE_FILE,
+    GPUDRIVE_FILE,
+    SCENARIO_FILE,
+    SCENARIO_FILES,
+    WOMD_SCENARIO_FILE,
+)
 
 
 def _first_record(path):
@@ -31,8 +36,9 @@ def test_scenario_reader_matches_proto(womd_raw):
         track = proto.tracks[i]
         state = track.states[10]
         assert raw.track_id[i] == track.id and raw.track_type[i] == track.object_type
-        np.testing.assert_array_equal(raw.xyz[i, 10], [state.center_x, state.center_y,
-                                                       state.center_z])
+        np.testing.assert_array_equal(
+            raw.xyz[i, 10], [state.center_x, state.center_y, state.center_z]
+        )
         assert raw.heading[i, 10] == state.heading
         np.testing.assert_array_equal(raw.velocity[i, 10], [state.velocity_x, state.velocity_y])
         np.testing.assert_array_equal(raw.size[i, 10], [state.length, state.width, state.height])
@@ -43,8 +49,13 @@ def test_scenario_reader_matches_proto(womd_raw):
     assert types[MapType.CROSSWALK] == kinds["crosswalk"]
     assert types[MapType.STOP_SIGN] == kinds["stop_sign"]
     assert types[MapType.SPEED_BUMP] == kinds["speed_bump"]
-    assert sum(types[t] for t in (MapType.ROAD_EDGE_BOUNDARY, MapType.ROAD_EDGE_MEDIAN,
-                                  MapType.ROAD_EDGE_OTHER)) == kinds["road_edge"]
+    assert (
+        sum(
+            types[t]
+            for t in (MapType.ROAD_EDGE_BOUNDARY, MapType.ROAD_EDGE_MEDIAN, MapType.ROAD_EDGE_OTHER)
+        )
+        == kinds["road_edge"]
+    )
     crosswalk = next(p for t, p in raw.map_polylines if t == MapType.CROSSWALK)
     np.testing.assert_array_equal(crosswalk[0], crosswalk[-1])  # polygons are closed
 
@@ -147,12 +158,17 @@ def test_bulk_decoder_matches_python_proto_path():
     """read_scenario_bytes (decode_proto) == read_scenario_proto (Python API), field by field."""
     from motion_sim.data.scenario_writer import to_scenario_proto
     from motion_sim.data.synthetic import SyntheticScenarioGenerator
+
     records = [_first_record(path) for path in SCENARIO_FILES]
-    records.append(to_scenario_proto(
-        SyntheticScenarioGenerator(num_agents=40, seed=3).generate(0)).SerializeToString())
+    records.append(
+        to_scenario_proto(
+            SyntheticScenarioGenerator(num_agents=40, seed=3).generate(0)
+        ).SerializeToString()
+    )
     for serialized in records:
         slow = scenario_reader.read_scenario_proto(
-            scenario_pb2.Scenario.FromString(serialized), "s:0")
+            scenario_pb2.Scenario.FromString(serialized), "s:0"
+        )
         fast = scenario_reader.read_scenario_bytes(serialized, "s:0")
         for name in slow._fields:
             if name != "map_polylines":
@@ -166,10 +182,13 @@ def test_bulk_decoder_matches_python_proto_path():
 def test_short_track_is_rejected_by_both_paths():
     proto = scenario_pb2.Scenario.FromString(_first_record(SCENARIO_FILE))
     del proto.tracks[5].states[40:]
-    for read in (lambda: scenario_reader.read_scenario_proto(proto, "f:2"),
-                 lambda: scenario_reader.read_scenario_bytes(proto.SerializeToString(), "f:2")):
-        with pytest.raises(ScenarioError, match=f"f:2: track {proto.tracks[5].id} has 40 "
-                                                f"states") as e:
+    for read in (
+        lambda: scenario_reader.read_scenario_proto(proto, "f:2"),
+        lambda: scenario_reader.read_scenario_bytes(proto.SerializeToString(), "f:2"),
+    ):
+        with pytest.raises(
+            ScenarioError, match=f"f:2: track {proto.tracks[5].id} has 40 states"
+        ) as e:
             read()
         assert e.value.reason == "bad_length"
 
@@ -178,10 +197,15 @@ def test_gpudrive_traffic_lights():
     with open(GPUDRIVE_FILE) as f:
         scenario = json.load(f)
     scenario["tl_states"] = {
-        "88": {"state": ["go", "caution", "stop"], "x": [1.0, 1.0, 1.0], "y": [2.0, 2.0, 2.0],
-               "z": [0.5, 0.5, 0.5], "time_index": [9, 10, 11]},
-        "77": {"state": ["arrow_stop"] * 2, "x": [5.0, 5.0], "y": [6.0, 6.0],
-               "time_index": [0, 1]}}
+        "88": {
+            "state": ["go", "caution", "stop"],
+            "x": [1.0, 1.0, 1.0],
+            "y": [2.0, 2.0, 2.0],
+            "z": [0.5, 0.5, 0.5],
+            "time_index": [9, 10, 11],
+        },
+        "77": {"state": ["arrow_stop"] * 2, "x": [5.0, 5.0], "y": [6.0, 6.0], "time_index": [0, 1]},
+    }
     raw = gpudrive_reader.read_gpudrive_scenario(scenario, "g.json:0")
     assert raw.tl_valid.shape == (NUM_STEPS, 2)
     assert raw.tl_valid.sum(axis=0).tolist() == [2, 3]  # lanes sorted by id: "77", "88"

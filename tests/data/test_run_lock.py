@@ -1,4 +1,5 @@
 """RunLock: one writer per run directory, holder named, stale locks recovered."""
+
 import json
 import os
 import socket
@@ -11,8 +12,12 @@ from motion_sim.data import run_lock
 
 
 def _write_holder(directory, **holder):
-    record = {"host": socket.gethostname(), "pid": 1, "purpose": "training",
-              "started": "2026-01-01T00:00:00+00:00"}
+    record = {
+        "host": socket.gethostname(),
+        "pid": 1,
+        "purpose": "training",
+        "started": "2026-01-01T00:00:00+00:00",
+    }
     record.update(holder)
     (directory / run_lock.LOCK_NAME).write_text(json.dumps(record))
 
@@ -30,9 +35,11 @@ def test_live_holder_on_this_host_is_refused(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         _write_holder(tmp_path, pid=holder.pid, purpose="submission")
-        with pytest.raises(run_lock.RunLockError,
-                           match=rf"{tmp_path} is in use by another run \(submission, pid "
-                                 rf"{holder.pid} on host .*delete .*{run_lock.LOCK_NAME}"):
+        with pytest.raises(
+            run_lock.RunLockError,
+            match=rf"{tmp_path} is in use by another run \(submission, pid "
+            rf"{holder.pid} on host .*delete .*{run_lock.LOCK_NAME}",
+        ):
             run_lock.RunLock(str(tmp_path), "training").acquire()
     finally:
         holder.kill()

@@ -1,13 +1,20 @@
 """build_scene on real and synthetic scenarios: frame, agent selection, dropping, validation."""
+
 import numpy as np
 import pytest
 
 from motion_sim.data import polyline
-from motion_sim.data.datatypes import (CURRENT_INDEX, MAX_AGENTS, MAX_POLYLINES, MapType,
-                                       ScenarioError, scene_spec)
+from motion_sim.data.datatypes import (
+    CURRENT_INDEX,
+    MAX_AGENTS,
+    MAX_POLYLINES,
+    MapType,
+    ScenarioError,
+    scene_spec,
+)
+from motion_sim.data.frames import to_scene, to_world
 from motion_sim.data.scenario_reader import read_scenario_proto
 from motion_sim.data.scenario_writer import to_scenario_proto
-from motion_sim.data.frames import to_scene, to_world
 from motion_sim.data.scene_builder import build_scene
 from motion_sim.data.synthetic import SyntheticScenarioGenerator
 
@@ -47,8 +54,10 @@ def test_world_round_trip_on_real_scenes(all_raws):
 
 def test_batched_frame_transform(all_raws):
     scenes = [build_scene(raw)[0] for raw in all_raws]
-    batch = {"frame_origin": np.stack([s.frame_origin for s in scenes]),
-             "frame_yaw": np.stack([s.frame_yaw for s in scenes])}
+    batch = {
+        "frame_origin": np.stack([s.frame_origin for s in scenes]),
+        "frame_yaw": np.stack([s.frame_yaw for s in scenes]),
+    }
     xy = np.stack([s.agent_xy for s in scenes])  # [B, A, S, 2]
     heading = np.stack([s.agent_heading for s in scenes])
     world_xy, _ = to_world(xy, heading, batch)
@@ -81,8 +90,12 @@ def test_frame_and_agent_order(womd_raw):
     # scene-frame velocity is the world velocity rotated by -frame_yaw
     rows = _rows(raw, scene.agent_id[:n])
     speed_world = np.linalg.norm(raw.velocity[rows, CURRENT_INDEX], axis=-1)
-    np.testing.assert_allclose(np.linalg.norm(scene.agent_vel[:n, CURRENT_INDEX], axis=-1),
-                               speed_world, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(scene.agent_vel[:n, CURRENT_INDEX], axis=-1),
+        speed_world,
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_map_selection_and_spacing(womd_lights_raw):
@@ -94,7 +107,8 @@ def test_map_selection_and_spacing(womd_lights_raw):
     dist = np.where(scene.map_valid, np.linalg.norm(scene.map_xy, axis=-1), np.inf).min(-1)
     assert (np.diff(dist) >= -1e-4).all()
     _, _, _, num_chunks = polyline.select_map(
-        [(t, p[:, :2] - scene.frame_origin[:2]) for t, p in womd_lights_raw.map_polylines])
+        [(t, p[:, :2] - scene.frame_origin[:2]) for t, p in womd_lights_raw.map_polylines]
+    )
     assert num_chunks > MAX_POLYLINES
     spacing = np.linalg.norm(np.diff(scene.map_xy, axis=1), axis=-1)
     full = scene.map_valid.all(-1)
@@ -122,8 +136,9 @@ def test_more_than_max_agents_drops_farthest_keeps_sdc_and_ttp():
     current = raw.valid[:, CURRENT_INDEX]
     assert current.sum() > MAX_AGENTS
     # make a far-away agent a track to predict: it must survive the cut
-    d = np.linalg.norm(raw.xyz[:, CURRENT_INDEX, :2] - raw.xyz[raw.sdc_index, CURRENT_INDEX, :2],
-                       axis=-1)
+    d = np.linalg.norm(
+        raw.xyz[:, CURRENT_INDEX, :2] - raw.xyz[raw.sdc_index, CURRENT_INDEX, :2], axis=-1
+    )
     farthest = int(np.argmax(np.where(current, d, -1)))
     raw = raw._replace(tracks_to_predict=np.r_[raw.tracks_to_predict, farthest].astype(np.int32))
     scene, dropped = build_scene(raw)
@@ -172,8 +187,9 @@ def test_nan_state_in_valid_step(small_raw):
     row = 3
     valid[row, 40] = True
     xyz[row, 40, 0] = np.nan
-    with pytest.raises(ScenarioError, match=f"non-finite xyz for track "
-                                            f"{small_raw.track_id[row]} at valid step 40") as e:
+    with pytest.raises(
+        ScenarioError, match=f"non-finite xyz for track {small_raw.track_id[row]} at valid step 40"
+    ) as e:
         build_scene(_proto_round_trip(small_raw._replace(xyz=xyz, valid=valid)))
     assert e.value.reason == "non_finite_state"
     # the same NaN at an invalid step is harmless
@@ -194,16 +210,20 @@ def test_no_map_features(small_raw):
 
 def test_vectorised_chunking_matches_reference(womd_raw):
     polylines = [(t, p[:, :2]) for t, p in womd_raw.map_polylines]
-    polylines += [(MapType.STOP_SIGN, np.array([[1.0, 2.0]])),
-                  (MapType.ROAD_LINE_SOLID, np.array([[1.0, 2.0], [1.0, 2.0]]))]
+    polylines += [
+        (MapType.STOP_SIGN, np.array([[1.0, 2.0]])),
+        (MapType.ROAD_LINE_SOLID, np.array([[1.0, 2.0], [1.0, 2.0]])),
+    ]
     xy, valid, types = polyline._chunk_all(polylines)
     reference = [polyline.chunk_polyline(p) for _, p in polylines]
     ref_valid = np.concatenate([v for _, v in reference])
     np.testing.assert_array_equal(valid, ref_valid)
-    np.testing.assert_allclose(np.where(valid[..., None], xy, 0),
-                               np.concatenate([x for x, _ in reference]), atol=1e-6)
-    assert types.tolist() == [int(t) for (t, _), (x, _) in zip(polylines, reference)
-                              for _ in range(len(x))]
+    np.testing.assert_allclose(
+        np.where(valid[..., None], xy, 0), np.concatenate([x for x, _ in reference]), atol=1e-6
+    )
+    assert types.tolist() == [
+        int(t) for (t, _), (x, _) in zip(polylines, reference) for _ in range(len(x))
+    ]
 
 
 def test_rows_out_of_range(small_raw):

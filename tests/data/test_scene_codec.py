@@ -1,4 +1,5 @@
 """Scene <-> tf.Example: exact round trip (float64 frame included) and shape checks."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -37,25 +38,29 @@ def test_wrong_shape_is_rejected(womd_raw):
     bad = serialize_scene(scene, dropped)
     example = tf.train.Example.FromString(bad)
     example.features.feature["map_type"].bytes_list.value[0] = tf.make_tensor_proto(
-        np.zeros(3, np.int32)).SerializeToString()
+        np.zeros(3, np.int32)
+    ).SerializeToString()
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
         parse_scene(tf.constant(example.SerializeToString()))
 
 
 def test_field_bytes_equal_serialize_tensor(example_raw):
     """Host-built TensorProto bytes are exactly what tf.io.serialize_tensor writes."""
-    from motion_sim.data.scene_codec import _tensor_proto_bytes
     from motion_sim.data.datatypes import scene_spec
+    from motion_sim.data.scene_codec import _tensor_proto_bytes
+
     scene, _ = build_scene(example_raw)
     for name, (_, dtype) in scene_spec().items():
         value = np.asarray(getattr(scene, name))
         expected = tf.io.serialize_tensor(
-            tf.constant(value.item() if dtype is np.object_ else value)).numpy()
+            tf.constant(value.item() if dtype is np.object_ else value)
+        ).numpy()
         assert _tensor_proto_bytes(value, dtype) == expected, name
 
 
 def test_history_only_flag_round_trips(womd_raw):
     from motion_sim.data.scene_codec import HISTORY_ONLY_KEY, parse_history_only
+
     scene, dropped = build_scene(womd_raw)
     assert not parse_history_only(tf.constant(serialize_scene(scene, dropped))).numpy()
     flagged = serialize_scene(scene, dropped, history_only=True)

@@ -21,7 +21,7 @@ def shard_dir(tmp_path_factory, all_raws):
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     for k in range(NUM_SHARDS):
         with tf.io.TFRecordWriter(str(out / f"scenes-{k:05d}.tfrecord.gz"), options) as writer:
-            for raw in raws[k * PER_SHARD:(k + 1) * PER_SHARD]:
+            for raw in raws[k * PER_SHARD : (k + 1) * PER_SHARD]:
                 writer.write(serialize_scene(*build_scene(raw)))
     return str(out), sorted(r.scenario_id for r in raws)
 
@@ -55,8 +55,9 @@ def test_two_replicas_get_disjoint_shards(shard_dir, pattern_files):
     pattern = directory + ("/*.tfrecord.gz" if pattern_files > 1 else "/scenes-00000.tfrecord.gz")
     seen = []
     for replica in range(2):
-        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=replica,
-                                         num_replicas_in_sync=2)
+        ctx = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=replica, num_replicas_in_sync=2
+        )
         ds = make_dataset(pattern, 2, shuffle=False, repeat=False, input_context=ctx)
         assert ds.element_spec["agent_xy"].shape[0] == 1  # per-replica batch = 2 / 2
         seen.append(_ids(ds))
@@ -71,8 +72,9 @@ def test_two_replicas_get_disjoint_shards(shard_dir, pattern_files):
 def test_missing_and_empty_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no scene shards match"):
         make_dataset(str(tmp_path / "*.tfrecord.gz"), 2)
-    with tf.io.TFRecordWriter(str(tmp_path / "empty.tfrecord.gz"),
-                              tf.io.TFRecordOptions(compression_type="GZIP")):
+    with tf.io.TFRecordWriter(
+        str(tmp_path / "empty.tfrecord.gz"), tf.io.TFRecordOptions(compression_type="GZIP")
+    ):
         pass
     with pytest.raises(ValueError, match="is empty"):
         make_dataset(str(tmp_path / "*.tfrecord.gz"), 2)

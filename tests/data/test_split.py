@@ -1,4 +1,5 @@
 """The held-out split: a function of the ids alone, disjoint by construction, and checked."""
+
 import pytest
 
 from motion_sim.data import split

@@ -1,4 +1,5 @@
 """Synthetic generator: seeded, > MAX_AGENTS, plausible kinematics, valid Scenario protos."""
+
 import numpy as np
 
 from motion_sim.data.datatypes import CURRENT_INDEX, MAX_AGENTS, AgentType, MapType
@@ -20,8 +21,13 @@ def test_seeded_and_scaled():
     first_valid = a.valid.argmax(axis=1)
     assert (first_valid > 0).any() and (~a.valid[:, -1]).any()
     map_types = {int(t) for t, _ in a.map_polylines}
-    assert {MapType.LANE_SURFACE_STREET, MapType.ROAD_LINE_BROKEN, MapType.ROAD_EDGE_BOUNDARY,
-            MapType.CROSSWALK, MapType.STOP_SIGN} <= map_types
+    assert {
+        MapType.LANE_SURFACE_STREET,
+        MapType.ROAD_LINE_BROKEN,
+        MapType.ROAD_EDGE_BOUNDARY,
+        MapType.CROSSWALK,
+        MapType.STOP_SIGN,
+    } <= map_types
     span = np.ptp(np.concatenate([p[:, 0] for _, p in a.map_polylines]))
     assert span >= 700  # a long map: more polyline than 256 chunks cover
 
@@ -56,6 +62,7 @@ def test_scenario_proto_round_trip():
 
 def test_write_tfrecord_reads_back(tmp_path):
     from motion_sim.data.scenario_reader import read_scenario_files
+
     gen = SyntheticScenarioGenerator(num_agents=20, seed=6)
     path = str(tmp_path / "synthetic.tfrecord")
     gen.write_tfrecord(path, num_scenarios=2, start=5)

@@ -1,11 +1,11 @@
 """Corrupt inputs: truncated TFRecords and garbage bytes raise errors naming file and record."""
+
 import numpy as np
 import pytest
 
 from motion_sim.data import scenario_reader
 from motion_sim.data.datatypes import ScenarioError
 from motion_sim.data.tfrecord_io import expand_pattern, iter_records
-
 from tests.fixtures import SCENARIO_FILES, WOMD_SCENARIO_FILE
 
 

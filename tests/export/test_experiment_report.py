@@ -1,4 +1,5 @@
 """The experiment's tables and claim check from hand-made per-policy results."""
+
 import json
 
 from export import experiment_report as er
@@ -6,12 +7,15 @@ from export import experiment_report as er
 
 def _result(collision, ade, offroad=0.1, composite=0.5):
     agg = {key: 0.5 for key, _ in er.LIKELIHOODS_2023}
-    agg.update(metametric=composite, average_displacement_error=ade,
-               min_average_displacement_error=ade / 2)
+    agg.update(
+        metametric=composite, average_displacement_error=ade, min_average_displacement_error=ade / 2
+    )
     buckets = {key: 0.6 for key, _ in er.BUCKETS_2025}
     buckets.update(simulated_collision_rate=collision, simulated_offroad_rate=offroad)
-    return {"2023": {"aggregate": agg, "buckets": {}},
-            "2025": {"aggregate": dict(agg), "buckets": buckets}}
+    return {
+        "2023": {"aggregate": agg, "buckets": {}},
+        "2025": {"aggregate": dict(agg), "buckets": buckets},
+    }
 
 
 def _study():
@@ -32,8 +36,12 @@ def test_summary_claims_and_files(tmp_path):
     rows = {"Constant velocity": "constant_velocity", "BC": "bc", "BC + RL (λ = 2)": "rl_lam2"}
     results = er.write_study(str(tmp_path), per_policy, arms, rows, [0.0, 2.0], {"x": 1})
     summary = results["summary"]
-    assert summary["bc"]["collision_rate"] == {"mean": 0.5, "sd": 0.0, "n": 3,
-                                               "values": [0.5, 0.5, 0.5]}
+    assert summary["bc"]["collision_rate"] == {
+        "mean": 0.5,
+        "sd": 0.0,
+        "n": 3,
+        "values": [0.5, 0.5, 0.5],
+    }
     assert summary["constant_velocity"]["ade"]["sd"] is None  # one run: no spread
     assert abs(summary["rl_lam2"]["ade"]["mean"] - 2.2) < 1e-9
     claim = results["claims"]["2"]

@@ -1,4 +1,5 @@
 """Export of a trained policy: run config, checked restore, SavedModel == in-process sampler."""
+
 from __future__ import annotations
 
 import json
@@ -7,26 +8,31 @@ import subprocess
 import sys
 import textwrap
 
-from tests.fixtures import scenarios as export_testdata
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import export_model
-from export import loader
-from export import scene_input
-from export import signature
+from export import export_model, loader, scene_input, signature
 from export.model_sim_agent import ModelSimAgent, row_seed
 from motion_sim.models.sim_agent_model import SimAgentModel
 from motion_sim.sampler import Sampler
 from motion_sim.tokenizer import ActionTokenizer
+from tests.fixtures import scenarios as export_testdata
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NUM_ROLLOUTS = 4
 STEP = 7
 # Smaller than gin/model_tiny.gin (which the default token rate / width would not show).
-HPARAMS = dict(num_encoder_layers=1, num_decoder_layers=1, hidden=16, num_heads=2, ffn_dim=32,
-               encoder_mlp_width=16, dropout=0.0, max_steps=16)
+HPARAMS = dict(
+    num_encoder_layers=1,
+    num_decoder_layers=1,
+    hidden=16,
+    num_heads=2,
+    ffn_dim=32,
+    encoder_mlp_width=16,
+    dropout=0.0,
+    max_steps=16,
+)
 # Shaped like motion_sim.train's operative_config.gin: bindings of configurables the exporter
 # does not import (train, optimizer, schedule) and macros must be skipped, not fatal.
 OPERATIVE_CONFIG = textwrap.dedent("""\
@@ -47,8 +53,9 @@ def _trained_model(seed: int) -> SimAgentModel:
     tf.keras.utils.set_random_seed(seed)
     model = SimAgentModel(**HPARAMS)
     rng = np.random.default_rng(seed)
-    model.set_weights([w + rng.normal(0, 0.2, w.shape).astype(w.dtype)
-                       for w in model.get_weights()])
+    model.set_weights(
+        [w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in model.get_weights()]
+    )
     return model
 
 
@@ -59,10 +66,12 @@ def _write_run(root, model, step=STEP, config=OPERATIVE_CONFIG):
         f.write(config)
     optimizer = tf.keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                               step=tf.Variable(step, dtype=tf.int64))
+    ckpt = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=tf.Variable(step, dtype=tf.int64)
+    )
     tf.train.CheckpointManager(ckpt, os.path.join(root, "checkpoints"), 3).save(
-        checkpoint_number=step)
+        checkpoint_number=step
+    )
     return str(root)
 
 
@@ -70,15 +79,17 @@ def _write_run(root, model, step=STEP, config=OPERATIVE_CONFIG):
 def trained(tmp_path_factory):
     model = _trained_model(seed=1)
     root = _write_run(tmp_path_factory.mktemp("run") / "run", model)
-    out = export_model.export_run(root, str(tmp_path_factory.mktemp("export") / "model"),
-                                  num_rollouts=NUM_ROLLOUTS)
+    out = export_model.export_run(
+        root, str(tmp_path_factory.mktemp("export") / "model"), num_rollouts=NUM_ROLLOUTS
+    )
     return model, root, out
 
 
 @pytest.fixture(scope="module")
 def two_scenes(scenarios):
-    return scene_input.stack_scenes([scene_input.scene_from_scenario(s, src)
-                                     for src, s in scenarios])
+    return scene_input.stack_scenes(
+        [scene_input.scene_from_scenario(s, src) for src, s in scenarios]
+    )
 
 
 def test_rebuilds_the_run_config_and_restores_its_weights(trained):
@@ -101,8 +112,14 @@ def test_sim_agent_json_records_parameters_and_provenance(trained):
     assert info["checkpoint"] == os.path.join(os.path.abspath(root), "checkpoints", f"ckpt-{STEP}")
     assert info["num_rollouts"] == NUM_ROLLOUTS
     assert info["model_config"]["hidden"] == 16
-    assert info["tokenizer"] == {"token_hz": 2, "num_tokens": 16, "vocab_size": 169,
-                                 "num_bins": 13, "max_accel": 6.0, "still_distance": 0.05}
+    assert info["tokenizer"] == {
+        "token_hz": 2,
+        "num_tokens": 16,
+        "vocab_size": 169,
+        "num_bins": 13,
+        "max_accel": 6.0,
+        "still_distance": 0.05,
+    }
     assert info["sampling"] == {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
 
@@ -136,9 +153,14 @@ def tf_only_runs(trained, two_scenes, tmp_path_factory):
     seed = np.array([3, 2**33 + 5], np.int64)
     np.savez(tmp / "case.npz", seed=seed, **{"in_" + k: v for k, v in two_scenes.items()})
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", _TF_ONLY, str(tmp / "case.npz"), export_dir,
-                             str(tmp / "runs.npz")], capture_output=True, text=True, env=env,
-                            cwd=str(tmp), timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", _TF_ONLY, str(tmp / "case.npz"), export_dir, str(tmp / "runs.npz")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"ok {NUM_ROLLOUTS} {model.count_params()}" in result.stdout
     return seed, dict(np.load(tmp / "runs.npz"))
@@ -152,7 +174,7 @@ def test_saved_model_equals_in_process_sampler(trained, two_scenes, tf_only_runs
     assert out.shape == (2, NUM_ROLLOUTS, 128, 80, 4)
     sampler = Sampler(model, tokenizer=ActionTokenizer(token_hz=2), num_rollouts=NUM_ROLLOUTS)
     for b in range(2):
-        scene = {k: v[b:b + 1] for k, v in two_scenes.items()}
+        scene = {k: v[b : b + 1] for k, v in two_scenes.items()}
         ref = sampler(scene, row_seed(tf.constant(seed), b))
         mask = scene["agent_mask"][0]
         assert mask.sum() > 10
@@ -216,8 +238,9 @@ def test_saved_model_seeds_and_batching(tf_only_runs):
 def test_sampling_settings_reach_the_graph(trained, two_scenes, tmp_path):
     """top_k=1 is greedy: every rollout identical (and different from temperature-1 samples)."""
     model, _, export_dir = trained
-    greedy = export_model.export_policy(model, ActionTokenizer(token_hz=2),
-                                        str(tmp_path / "greedy"), num_rollouts=2, top_k=1)
+    greedy = export_model.export_policy(
+        model, ActionTokenizer(token_hz=2), str(tmp_path / "greedy"), num_rollouts=2, top_k=1
+    )
     assert loader.read_sim_agent_info(greedy)["sampling"]["top_k"] == 1
     inputs = {k: v[:1] for k, v in two_scenes.items()}
     traj = loader.load_sim_agent(greedy).run(inputs, np.array([0, 1], np.int64))["trajectories"]
@@ -227,8 +250,9 @@ def test_sampling_settings_reach_the_graph(trained, two_scenes, tmp_path):
 def test_wrong_model_size_checkpoint_is_a_clear_error(tmp_path):
     bigger = dict(HPARAMS, hidden=32)
     root = _write_run(tmp_path / "run", SimAgentModel(**bigger))  # config says hidden=16
-    with pytest.raises(export_model.ExportError,
-                       match=r"checkpoint .*ckpt-7 does not match the model"):
+    with pytest.raises(
+        export_model.ExportError, match=r"checkpoint .*ckpt-7 does not match the model"
+    ):
         export_model.load_trained_policy(root)
 
 
@@ -269,12 +293,24 @@ def test_agent_refuses_another_rollout_count():
 
 def test_cli_reports_a_missing_run_and_exits_2(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "export.export_model", f"--root_dir={tmp_path / 'none'}",
-         f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True, cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "export.export_model",
+            f"--root_dir={tmp_path / 'none'}",
+            f"--output_dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
     assert result.returncode == 2
-    assert f"export_model: error: {tmp_path / 'none'}/operative_config.gin does not exist" \
+    assert (
+        f"export_model: error: {tmp_path / 'none'}/operative_config.gin does not exist"
         in result.stderr
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -282,16 +318,30 @@ def test_cli_reports_a_missing_run_and_exits_2(tmp_path):
 def test_cli_exports_a_real_training_run(tmp_path):
     """motion_sim.train (tiny, 2 steps) -> python -m export.export_model -> loadable model."""
     from tests.fixtures.training import preprocess_sample, run_cli
+
     shards = preprocess_sample(str(tmp_path / "data"))
     root = tmp_path / "run"
-    train = run_cli(str(root), ["gin/demo_pretrain.gin"],
-                    [f"DEMO_DATA='{shards}'", "train.max_steps=2", "train.steps_per_loop=1"])
+    train = run_cli(
+        str(root),
+        ["gin/demo_pretrain.gin"],
+        [f"DEMO_DATA='{shards}'", "train.max_steps=2", "train.steps_per_loop=1"],
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     result = subprocess.run(
-        [sys.executable, "-m", "export.export_model", f"--root_dir={root}",
-         f"--output_dir={tmp_path / 'model'}", "--num_rollouts=2"],
-        capture_output=True, text=True, cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "export.export_model",
+            f"--root_dir={root}",
+            f"--output_dir={tmp_path / 'model'}",
+            "--num_rollouts=2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["step"] == 2 and summary["checkpoint"].endswith("ckpt-2")

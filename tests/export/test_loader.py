@@ -1,4 +1,5 @@
 """`load_sim_agent`: runs every baseline SavedModel with TensorFlow only; clear load errors."""
+
 from __future__ import annotations
 
 import os
@@ -6,15 +7,13 @@ import subprocess
 import sys
 import textwrap
 
-from tests.fixtures import scenarios as export_testdata
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import loader
-from export import scene_input
-from export import signature
+from export import loader, scene_input, signature
 from export.export_baseline import BASELINES, make_baseline
+from tests.fixtures import scenarios as export_testdata
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -42,7 +41,8 @@ _NO_MOTION_SIM = export_testdata.BLOCK_MOTION_SIM + textwrap.dedent("""
 
 def test_baselines_run_without_motion_sim(scenarios, tmp_path):
     inputs = scene_input.stack_scenes(
-        [scene_input.scene_from_scenario(s, src) for src, s in scenarios])
+        [scene_input.scene_from_scenario(s, src) for src, s in scenarios]
+    )
     seed = np.array([7, 11], np.int64)
     arrays = {"in_" + k: v for k, v in inputs.items()}
     arrays["seed"] = seed
@@ -56,7 +56,12 @@ def test_baselines_run_without_motion_sim(scenarios, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, "-c", _NO_MOTION_SIM, str(tmp_path / "case.npz"), *BASELINES],
-        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for kind in BASELINES:
         assert f"{kind} 4 (2, 4, 128, 80, 4)" in result.stdout
@@ -81,10 +86,14 @@ def test_unreadable_saved_model_is_a_clear_error(tmp_path):
 
 def test_saved_model_without_the_contract_is_refused(tmp_path):
     module = tf.Module()
-    module.f = tf.function(lambda x: {"y": x * 2},
-                           input_signature=[tf.TensorSpec([None], tf.float32)])
-    tf.saved_model.save(module, str(tmp_path / "other"),
-                        signatures={"serving_default": module.f.get_concrete_function()})
+    module.f = tf.function(
+        lambda x: {"y": x * 2}, input_signature=[tf.TensorSpec([None], tf.float32)]
+    )
+    tf.saved_model.save(
+        module,
+        str(tmp_path / "other"),
+        signatures={"serving_default": module.f.get_concrete_function()},
+    )
     with pytest.raises(loader.SimAgentLoadError, match="not a sim-agent model"):
         loader.load_sim_agent(str(tmp_path / "other"))
     tf.saved_model.save(module, str(tmp_path / "nosig"), signatures={})

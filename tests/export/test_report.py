@@ -1,4 +1,5 @@
 """`python -m export.report`: baselines and SavedModels through one path, report.json + Table 1."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 
-from export import export_model
-from export import report
+from export import export_model, report
 from tests.fixtures import METRICS_TESTDATA, SCENARIO_FILES
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -23,8 +23,7 @@ REFERENCE = os.path.join(METRICS_TESTDATA, "official_reference.json")
 
 
 def test_parse_named_models_keeps_order_and_rejects_bad_values():
-    assert list(report.parse_named_models(["b=/x", "a = /y"]).items()) == [("b", "/x"),
-                                                                         ("a", "/y")]
+    assert list(report.parse_named_models(["b=/x", "a = /y"]).items()) == [("b", "/x"), ("a", "/y")]
     for bad in (["nodir"], ["=/x"], ["name="]):
         with pytest.raises(ValueError, match="expected NAME=DIR"):
             report.parse_named_models(bad)
@@ -46,9 +45,14 @@ def test_official_backend_report(cv_saved_model, tmp_path):
     """The constant-velocity baseline, exported by the report and given again as --saved_model,
     scores identically both ways and matches the checked-in official reference for
     constant-velocity rollouts of the same scenario."""
-    results = report.run_report(SMALL, str(tmp_path), ["constant_velocity"],
-                                {"cv_saved_model": cv_saved_model}, year="2025",
-                                backend="official")
+    results = report.run_report(
+        SMALL,
+        str(tmp_path),
+        ["constant_velocity"],
+        {"cv_saved_model": cv_saved_model},
+        year="2025",
+        backend="official",
+    )
     assert list(results) == ["constant_velocity", "cv_saved_model"]
     baseline, given = results["constant_velocity"], results["cv_saved_model"]
     assert baseline["buckets"] == given["buckets"]
@@ -58,8 +62,13 @@ def test_official_backend_report(cv_saved_model, tmp_path):
     ref = json.load(open(REFERENCE))["2025/637f20cafde22ff8/constant_velocity"]
     got = baseline["scenarios"]["637f20cafde22ff8"]
     # Same trajectories up to float32 world coordinates (the reference is float64 numpy).
-    for key in ("metametric", "average_displacement_error", "linear_speed_likelihood",
-                "distance_to_road_edge_likelihood", "collision_indication_likelihood"):
+    for key in (
+        "metametric",
+        "average_displacement_error",
+        "linear_speed_likelihood",
+        "distance_to_road_edge_likelihood",
+        "collision_indication_likelihood",
+    ):
         assert got[key] == pytest.approx(ref[key], abs=2e-3), key
 
     saved = json.load(open(tmp_path / "report.json"))
@@ -99,26 +108,41 @@ class _DisplacementScorer:
                 errors.append(per_rollout)
             errors = np.array(errors)
             ade = float(errors.mean())
-            yield method, sim_agents_metrics_pb2.SimAgentMetrics(
-                scenario_id=scenario.scenario_id, metametric=1.0 / (1.0 + ade),
-                average_displacement_error=ade,
-                min_average_displacement_error=float(errors.mean(axis=0).min()))
+            yield (
+                method,
+                sim_agents_metrics_pb2.SimAgentMetrics(
+                    scenario_id=scenario.scenario_id,
+                    metametric=1.0 / (1.0 + ade),
+                    average_displacement_error=ade,
+                    min_average_displacement_error=float(errors.mean(axis=0).min()),
+                ),
+            )
 
 
-def test_report_scores_every_method_through_the_saved_model_path(cv_saved_model, tmp_path,
-                                                                 monkeypatch):
+def test_report_scores_every_method_through_the_saved_model_path(
+    cv_saved_model, tmp_path, monkeypatch
+):
     monkeypatch.setattr(report, "_Scorer", _DisplacementScorer)
     scenarios = ",".join(SCENARIO_FILES)
-    results = report.run_report(scenarios, str(tmp_path), ["constant_velocity", "logged_oracle"],
-                                {"cv_again": cv_saved_model}, year="2025", backend="fast",
-                                seed=4)
+    results = report.run_report(
+        scenarios,
+        str(tmp_path),
+        ["constant_velocity", "logged_oracle"],
+        {"cv_again": cv_saved_model},
+        year="2025",
+        backend="fast",
+        seed=4,
+    )
     assert list(results) == ["constant_velocity", "logged_oracle", "cv_again"]
     for name, result in results.items():
         assert result["num_scenarios"] == 2, name
         assert set(result["scenarios"]) == {"637f20cafde22ff8", "ee519cf571686d19"}, name
         # 50 + 84 sim agents; the 84-agent scene fits in MAX_AGENTS, so no fallback.
-        assert result["rollout_stats"] == {"num_sim_agents": 134, "num_model_agents": 134,
-                                           "num_fallback_agents": 0}, name
+        assert result["rollout_stats"] == {
+            "num_sim_agents": 134,
+            "num_model_agents": 134,
+            "num_fallback_agents": 0,
+        }, name
     cv, oracle = results["constant_velocity"], results["logged_oracle"]
     # The baseline exported by the report and the same model given as --saved_model agree.
     assert results["cv_again"]["aggregate"] == cv["aggregate"]
@@ -128,8 +152,8 @@ def test_report_scores_every_method_through_the_saved_model_path(cv_saved_model,
     assert oracle["aggregate"]["average_displacement_error"] < 1e-3
     assert cv["aggregate"]["average_displacement_error"] > 0.5
     assert cv["buckets"]["min_ade"] == pytest.approx(
-        np.mean([m["min_average_displacement_error"] for m in cv["scenarios"].values()]),
-        rel=1e-5)
+        np.mean([m["min_average_displacement_error"] for m in cv["scenarios"].values()]), rel=1e-5
+    )
 
     saved = json.load(open(tmp_path / "report.json"))
     assert saved["config"] == "2025" and saved["seed"] == 4 and saved["num_scenarios"] == 2
@@ -142,9 +166,20 @@ def test_report_scores_every_method_through_the_saved_model_path(cv_saved_model,
 
 def test_cli_bad_saved_model_flag_exits_2(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "export.report", f"--scenarios={SMALL}",
-         f"--output={tmp_path}", "--saved_model=no_equals_sign"], capture_output=True,
-        text=True, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "export.report",
+            f"--scenarios={SMALL}",
+            f"--output={tmp_path}",
+            "--saved_model=no_equals_sign",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "report: error: --saved_model='no_equals_sign': expected NAME=DIR" in result.stderr
     assert not (tmp_path / "report.json").exists()
@@ -154,14 +189,28 @@ def test_cli_bad_saved_model_flag_exits_2(tmp_path):
 def test_cli_fast_backend_with_a_trained_model(tmp_path):
     """Trained (tiny) model exported with 32 rollouts + the logged oracle, fast backend, CLI."""
     from tests.export.test_export_model import _trained_model, _write_run
+
     root = _write_run(tmp_path / "run", _trained_model(seed=3))
     model_dir = export_model.export_run(root, str(tmp_path / "tiny"), num_rollouts=32)
     out = tmp_path / "report"
     result = subprocess.run(
-        [sys.executable, "-m", "export.report", f"--scenarios={BIG}", f"--output={out}",
-         "--baselines=logged_oracle", f"--saved_model=tiny={model_dir}", "--backend=fast",
-         "--config=2025"], capture_output=True, text=True, cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=1800)
+        [
+            sys.executable,
+            "-m",
+            "export.report",
+            f"--scenarios={BIG}",
+            f"--output={out}",
+            "--baselines=logged_oracle",
+            f"--saved_model=tiny={model_dir}",
+            "--backend=fast",
+            "--config=2025",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.load(open(out / "report.json"))
     oracle, tiny = saved["methods"]["logged_oracle"], saved["methods"]["tiny"]

@@ -1,4 +1,5 @@
 """`generate_scenario_rollouts`: SavedModel -> validated world-frame WOSAC rollouts."""
+
 from __future__ import annotations
 
 import copy
@@ -16,16 +17,27 @@ CHALLENGE = submission_specs.ChallengeType.SIM_AGENTS
 def _array(rollouts):
     """[R, N, 80, 4] (x, y, z, heading) and the object ids of the first joint scene."""
     ids = [t.object_id for t in rollouts.joint_scenes[0].simulated_trajectories]
-    out = np.array([[[t.center_x, t.center_y, t.center_z, t.heading]
-                     for t in js.simulated_trajectories] for js in rollouts.joint_scenes])
+    out = np.array(
+        [
+            [[t.center_x, t.center_y, t.center_z, t.heading] for t in js.simulated_trajectories]
+            for js in rollouts.joint_scenes
+        ]
+    )
     return out.transpose(0, 1, 3, 2), ids
 
 
 def _cv_expected(scenario, object_id):
     state = next(t for t in scenario.tracks if t.id == object_id).states[datatypes.CURRENT_INDEX]
     t = np.arange(1, 81) * 0.1
-    return np.stack([state.center_x + state.velocity_x * t, state.center_y + state.velocity_y * t,
-                     np.full(80, state.center_z), np.full(80, state.heading)], axis=-1)
+    return np.stack(
+        [
+            state.center_x + state.velocity_x * t,
+            state.center_y + state.velocity_y * t,
+            np.full(80, state.center_z),
+            np.full(80, state.heading),
+        ],
+        axis=-1,
+    )
 
 
 def _assert_close(actual, expected):
@@ -38,7 +50,8 @@ def _assert_close(actual, expected):
 def test_cv_model_covers_every_sim_agent_in_world_frame(scenarios, cv_saved_model):
     for source, scenario in scenarios:
         rollouts, stats = saved_model_rollouts.generate_scenario_rollouts_with_stats(
-            cv_saved_model, scenario, seed=0, source=source)
+            cv_saved_model, scenario, seed=0, source=source
+        )
         submission_specs.validate_scenario_rollouts(rollouts, scenario, CHALLENGE)
         traj, ids = _array(rollouts)
         sim_ids = list(submission_specs.get_sim_agent_ids(scenario, CHALLENGE))
@@ -86,7 +99,8 @@ def test_agents_beyond_max_agents_get_constant_velocity_fallback(cv_saved_model,
     sim_ids = list(submission_specs.get_sim_agent_ids(crowded, CHALLENGE))
     assert len(sim_ids) > datatypes.MAX_AGENTS
     rollouts, stats = saved_model_rollouts.generate_scenario_rollouts_with_stats(
-        cv_saved_model, crowded, seed=0, source=source)
+        cv_saved_model, crowded, seed=0, source=source
+    )
     submission_specs.validate_scenario_rollouts(rollouts, crowded, CHALLENGE)
     assert stats.num_model_agents == datatypes.MAX_AGENTS
     assert stats.num_fallback_agents == len(sim_ids) - datatypes.MAX_AGENTS
@@ -99,16 +113,16 @@ def test_agents_beyond_max_agents_get_constant_velocity_fallback(cv_saved_model,
 
 def test_model_output_for_a_non_sim_agent_is_refused(scenarios):
     from export import scenario_rollouts
+
     source, scenario = scenarios[0]
     sim_ids = list(submission_specs.get_sim_agent_ids(scenario, CHALLENGE))
-    invalid_now = next(t.id for t in scenario.tracks
-                       if not t.states[datatypes.CURRENT_INDEX].valid)
+    invalid_now = next(t.id for t in scenario.tracks if not t.states[datatypes.CURRENT_INDEX].valid)
     ids = np.array(sim_ids[:3] + [invalid_now], np.int64)
     traj = np.zeros((32, len(ids), 80, 4), np.float32)
     with pytest.raises(ValueError, match=f"{source}.*object {invalid_now}.*not a sim agent"):
-        scenario_rollouts.to_scenario_rollouts(scenario, traj, ids, np.ones(len(ids), bool),
-                                               source)
+        scenario_rollouts.to_scenario_rollouts(scenario, traj, ids, np.ones(len(ids), bool), source)
     traj[0, 0, 5, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
-        scenario_rollouts.to_scenario_rollouts(scenario, traj[:, :3], ids[:3],
-                                               np.ones(3, bool), source)
+        scenario_rollouts.to_scenario_rollouts(
+            scenario, traj[:, :3], ids[:3], np.ones(3, bool), source
+        )

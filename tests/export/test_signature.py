@@ -1,4 +1,5 @@
 """Serving contract: input spec, scene -> world transform, atomic export."""
+
 from __future__ import annotations
 
 import os
@@ -7,11 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import scene_input
-from export import signature
+from export import scene_input, signature
 from motion_sim.agents.constant_velocity import ConstantVelocityAgent
-from motion_sim.data import datatypes
-from motion_sim.data import frames
+from motion_sim.data import datatypes, frames
 
 
 def test_input_spec_is_scene_spec_with_batch_axis_and_seed():
@@ -29,8 +28,14 @@ def test_input_spec_is_scene_spec_with_batch_axis_and_seed():
 def test_to_world_matches_scene_builder_inverse():
     rng = np.random.default_rng(0)
     batch = 3
-    origin = np.stack([rng.uniform(-9000, 9000, batch), rng.uniform(-9000, 9000, batch),
-                       rng.uniform(-50, 50, batch)], axis=-1)
+    origin = np.stack(
+        [
+            rng.uniform(-9000, 9000, batch),
+            rng.uniform(-9000, 9000, batch),
+            rng.uniform(-50, 50, batch),
+        ],
+        axis=-1,
+    )
     yaw = rng.uniform(-np.pi, np.pi, batch)
     world_xy = origin[:, None, None, :2] + rng.uniform(-150, 150, (batch, 2, 5, 2))
     world_heading = rng.uniform(-np.pi, np.pi, (batch, 2, 5))
@@ -41,8 +46,14 @@ def test_to_world_matches_scene_builder_inverse():
         xy, h = frames.to_scene(world_xy[b], world_heading[b], frame)
         scene_xy.append(xy)
         scene_heading.append(h)
-    scene = np.concatenate([np.float32(scene_xy), np.float32(world_z - origin[:, None, None, 2])
-                            [..., None], np.float32(scene_heading)[..., None]], axis=-1)
+    scene = np.concatenate(
+        [
+            np.float32(scene_xy),
+            np.float32(world_z - origin[:, None, None, 2])[..., None],
+            np.float32(scene_heading)[..., None],
+        ],
+        axis=-1,
+    )
     world = signature.to_world(tf.constant(scene), tf.constant(origin), tf.constant(yaw)).numpy()
     assert world.dtype == np.float32
     # float32 storage at ~1e4 m world coordinates: ~1 mm steps; scene-frame float32 ~1e-5 m.
@@ -55,7 +66,8 @@ def test_to_world_matches_scene_builder_inverse():
 
 def _scene_batch(scenarios, rows=slice(None)):
     return scene_input.stack_scenes(
-        [scene_input.scene_from_scenario(s, src) for src, s in scenarios[rows]])
+        [scene_input.scene_from_scenario(s, src) for src, s in scenarios[rows]]
+    )
 
 
 def test_serving_outputs_and_padding(scenarios):
@@ -74,8 +86,9 @@ def test_serving_outputs_and_padding(scenarios):
 
 def test_bad_output_shape_is_refused(scenarios):
     def wrong(scene, seed, num_rollouts):
-        return tf.zeros(tf.stack([tf.shape(scene["agent_mask"])[0], num_rollouts,
-                                  datatypes.MAX_AGENTS, 10, 4]))
+        return tf.zeros(
+            tf.stack([tf.shape(scene["agent_mask"])[0], num_rollouts, datatypes.MAX_AGENTS, 10, 4])
+        )
 
     serving = signature.SimAgentServing(wrong, num_rollouts=2)
     with pytest.raises(ValueError, match=r"\[B, R, A, 80, 4\]"):
@@ -88,8 +101,9 @@ def test_export_is_atomic_and_replaces(tmp_path):
     signature.export_sim_agent(ConstantVelocityAgent(), str(target), num_rollouts=3)
     assert sorted(os.listdir(tmp_path)) == ["model"]  # no temp or .old directory left behind
     loaded = tf.saved_model.load(str(target))
-    assert loaded.signatures["serving_default"].structured_outputs[
-        "trajectories"].shape[1] == 3  # the second export replaced the first
+    assert (
+        loaded.signatures["serving_default"].structured_outputs["trajectories"].shape[1] == 3
+    )  # the second export replaced the first
 
     def broken(scene, seed, num_rollouts):
         raise RuntimeError("agent bug")
@@ -117,6 +131,7 @@ def test_plain_function_agent_exports_and_keeps_its_variables(scenarios, tmp_pat
     path = signature.export_sim_agent(serving, str(tmp_path / "fn"))
     inputs = _scene_batch(scenarios, slice(0, 1))
     from export import loader
+
     got = loader.load_sim_agent(path).run(inputs, [0, 0])["trajectories"]
     want = serving.run(inputs, [0, 0])["trajectories"]
     np.testing.assert_array_equal(got, want)

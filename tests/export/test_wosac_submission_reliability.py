@@ -1,5 +1,6 @@
 """Submission writer under reruns and bad inputs (issue 15): the plan is keyed by content (model
 fingerprint, input hashes), one writer per output directory, one rule for duplicate ids."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,11 @@ SCENARIOS_GLOB = ",".join(SCENARIO_FILES)
 
 
 def _shards(output_dir):
-    return sorted(n for n in os.listdir(output_dir)
-                  if n.startswith("submission.binproto-") and not n.endswith(".json"))
+    return sorted(
+        n
+        for n in os.listdir(output_dir)
+        if n.startswith("submission.binproto-") and not n.endswith(".json")
+    )
 
 
 def _interrupted_run(model_dir, scenarios, out):
@@ -54,11 +58,13 @@ def test_model_reexported_into_the_same_dir_is_refused(tmp_path, cv_saved_model)
     out = str(tmp_path / "sub")
     before = _interrupted_run(model_dir, SCENARIOS_GLOB, out)
     signature.export_sim_agent(RandomAgent(), model_dir)  # another model, same path
-    with pytest.raises(ValueError, match=r"different plan: the SavedModel is not the one this "
-                                         r"run started with .*Start fresh: use a new "
-                                         r"--output_dir, or delete"):
-        wosac_submission.write_submission(model_dir, SCENARIOS_GLOB, out, METADATA,
-                                          shard_size=1)
+    with pytest.raises(
+        ValueError,
+        match=r"different plan: the SavedModel is not the one this "
+        r"run started with .*Start fresh: use a new "
+        r"--output_dir, or delete",
+    ):
+        wosac_submission.write_submission(model_dir, SCENARIOS_GLOB, out, METADATA, shard_size=1)
     assert _read_shards(out) == before
     assert not os.path.exists(os.path.join(out, "submission.tar.gz"))
     assert not os.path.exists(os.path.join(out, run_lock.LOCK_NAME))
@@ -84,8 +90,9 @@ def test_regenerated_input_is_refused(tmp_path, cv_saved_model):
     # Same path, same record count, other content.
     shutil.copy(WOMD_SCENARIO_FILE, inputs / "b.tfrecord")
     with pytest.raises(ValueError, match=r"input\(s\) changed content: .*b\.tfrecord"):
-        wosac_submission.write_submission(cv_saved_model, str(inputs / "*.tfrecord"), out,
-                                          METADATA, shard_size=1)
+        wosac_submission.write_submission(
+            cv_saved_model, str(inputs / "*.tfrecord"), out, METADATA, shard_size=1
+        )
 
 
 def test_duplicate_scenario_ids_across_inputs_keep_the_first(tmp_path, cv_saved_model):
@@ -95,14 +102,16 @@ def test_duplicate_scenario_ids_across_inputs_keep_the_first(tmp_path, cv_saved_
     shutil.copy(SCENARIO_FILE, inputs / "b.tfrecord")  # the same scenario again
     out = str(tmp_path / "sub")
     with pytest.raises(RuntimeError, match=r"1 scenarios skipped .*b\.tfrecord:0; no tarball"):
-        wosac_submission.write_submission(cv_saved_model, str(inputs / "*.tfrecord"), out,
-                                          METADATA, shard_size=1)
+        wosac_submission.write_submission(
+            cv_saved_model, str(inputs / "*.tfrecord"), out, METADATA, shard_size=1
+        )
     with open(os.path.join(out, "stats.json")) as f:
         [skip] = json.load(f)["skipped"]
     assert skip["reason"] == "duplicate_scenario_id"
     assert "appears twice (kept" in skip["error"] and "a.tfrecord:0" in skip["error"]
-    totals = wosac_submission.write_submission(cv_saved_model, str(inputs / "*.tfrecord"), out,
-                                               METADATA, shard_size=1, max_skipped=1)
+    totals = wosac_submission.write_submission(
+        cv_saved_model, str(inputs / "*.tfrecord"), out, METADATA, shard_size=1, max_skipped=1
+    )
     assert totals["scenarios_written"] == 1  # the tarball holds each scenario once
 
 
@@ -114,8 +123,9 @@ def test_duplicate_object_ids_are_skipped_as_in_preprocess(tmp_path, cv_saved_mo
     with tf.io.TFRecordWriter(str(path)) as w:
         w.write(to_scenario_proto(raw._replace(track_id=track_id)).SerializeToString())
     with pytest.raises(RuntimeError, match="1 scenarios skipped"):
-        wosac_submission.write_submission(cv_saved_model, str(path), str(tmp_path / "sub"),
-                                          METADATA)
+        wosac_submission.write_submission(
+            cv_saved_model, str(path), str(tmp_path / "sub"), METADATA
+        )
     with open(tmp_path / "sub" / "stats.json") as f:
         [skip] = json.load(f)["skipped"]
     assert skip["reason"] == "duplicate_object_id" and f"{path}:0" in skip["error"]
@@ -126,12 +136,18 @@ def test_second_writer_on_one_output_dir_is_refused(tmp_path, cv_saved_model):
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / run_lock.LOCK_NAME).write_text(json.dumps(
-            {"host": socket.gethostname(), "pid": holder.pid, "purpose": "submission",
-             "started": "2026-01-01T00:00:00+00:00"}))
+        (out / run_lock.LOCK_NAME).write_text(
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": holder.pid,
+                    "purpose": "submission",
+                    "started": "2026-01-01T00:00:00+00:00",
+                }
+            )
+        )
         with pytest.raises(run_lock.RunLockError, match=f"in use by another run.*{holder.pid}"):
-            wosac_submission.write_submission(cv_saved_model, SCENARIOS_GLOB, str(out),
-                                              METADATA)
+            wosac_submission.write_submission(cv_saved_model, SCENARIOS_GLOB, str(out), METADATA)
         assert os.listdir(out) == [run_lock.LOCK_NAME]
     finally:
         holder.kill()
@@ -140,9 +156,15 @@ def test_second_writer_on_one_output_dir_is_refused(tmp_path, cv_saved_model):
 
 def _cli(module, *args, **popen):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 @pytest.mark.slow
@@ -153,8 +175,13 @@ def test_cli_interrupted_then_model_swapped_is_refused(tmp_path):
     out = str(tmp_path / "sub")
     export = _cli("export.export_baseline", "--kind=constant_velocity", f"--output_dir={model}")
     assert export.wait(timeout=300) == 0, export.stderr.read()[-2000:]
-    args = [f"--saved_model={model}", f"--scenarios={SCENARIOS_GLOB}", f"--output_dir={out}",
-            "--shard_size=1", *METADATA_FLAGS]
+    args = [
+        f"--saved_model={model}",
+        f"--scenarios={SCENARIOS_GLOB}",
+        f"--output_dir={out}",
+        "--shard_size=1",
+        *METADATA_FLAGS,
+    ]
     first = _cli("export.wosac_submission", *args)
     first_shard = os.path.join(out, "submission.binproto-00000-of-00002")
     deadline = time.time() + 300

@@ -8,6 +8,7 @@ exported trained policy; every shard of the tarball passes the official validato
 official sim agent is covered (the model's 128 + the constant-velocity fallback), and the
 counts are in stats.json and the last lines of the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,18 @@ from tests.fixtures import REPO, SAMPLE_DIR, WOMD_SCENARIO_FILE
 
 TEST_SPLIT = os.path.join(SAMPLE_DIR, "test_split_fcb5b4973f486e78.tfrecord")
 METADATA_FLAGS = [
-    "--account_name=sim@example.com", "--method_name=test_split", "--authors=Ada",
-    "--affiliation=Test Lab", "--description=history-only input", "--method_link=https://x.y",
-    "--num_model_parameters=0", "--uses_lidar_data=false", "--uses_camera_data=false",
+    "--account_name=sim@example.com",
+    "--method_name=test_split",
+    "--authors=Ada",
+    "--affiliation=Test Lab",
+    "--description=history-only input",
+    "--method_link=https://x.y",
+    "--num_model_parameters=0",
+    "--uses_lidar_data=false",
+    "--uses_camera_data=false",
     "--uses_public_model_pretraining=false",
-    "--acknowledge_complies_with_closed_loop_requirement=true"]
+    "--acknowledge_complies_with_closed_loop_requirement=true",
+]
 # scenario id -> official sim agents (valid at the current step)
 SIM_AGENTS = {"fcb5b4973f486e78": 10, "ee519cf571686d19": 84, "synthetic-3-0": 142}
 
@@ -59,9 +67,12 @@ def _first(path):
 def test_split_files(tmp_path_factory):
     """Glob of the three history-only inputs, and their protos by id."""
     directory = tmp_path_factory.mktemp("test_split")
-    made = [history_only(_first(WOMD_SCENARIO_FILE)),
-            history_only(to_scenario_proto(
-                SyntheticScenarioGenerator(num_agents=150, seed=3).generate(0)))]
+    made = [
+        history_only(_first(WOMD_SCENARIO_FILE)),
+        history_only(
+            to_scenario_proto(SyntheticScenarioGenerator(num_agents=150, seed=3).generate(0))
+        ),
+    ]
     path = str(directory / "cut_history.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:
         for scenario in made:
@@ -73,10 +84,24 @@ def test_split_files(tmp_path_factory):
 def _submit(saved_model, scenarios, out):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run(
-        [sys.executable, "-m", "export.wosac_submission", f"--saved_model={saved_model}",
-         f"--scenarios={scenarios}", f"--output_dir={out}", "--shard_size=2", "--seed=3",
-         *METADATA_FLAGS],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "export.wosac_submission",
+            f"--saved_model={saved_model}",
+            f"--scenarios={scenarios}",
+            f"--output_dir={out}",
+            "--shard_size=2",
+            "--seed=3",
+            *METADATA_FLAGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
 
 
 def _check_submission(result, out, protos):
@@ -84,14 +109,21 @@ def _check_submission(result, out, protos):
     with open(out / "stats.json") as f:
         stats = json.load(f)
     fallback = SIM_AGENTS["synthetic-3-0"] - MAX_AGENTS
-    expected = {"scenarios_written": 3, "scenarios_skipped": 0, "history_only_scenarios": 3,
-                "sim_agents": sum(SIM_AGENTS.values()),
-                "model_agents": sum(SIM_AGENTS.values()) - fallback,
-                "fallback_agents": fallback, "scenarios_with_fallback": 1}
+    expected = {
+        "scenarios_written": 3,
+        "scenarios_skipped": 0,
+        "history_only_scenarios": 3,
+        "sim_agents": sum(SIM_AGENTS.values()),
+        "model_agents": sum(SIM_AGENTS.values()) - fallback,
+        "fallback_agents": fallback,
+        "scenarios_with_fallback": 1,
+    }
     assert {k: stats[k] for k in expected} == expected
     assert json.loads(result.stdout.strip().splitlines()[-1])["fallback_agents"] == fallback
-    assert ("3 scenarios (3 history-only) cover 236 sim agents: 222 by the model, 14 by the "
-            "constant-velocity fallback" in result.stderr)
+    assert (
+        "3 scenarios (3 history-only) cover 236 sim agents: 222 by the model, 14 by the "
+        "constant-velocity fallback" in result.stderr
+    )
     # The tarball is what gets uploaded: every scenario in it passes the official validator.
     unpacked = out / "unpacked"
     with tarfile.open(out / "submission.tar.gz") as tar:
@@ -99,7 +131,8 @@ def _check_submission(result, out, protos):
     seen = {}
     for name in sorted(os.listdir(unpacked)):
         submission = sim_agents_submission_pb2.SimAgentsChallengeSubmission.FromString(
-            (unpacked / name).read_bytes())
+            (unpacked / name).read_bytes()
+        )
         assert submission.submission_type == submission.SIM_AGENTS_SUBMISSION
         for rollouts in submission.scenario_rollouts:
             scenario = protos[rollouts.scenario_id]

@@ -1,20 +1,19 @@
 import numpy as np
 import tensorflow as tf
 
-from motion_sim.layers import masks
-from motion_sim.layers import attention
+from motion_sim.layers import attention, masks
 from motion_sim.layers.attention import Attention
 from tests.fixtures.testcase import TestCase
 
 
 class AttentionTest(TestCase):
-
     def test_layer(self):
         q = tf.random.stateless_normal([2, 5, 16], [1, 2])
         c = tf.random.stateless_normal([2, 7, 16], [3, 4])
         bias = masks.key_padding_bias(tf.constant([[True] * 7, [True] * 3 + [False] * 4]))
-        out = self.run_layer_test(Attention, dict(num_heads=2, key_dim=8), (q, c, bias),
-                                  expected_num_weights=2)
+        out = self.run_layer_test(
+            Attention, dict(num_heads=2, key_dim=8), (q, c, bias), expected_num_weights=2
+        )
         self.assertEqual(out.shape, (2, 5, 16))
 
     def test_masked_keys_have_no_effect(self):
@@ -45,8 +44,11 @@ class AttentionTest(TestCase):
             chunked = layer(x, x, chunks)
         self.assertAllClose(chunked, full, atol=1e-6)
         self.assertAllClose(tape.gradient(chunked, x), tape.gradient(full, x), atol=1e-5)
-        self.assertAllClose(tape.gradient(chunked, layer.trainable_weights),
-                            tape.gradient(full, layer.trainable_weights), atol=1e-5)
+        self.assertAllClose(
+            tape.gradient(chunked, layer.trainable_weights),
+            tape.gradient(full, layer.trainable_weights),
+            atol=1e-5,
+        )
 
     def test_softmax_normalised_after_value_matmul(self):
         # attend_heads divides by the row sums after P.V: same as softmax(QK^T + bias) V.

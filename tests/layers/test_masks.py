@@ -6,7 +6,6 @@ from tests.fixtures.testcase import TestCase
 
 
 class MasksTest(TestCase):
-
     def test_block_causal_structure(self):
         T, A = 3, 2
         m = masks.block_causal_mask(T, A).numpy()
@@ -19,7 +18,7 @@ class MasksTest(TestCase):
         agent_mask = tf.constant([[True, False, True]])
         bias = masks.block_causal_bias(agent_mask, 2).numpy()[0, 0]  # [6, 6]
         self.assertTrue(np.all(bias[:, [1, 4]] == masks.MASK_VALUE))
-        self.assertEqual(bias[5, 0], 0.0)   # step 1 agent 2 sees step 0 agent 0
+        self.assertEqual(bias[5, 0], 0.0)  # step 1 agent 2 sees step 0 agent 0
         self.assertEqual(bias[0, 3], masks.MASK_VALUE)  # step 0 never sees step 1
 
     def test_chunk_biases_are_blocks_of_the_full_bias(self):

@@ -1,4 +1,5 @@
 """EncoderBlock and DecoderBlock (teacher-forced pass == cached steps)."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -10,12 +11,10 @@ from tests.fixtures.testcase import TestCase
 
 
 class TransformerBlocksTest(TestCase):
-
     def test_encoder_block(self):
         x = tf.random.stateless_normal([2, 6, 16], [1, 1])
         bias = masks.key_padding_bias(tf.constant([[True] * 6, [True] * 4 + [False] * 2]))
-        out = self.run_layer_test(EncoderBlock, dict(num_heads=2, key_dim=8, ffn_dim=32),
-                                  (x, bias))
+        out = self.run_layer_test(EncoderBlock, dict(num_heads=2, key_dim=8, ffn_dim=32), (x, bias))
         self.assertEqual(out.shape, x.shape)
 
     def test_decoder_block_full_equals_cached(self):
@@ -24,10 +23,15 @@ class TransformerBlocksTest(TestCase):
         scene_mask = tf.constant([[True] * 5, [True, True, False, True, False]])
         x = tf.random.stateless_normal([B, T * A, D], [5, 6])
         scene = tf.random.stateless_normal([B, N, D], [7, 8])
-        args = (x, masks.block_causal_bias(agent_mask, T), scene,
-                masks.key_padding_bias(scene_mask))
-        full = self.run_layer_test(DecoderBlock, dict(num_heads=H, key_dim=D // H, ffn_dim=32),
-                                   args)
+        args = (
+            x,
+            masks.block_causal_bias(agent_mask, T),
+            scene,
+            masks.key_padding_bias(scene_mask),
+        )
+        full = self.run_layer_test(
+            DecoderBlock, dict(num_heads=H, key_dim=D // H, ffn_dim=32), args
+        )
         block = DecoderBlock(num_heads=H, key_dim=D // H, ffn_dim=32)
         full = block(*args)
         cache = block.empty_cache(B, T, A, tf.float32)
@@ -59,16 +63,19 @@ class TransformerBlocksTest(TestCase):
         q = tf.random.stateless_normal([2, 3, 2, 8], [1, 2])
         k = tf.random.stateless_normal([2, 2, 7, 8], [3, 4])
         v = tf.random.stateless_normal([2, 2, 7, 8], [5, 6])
-        key_mask = tf.constant([[True] * 5 + [False] * 2, [False, True, True, False, True, True,
-                                                           True]])
+        key_mask = tf.constant(
+            [[True] * 5 + [False] * 2, [False, True, True, False, True, True, True]]
+        )
         bias = masks.mask_to_bias(key_mask)
         expected = att.attend_heads(q, k, v, bias[:, None, None, :])
         got = att.attend_folded(q, fold_keys(k, bias), fold_values(v))
         self.assertAllClose(got, expected, atol=1e-6)
         # A masked key's value cannot leak in, whatever it holds.
         v_poisoned = tf.where(key_mask[:, None, :, None], v, 1e6)
-        self.assertAllClose(att.attend_folded(q, fold_keys(k, bias), fold_values(v_poisoned)),
-                            expected, atol=1e-6)
+        self.assertAllClose(
+            att.attend_folded(q, fold_keys(k, bias), fold_values(v_poisoned)), expected, atol=1e-6
+        )
+
 
 if __name__ == "__main__":
     tf.test.main()

@@ -6,6 +6,7 @@ parameter updates as JSON.
 A separate process because virtual devices must be configured before TensorFlow initialises,
 which any earlier test in the same pytest process would already have done.
 """
+
 import json
 import tempfile
 
@@ -34,8 +35,9 @@ def fixed_rollouts(shards, tokenizer):
     ds = pipeline.make_dataset(shards, 2, shuffle=False, repeat=False)
     scene = next(iter(ds))
     b, a = scene["agent_mask"].shape
-    tokens = tf.random.stateless_uniform([b, R, a, tokenizer.num_tokens], [1, 2], 0,
-                                         tokenizer.vocab_size, tf.int32)
+    tokens = tf.random.stateless_uniform(
+        [b, R, a, tokenizer.num_tokens], [1, 2], 0, tokenizer.vocab_size, tf.int32
+    )
     pos, vel = tokenizer.initial_state(scene["agent_xy"], scene["agent_valid"])
     h0 = scene["agent_heading"][:, :, 10]
     tile = lambda x: tf.repeat(x[:, None], R, axis=1)  # noqa: E731
@@ -49,7 +51,7 @@ def one_step(strategy, shards, weights, mode, table=None):
     with strategy.scope():
         model = SimAgentModel()
         model.set_weights(weights)
-        optimizer = tf.keras.optimizers.SGD(LR)   # plain SGD: the update is proportional to
+        optimizer = tf.keras.optimizers.SGD(LR)  # plain SGD: the update is proportional to
         #                                          the gradient, so any normalisation slip shows
     rollout_fn = None
     if mode == "bc":
@@ -59,17 +61,30 @@ def one_step(strategy, shards, weights, mode, table=None):
         loss = ReinforceLoss(reward_fn=RewardFunction(collision_weight=3.0), steps_per_token=5)
 
         def rollout_fn(scene, seed):  # the scene's own precomputed rollouts, whichever replica
-            idx = tf.argmax(tf.cast(tf.equal(scene["scenario_id"][:, None], ids[None]), tf.int32), 1)
+            idx = tf.argmax(
+                tf.cast(tf.equal(scene["scenario_id"][:, None], ids[None]), tf.int32), 1
+            )
             return tf.nest.map_structure(lambda x: tf.gather(x, idx), rollouts)
 
     def dataset_fn(ctx):
         return pipeline.make_dataset(shards, 2, shuffle=False, repeat=True, input_context=ctx)
 
     with tempfile.TemporaryDirectory() as d:
-        learner = Learner(d, strategy, model, optimizer, loss, dataset_fn,
-                          rollout_fn=rollout_fn, max_steps=1,
-                          steps_per_loop=1, checkpoint_interval=0, summary_interval=0,
-                          log_interval=10, grad_clip_norm=None)
+        learner = Learner(
+            d,
+            strategy,
+            model,
+            optimizer,
+            loss,
+            dataset_fn,
+            rollout_fn=rollout_fn,
+            max_steps=1,
+            steps_per_loop=1,
+            checkpoint_interval=0,
+            summary_interval=0,
+            log_interval=10,
+            grad_clip_norm=None,
+        )
         metrics = learner.run()
     new = model.get_weights()
     return [n - w for n, w in zip(new, weights)], metrics
@@ -89,9 +104,12 @@ def main():
         d_single, m_single = one_step(default, shards, weights, mode, table)
         d_multi, m_multi = one_step(mirrored, shards, weights, mode, table)
         out[mode] = {
-            "max_abs_diff": max(float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(d_single, d_multi)),
+            "max_abs_diff": max(
+                float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(d_single, d_multi)
+            ),
             "max_abs_update": max(float(tf.reduce_max(tf.abs(a))) for a in d_single),
-            "loss_single": m_single[f"{mode}/loss"], "loss_multi": m_multi[f"{mode}/loss"],
+            "loss_single": m_single[f"{mode}/loss"],
+            "loss_multi": m_multi[f"{mode}/loss"],
         }
 
     # The replica all-reduce of the return statistics on its own.
@@ -100,9 +118,12 @@ def main():
         v = tf.gather(tf.constant([[1.0, 2.0], [3.0, 10.0]]), i)
         m = tf.gather(tf.constant([[True, True], [True, False]]), i)
         return returns_lib.global_stats(v, m)
+
     stats = mirrored.run(tf.function(replica), args=(tf.constant(0),))
-    out["stats"] = [[float(s.mean), float(s.std), float(s.count)]
-                    for s in mirrored.experimental_local_results(stats)]
+    out["stats"] = [
+        [float(s.mean), float(s.std), float(s.count)]
+        for s in mirrored.experimental_local_results(stats)
+    ]
     print("RESULT " + json.dumps(out))
 
 

@@ -6,6 +6,7 @@ optimizer but re-opens the data stream (which must differ, or the check proves n
 
 A separate process because virtual devices must be configured before TensorFlow initialises.
 """
+
 import json
 import os
 import tempfile
@@ -34,9 +35,20 @@ def make_learner(strategy, root, shards, weights, max_steps):
     def dataset_fn(ctx):
         return pipeline.make_dataset(shards, 2, shuffle=False, repeat=True, input_context=ctx)
 
-    return Learner(root, strategy, model, optimizer, BCLoss(tokenizer=tokenizer_lib.ActionTokenizer()),
-                   dataset_fn, max_steps=max_steps, steps_per_loop=1,
-                   checkpoint_interval=SPLIT, summary_interval=0, log_interval=100, grad_clip_norm=None)
+    return Learner(
+        root,
+        strategy,
+        model,
+        optimizer,
+        BCLoss(tokenizer=tokenizer_lib.ActionTokenizer()),
+        dataset_fn,
+        max_steps=max_steps,
+        steps_per_loop=1,
+        checkpoint_interval=SPLIT,
+        summary_interval=0,
+        log_interval=100,
+        grad_clip_norm=None,
+    )
 
 
 def max_diff(a, b):
@@ -62,14 +74,19 @@ def main():
     first_c = make_learner(strategy, os.path.join(tmp, "c"), shards, weights, SPLIT)
     first_c.run()
     control = make_learner(strategy, os.path.join(tmp, "c"), shards, weights, TOTAL)
-    control.iterator = iter(pipeline.make_dataset(shards, 2, shuffle=False, repeat=True,
-                                                  input_context=tf.distribute.InputContext(1, 0, 2)))
+    control.iterator = iter(
+        pipeline.make_dataset(
+            shards, 2, shuffle=False, repeat=True, input_context=tf.distribute.InputContext(1, 0, 2)
+        )
+    )
     control.run()
-    out = {"replicas": strategy.num_replicas_in_sync,
-           "resumed_from": os.path.basename(resumed_from or ""),
-           "steps": [int(straight.step.numpy()), int(resumed.step.numpy())],
-           "max_abs_diff": max_diff(straight.model.get_weights(), resumed.model.get_weights()),
-           "control_max_abs_diff": max_diff(straight.model.get_weights(), control.model.get_weights())}
+    out = {
+        "replicas": strategy.num_replicas_in_sync,
+        "resumed_from": os.path.basename(resumed_from or ""),
+        "steps": [int(straight.step.numpy()), int(resumed.step.numpy())],
+        "max_abs_diff": max_diff(straight.model.get_weights(), resumed.model.get_weights()),
+        "control_max_abs_diff": max_diff(straight.model.get_weights(), control.model.get_weights()),
+    }
     print("RESULT " + json.dumps(out))
 
 

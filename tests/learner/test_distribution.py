@@ -22,7 +22,7 @@ def test_two_replicas(result):
 @pytest.mark.parametrize("mode", ["bc", "rl"])
 def test_same_update_as_single_device(result, mode):
     r = result[mode]
-    assert r["max_abs_update"] > 1e-3, r        # the step really moved the weights
+    assert r["max_abs_update"] > 1e-3, r  # the step really moved the weights
     assert r["max_abs_diff"] <= 1e-5, r
     assert abs(r["loss_single"] - r["loss_multi"]) <= 1e-5 * max(1.0, abs(r["loss_single"])), r
 

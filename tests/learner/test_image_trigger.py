@@ -1,4 +1,5 @@
 """Rollout pictures in TensorBoard: a short RL run's event file holds them; drawing is off-thread."""
+
 from __future__ import annotations
 
 import glob
@@ -48,9 +49,16 @@ def test_short_rl_run_writes_rollout_pictures(tmp_path):
     train_lib.parse_gin(["gin/demo_pretrain.gin"], [data, "train.max_steps = 1"])
     train_lib.train(str(tmp_path / "bc"))
     gin.clear_config()
-    train_lib.parse_gin(["gin/demo_finetune.gin"], [
-        data, f"PRETRAINED_CHECKPOINT = '{tmp_path / 'bc'}'", "train.max_steps = 4",
-        "train.steps_per_loop = 2", "make_image_triggers.interval = 2"])
+    train_lib.parse_gin(
+        ["gin/demo_finetune.gin"],
+        [
+            data,
+            f"PRETRAINED_CHECKPOINT = '{tmp_path / 'bc'}'",
+            "train.max_steps = 4",
+            "train.steps_per_loop = 2",
+            "make_image_triggers.interval = 2",
+        ],
+    )
     train_lib.train(str(tmp_path / "rl"))
 
     images = _images(str(tmp_path / "rl" / "train"))
@@ -76,8 +84,9 @@ class _Writer:
 def test_drawing_runs_off_the_training_thread_and_skips_when_busy(monkeypatch):
     scene = policy_fixtures.womd_scene(num_agents=datatypes.MAX_AGENTS)
     model = policy_fixtures.tiny_model(max_steps=16)
-    trigger = image_trigger.ImageSummaryTrigger(2, _Writer(), model, ActionTokenizer(), scene,
-                                                num_rollouts=2)
+    trigger = image_trigger.ImageSummaryTrigger(
+        2, _Writer(), model, ActionTokenizer(), scene, num_rollouts=2
+    )
     release = threading.Event()
     threads = []
 
@@ -88,13 +97,13 @@ def test_drawing_runs_off_the_training_thread_and_skips_when_busy(monkeypatch):
         trigger.written.append(step)
 
     monkeypatch.setattr(trigger, "_draw", slow_draw)
-    trigger(2)                 # samples, hands the drawing to the thread
-    trigger(4)                 # still drawing step 2: skipped, training goes on
+    trigger(2)  # samples, hands the drawing to the thread
+    trigger(4)  # still drawing step 2: skipped, training goes on
     assert trigger.skipped == 1 and trigger.written == []
     release.set()
     trigger.wait()
-    trigger(6, force=True)     # the final picture is drawn and waited for
+    trigger(6, force=True)  # the final picture is drawn and waited for
     assert trigger.written == [2, 6]
     assert all(name.startswith("image-summary") for name in threads)
-    trigger(6, force=True)     # not twice for one step
+    trigger(6, force=True)  # not twice for one step
     assert trigger.written == [2, 6]

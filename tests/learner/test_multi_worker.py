@@ -9,11 +9,12 @@ command again also ends on exactly those weights. A control run whose per-worker
 were deleted re-opens its streams (with a warning) and must end elsewhere, so the equalities are
 sensitive to the data position.
 """
+
 import json
 import os
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import time
 
@@ -44,17 +45,31 @@ def _start_cluster(root, shards, max_steps, log_dir):
     procs, logs = [], []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        cmd = [fixtures.PYTHON, "-m", "motion_sim.train", f"--root_dir={root}",
-               "--gin_file=gin/demo_pretrain.gin", f"--gin_bindings=DEMO_DATA='{shards}'",
-               f"--gin_bindings=train.max_steps={max_steps}", "--gin_bindings=train.steps_per_loop=1",
-               "--gin_bindings=train.checkpoint_interval=30", "--gin_bindings=train.log_interval=5",
-               "--gin_bindings=train.shuffle_data=False"]
+        cmd = [
+            fixtures.PYTHON,
+            "-m",
+            "motion_sim.train",
+            f"--root_dir={root}",
+            "--gin_file=gin/demo_pretrain.gin",
+            f"--gin_bindings=DEMO_DATA='{shards}'",
+            f"--gin_bindings=train.max_steps={max_steps}",
+            "--gin_bindings=train.steps_per_loop=1",
+            "--gin_bindings=train.checkpoint_interval=30",
+            "--gin_bindings=train.log_interval=5",
+            "--gin_bindings=train.shuffle_data=False",
+        ]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(tf_config))
-        logs.append(os.path.join(log_dir, f"{os.path.basename(root)}-{max_steps}-{index}-"
-                                          f"{time.monotonic_ns()}.log"))
+        logs.append(
+            os.path.join(
+                log_dir, f"{os.path.basename(root)}-{max_steps}-{index}-{time.monotonic_ns()}.log"
+            )
+        )
         with open(logs[-1], "w") as out:
-            procs.append(subprocess.Popen(cmd, cwd=fixtures.REPO, env=env, stdout=out,
-                                          stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    cmd, cwd=fixtures.REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            )
     return procs, logs
 
 
@@ -75,8 +90,9 @@ def _preempt_cluster(root, shards, log_dir):
     procs, logs = _start_cluster(root, shards, TOTAL, log_dir)
     deadline = time.time() + 600
     while "step 10/" not in open(logs[1]).read():
-        assert time.time() < deadline and all(p.poll() is None for p in procs), \
-            open(logs[1]).read()[-4000:]
+        assert time.time() < deadline and all(p.poll() is None for p in procs), open(
+            logs[1]
+        ).read()[-4000:]
         time.sleep(0.2)
     procs[1].send_signal(signal.SIGTERM)
     return _wait(procs, logs, expect=42)
@@ -84,8 +100,11 @@ def _preempt_cluster(root, shards, log_dir):
 
 def _weights(root, step):
     reader = tf.train.load_checkpoint(os.path.join(root, "checkpoints", f"ckpt-{step}"))
-    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
-            if n.startswith("model/")}
+    return {
+        n: reader.get_tensor(n)
+        for n in reader.get_variable_to_shape_map()
+        if n.startswith("model/")
+    }
 
 
 def _max_diff(a, b):
@@ -142,8 +161,11 @@ def test_sigterm_to_one_worker_checkpoints_all_and_resumes_exactly(runs):
     step = int(path.rsplit("-", 1)[1])
     assert 10 <= step < TOTAL, path
     for worker in (0, 1):  # both saved their data position at the agreed step
-        assert os.path.exists(os.path.join(runs["preempted"], "checkpoints", f"data_worker_{worker}",
-                                           f"ckpt-{step}.index"))
+        assert os.path.exists(
+            os.path.join(
+                runs["preempted"], "checkpoints", f"data_worker_{worker}", f"ckpt-{step}.index"
+            )
+        )
     assert all("checkpoint saved. Exiting" in log for log in runs["preempted_logs"])
     for log in runs["after_preemption_logs"]:
         assert f"ckpt-{step}" in log and "Restored this worker's data position" in log

@@ -1,4 +1,5 @@
 """A non-finite loss never changes weights or optimizer state; K in a row abort the run."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -35,12 +36,20 @@ def _learner(root, shards, loss, max_steps, k=3):
     fixtures.parse_tiny_gin()
     tf.keras.utils.set_random_seed(0)
     model = SimAgentModel()
-    return Learner(str(root), tf.distribute.get_strategy(), model,
-                   tf.keras.optimizers.AdamW(1e-3), loss,
-                   lambda ctx: pipeline.make_dataset(shards, 2, shuffle=False, input_context=ctx),
-                   max_steps=max_steps, steps_per_loop=2,
-                   checkpoint_interval=2, summary_interval=2, log_interval=100,
-                   max_consecutive_nonfinite=k)
+    return Learner(
+        str(root),
+        tf.distribute.get_strategy(),
+        model,
+        tf.keras.optimizers.AdamW(1e-3),
+        loss,
+        lambda ctx: pipeline.make_dataset(shards, 2, shuffle=False, input_context=ctx),
+        max_steps=max_steps,
+        steps_per_loop=2,
+        checkpoint_interval=2,
+        summary_interval=2,
+        log_interval=100,
+        max_consecutive_nonfinite=k,
+    )
 
 
 def test_skips_then_recovers(tmp_path, shards):
@@ -48,10 +57,10 @@ def test_skips_then_recovers(tmp_path, shards):
     learner = _learner(tmp_path, shards, loss, max_steps=2)
     before = [w.copy() for w in learner.model.get_weights()]
     loss.poison.assign(True)
-    learner.run()                                     # 2 poisoned steps, under the limit of 3
+    learner.run()  # 2 poisoned steps, under the limit of 3
     after = learner.model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
-    assert int(learner.optimizer.iterations) == 0     # no slot / iteration update either
+    assert int(learner.optimizer.iterations) == 0  # no slot / iteration update either
     assert int(learner.nonfinite_total) == 2 and int(learner.step) == 2
     # The checkpoint written at step 2 holds the untouched (finite) weights.
     reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))

@@ -1,6 +1,7 @@
 """Training under faults (issue 15): one writer per root_dir, intact-checkpoint fall-back, gin
 type errors, raw Scenario files as training data, unwritable root_dir -- each a one-line error
 naming the cause and the path."""
+
 import glob
 import json
 import os
@@ -32,12 +33,15 @@ def _train(root, bindings):
     return train_lib.train(str(root))
 
 
-@pytest.mark.parametrize("binding,message", [
-    ("train.max_steps = 'abc'", "train.max_steps='abc': expected an integer, got str"),
-    ("train.batch_size = 2.5", "train.batch_size=2.5: expected an integer, got float"),
-    ("train.batch_size = 0", "train.batch_size=0: must be >= 1"),
-    ("train.grad_clip_norm = 'x'", "train.grad_clip_norm='x': expected a number or None"),
-])
+@pytest.mark.parametrize(
+    "binding,message",
+    [
+        ("train.max_steps = 'abc'", "train.max_steps='abc': expected an integer, got str"),
+        ("train.batch_size = 2.5", "train.batch_size=2.5: expected an integer, got float"),
+        ("train.batch_size = 0", "train.batch_size=0: must be >= 1"),
+        ("train.grad_clip_norm = 'x'", "train.grad_clip_norm='x': expected a number or None"),
+    ],
+)
 def test_gin_type_errors_are_one_line(tmp_path, binding, message):
     with pytest.raises(gin_config.ConfigError, match=message.replace(".", r"\.")):
         _train(tmp_path / "run", [f"DEMO_DATA = '{tmp_path}/x'", binding])
@@ -46,8 +50,9 @@ def test_gin_type_errors_are_one_line(tmp_path, binding, message):
 
 def test_raw_scenario_tfrecord_as_training_data_is_named(tmp_path):
     raw = shared.WOMD_SCENARIO_FILE
-    with pytest.raises(pipeline.DataError,
-                       match=f"{raw}: record 0 is not a scene shard record .*preprocess"):
+    with pytest.raises(
+        pipeline.DataError, match=f"{raw}: record 0 is not a scene shard record .*preprocess"
+    ):
         _train(tmp_path / "run", [f"DEMO_DATA = '{raw}'"])
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
@@ -65,9 +70,16 @@ def test_root_dir_held_by_a_live_run_is_refused(tmp_path):
     root.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (root / run_lock.LOCK_NAME).write_text(json.dumps(
-            {"host": socket.gethostname(), "pid": holder.pid, "purpose": "training",
-             "started": "2026-01-01T00:00:00+00:00"}))
+        (root / run_lock.LOCK_NAME).write_text(
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": holder.pid,
+                    "purpose": "training",
+                    "started": "2026-01-01T00:00:00+00:00",
+                }
+            )
+        )
         with pytest.raises(run_lock.RunLockError, match=f"in use by another run.*{holder.pid}"):
             _train(root, [f"DEMO_DATA = '{shards}'", "train.max_steps = 1"])
         assert not (root / "checkpoints").exists() and not (root / "train").exists()
@@ -79,8 +91,13 @@ def test_root_dir_held_by_a_live_run_is_refused(tmp_path):
 def _checkpointer(directory, value):
     step = tf.Variable(0, dtype=tf.int64)
     weights = tf.Variable(tf.fill([1000], value))
-    return checkpointing.Checkpointer(str(directory), tf.distribute.get_strategy(), step=step,
-                                      weights=weights), step, weights
+    return (
+        checkpointing.Checkpointer(
+            str(directory), tf.distribute.get_strategy(), step=step, weights=weights
+        ),
+        step,
+        weights,
+    )
 
 
 def test_truncated_latest_checkpoint_falls_back_to_the_previous(tmp_path, caplog):
@@ -93,7 +110,7 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
     with open(data, "rb") as f:
         payload = f.read()
     with open(data, "wb") as f:
-        f.write(payload[:len(payload) // 2])
+        f.write(payload[: len(payload) // 2])
     fresh, step, weights = _checkpointer(tmp_path, 0.0)
     assert fresh.restore_or_initialize() == str(tmp_path / "ckpt-1")
     assert int(step.numpy()) == 1 and float(weights.numpy()[0]) == 1.0
@@ -105,8 +122,9 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
     with open(data, "wb"):
         pass
     broken, _, _ = _checkpointer(tmp_path, 0.0)
-    with pytest.raises(checkpointing.CheckpointError,
-                       match=f"every checkpoint in {tmp_path} is unreadable"):
+    with pytest.raises(
+        checkpointing.CheckpointError, match=f"every checkpoint in {tmp_path} is unreadable"
+    ):
         broken.restore_or_initialize()
 
 
@@ -115,25 +133,39 @@ def test_two_concurrent_trainings_on_one_root_dir_cannot_both_write(tmp_path):
     """The real CLI twice on one --root_dir: the second stops at once naming the first."""
     shards = fixtures.preprocess_sample(str(tmp_path / "scenes"))
     root = str(tmp_path / "run")
-    bindings = [f"DEMO_DATA='{shards}'", "train.max_steps=100000", "train.log_interval=1",
-                "train.steps_per_loop=1", *[f"{b}" for b in fixtures.TINY_BINDINGS[1:]]]
-    cmd = [fixtures.PYTHON, "-m", "motion_sim.train", f"--root_dir={root}",
-           "--gin_file=gin/demo_pretrain.gin", *[f"--gin_bindings={b}" for b in bindings]]
+    bindings = [
+        f"DEMO_DATA='{shards}'",
+        "train.max_steps=100000",
+        "train.log_interval=1",
+        "train.steps_per_loop=1",
+        *[f"{b}" for b in fixtures.TINY_BINDINGS[1:]],
+    ]
+    cmd = [
+        fixtures.PYTHON,
+        "-m",
+        "motion_sim.train",
+        f"--root_dir={root}",
+        "--gin_file=gin/demo_pretrain.gin",
+        *[f"--gin_bindings={b}" for b in bindings],
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     log = tmp_path / "first.log"
     with open(log, "w") as out:
-        first = subprocess.Popen(cmd, cwd=shared.REPO, env=env, stdout=out,
-                                 stderr=subprocess.STDOUT)
+        first = subprocess.Popen(
+            cmd, cwd=shared.REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.time() + 240
         while not os.path.exists(os.path.join(root, "train")):  # the first run is writing
             assert first.poll() is None and time.time() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
-        second = subprocess.run(cmd, cwd=shared.REPO, env=env, capture_output=True,
-                                text=True, timeout=240, check=False)
+        second = subprocess.run(
+            cmd, cwd=shared.REPO, env=env, capture_output=True, text=True, timeout=240, check=False
+        )
         assert second.returncode == 2, second.stderr[-3000:]
-        assert (f"motion_sim.train: error: {root} is in use by another run (training, "
-                f"pid {first.pid}") in second.stderr
+        assert (
+            f"motion_sim.train: error: {root} is in use by another run (training, pid {first.pid}"
+        ) in second.stderr
         assert first.poll() is None  # the first run was not disturbed
         events = glob.glob(os.path.join(root, "train", "events.out.tfevents.*"))
         assert len(events) == 1, events  # one writer: no interleaved second event file

@@ -3,6 +3,7 @@
 Proves the checkpoint holds everything the trajectory depends on: weights, optimizer slots,
 step, and the tf.data iterator position.
 """
+
 import os
 import signal
 import subprocess
@@ -20,11 +21,20 @@ MAX_STEPS = 30
 
 
 def _cmd(root, shards):
-    return [fixtures.PYTHON, "-m", "motion_sim.train", f"--root_dir={root}",
-            "--gin_file=gin/demo_pretrain.gin", f"--gin_bindings=DEMO_DATA='{shards}'",
-            f"--gin_bindings=train.max_steps={MAX_STEPS}", "--gin_bindings=train.steps_per_loop=5",
-            "--gin_bindings=train.checkpoint_interval=5", "--gin_bindings=train.shuffle_data=False",
-            "--seed=7", "--deterministic"]
+    return [
+        fixtures.PYTHON,
+        "-m",
+        "motion_sim.train",
+        f"--root_dir={root}",
+        "--gin_file=gin/demo_pretrain.gin",
+        f"--gin_bindings=DEMO_DATA='{shards}'",
+        f"--gin_bindings=train.max_steps={MAX_STEPS}",
+        "--gin_bindings=train.steps_per_loop=5",
+        "--gin_bindings=train.checkpoint_interval=5",
+        "--gin_bindings=train.shuffle_data=False",
+        "--seed=7",
+        "--deterministic",
+    ]
 
 
 def _env():
@@ -33,19 +43,34 @@ def _env():
 
 def _model_weights(root):
     reader = tf.train.load_checkpoint(os.path.join(root, "checkpoints"))
-    names = [n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "optimizer/"))]
-    return {n: reader.get_tensor(n) for n in names}, int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    names = [
+        n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "optimizer/"))
+    ]
+    return {n: reader.get_tensor(n) for n in names}, int(
+        reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")
+    )
 
 
 def test_kill9_and_resume_matches_uninterrupted(tmp_path):
     shards = fixtures.preprocess_sample(str(tmp_path / "scenes"))
     ref, interrupted = tmp_path / "ref", tmp_path / "interrupted"
-    done = subprocess.run(_cmd(ref, shards), cwd=fixtures.REPO, env=_env(), capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        _cmd(ref, shards),
+        cwd=fixtures.REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
-    proc = subprocess.Popen(_cmd(interrupted, shards), cwd=fixtures.REPO, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(interrupted, shards),
+        cwd=fixtures.REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 600
     ckpt_dir = interrupted / "checkpoints"
     while time.time() < deadline and not (ckpt_dir / "ckpt-10.index").exists():
@@ -55,8 +80,14 @@ def test_kill9_and_resume_matches_uninterrupted(tmp_path):
     proc.wait()
     assert not (ckpt_dir / f"ckpt-{MAX_STEPS}.index").exists()
 
-    again = subprocess.run(_cmd(interrupted, shards), cwd=fixtures.REPO, env=_env(),
-                           capture_output=True, text=True, timeout=900)
+    again = subprocess.run(
+        _cmd(interrupted, shards),
+        cwd=fixtures.REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resumed from" in again.stderr
 
@@ -74,10 +105,18 @@ def test_kill9_and_resume_matches_uninterrupted(tmp_path):
 def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
     shards = fixtures.preprocess_sample(str(tmp_path / "scenes"))
     root = tmp_path / "run"
-    cmd = _cmd(root, shards)[:-1] + ["--gin_bindings=train.max_steps=100000",
-                                     "--gin_bindings=train.checkpoint_interval=1000000"]
-    proc = subprocess.Popen(cmd, cwd=fixtures.REPO, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = _cmd(root, shards)[:-1] + [
+        "--gin_bindings=train.max_steps=100000",
+        "--gin_bindings=train.checkpoint_interval=1000000",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=fixtures.REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 600
     # Wait for the first progress line (training has started), then ask it to stop.
     line = ""

@@ -1,4 +1,5 @@
 """Learning-rate schedule values, interval triggers and the strategy factory's default choice."""
+
 import json
 import logging
 import math
@@ -13,7 +14,7 @@ from motion_sim.learner.triggers import IntervalTrigger, StepRateLogger
 
 def test_warmup_cosine_values():
     s = WarmupDecay(peak=1.0, warmup_steps=10, decay_steps=100, kind="cosine", final_fraction=0.1)
-    assert float(s(0)) == pytest.approx(0.1)            # (0 + 1) / 10 of the way up
+    assert float(s(0)) == pytest.approx(0.1)  # (0 + 1) / 10 of the way up
     assert float(s(9)) == pytest.approx(1.0)
     assert float(s(60)) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert float(s(110)) == pytest.approx(0.1)
@@ -30,7 +31,7 @@ def test_linear_and_bad_kind():
 def test_interval_trigger_fires_on_chunks():
     fired = []
     t = IntervalTrigger(10, fired.append)
-    for step in (4, 8, 12, 16, 20, 24, 28, 32):     # steps_per_loop = 4: never divisible hits
+    for step in (4, 8, 12, 16, 20, 24, 28, 32):  # steps_per_loop = 4: never divisible hits
         t(step)
     t(32, force=True)
     assert fired == [12, 24, 32]
@@ -54,6 +55,8 @@ def test_default_strategy_on_cpu_and_bad_tf_config(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
         strategy_lib.get_strategy(use_gpu=False)
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]},
-                                                "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}),
+    )
     assert strategy_lib.get_strategy(use_gpu=False) is tf.distribute.get_strategy()  # 1 task

@@ -1,4 +1,5 @@
 """SimAgentModel on the real WOMD scene: cached == teacher-forced, causality, padding, config."""
+
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -65,7 +66,7 @@ class SimAgentModelTest(TestCase):
         got = tf.stack(got, axis=2)  # [B*R, A, T, V]
         for b in range(2):
             for r in range(R):
-                sub = {k: v[b:b + 1] for k, v in scene.items()}
+                sub = {k: v[b : b + 1] for k, v in scene.items()}
                 want = self.model.teacher_forced_logits(sub, rows[b * R + r][None])
                 self.assertAllClose(got[b * R + r], want[0], atol=1e-4)
 
@@ -77,8 +78,8 @@ class SimAgentModelTest(TestCase):
         changed = tokens.copy()
         changed[0, 2, k] = (changed[0, 2, k] + 40) % 169
         out = self.model.teacher_forced_logits(scene, changed).numpy()
-        np.testing.assert_allclose(out[:, :, :k + 1], base[:, :, :k + 1], atol=1e-6)
-        self.assertGreater(np.abs(out[:, :, k + 1:] - base[:, :, k + 1:]).max(), 1e-4)
+        np.testing.assert_allclose(out[:, :, : k + 1], base[:, :, : k + 1], atol=1e-6)
+        self.assertGreater(np.abs(out[:, :, k + 1 :] - base[:, :, k + 1 :]).max(), 1e-4)
 
     def test_padded_agents_never_affect_valid_ones(self):
         scene = womd_scene(num_agents=6)
@@ -97,8 +98,12 @@ class SimAgentModelTest(TestCase):
         # Making agent 3 valid again does change the others (the mask is what protects them).
         tokens3 = tokens.copy()
         tokens3[0, 3] = (tokens3[0, 3] + 50) % 169
-        self.assertGreater(np.abs(self.model.teacher_forced_logits(scene, tokens3).numpy()[0, :3]
-                                  - base[0, :3]).max(), 1e-4)
+        self.assertGreater(
+            np.abs(
+                self.model.teacher_forced_logits(scene, tokens3).numpy()[0, :3] - base[0, :3]
+            ).max(),
+            1e-4,
+        )
 
     def test_log_probs(self):
         scene = womd_scene(num_agents=4)
@@ -126,8 +131,10 @@ class SimAgentModelTest(TestCase):
         clone.set_weights(self.model.get_weights())
         scene = womd_scene(num_agents=3)
         tokens = _tokens(scene, 2)
-        self.assertAllClose(clone.teacher_forced_logits(scene, tokens),
-                            self.model.teacher_forced_logits(scene, tokens))
+        self.assertAllClose(
+            clone.teacher_forced_logits(scene, tokens),
+            self.model.teacher_forced_logits(scene, tokens),
+        )
 
     def test_mixed_bfloat16(self):
         tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")

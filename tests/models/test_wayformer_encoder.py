@@ -1,5 +1,6 @@
 """WayformerSceneEncoder and its token layers on the real WOMD scene: per-step tokens, history
 only, padding ignored, latent queries, and a past light state that the default encoder ignores."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -28,17 +29,17 @@ def _with_past_light_change(scene):
 
 
 class WayformerEncoderTest(TestCase):
-
     def test_agent_step_tokens(self):
         scene = _scene()
-        tokens, mask = self.run_layer_test(AgentStepEncoder, dict(hidden=16, mlp_width=8),
-                                           (scene,))
+        tokens, mask = self.run_layer_test(AgentStepEncoder, dict(hidden=16, mlp_width=8), (scene,))
         self.assertEqual(tokens.shape, (1, 6 * 11, 16))
-        want = (scene["agent_valid"].numpy()[:, :, :11]
-                & scene["agent_mask"].numpy()[:, :, None]).reshape(1, 66)
+        want = (
+            scene["agent_valid"].numpy()[:, :, :11] & scene["agent_mask"].numpy()[:, :, None]
+        ).reshape(1, 66)
         np.testing.assert_array_equal(mask.numpy(), want)
-        self.assertAllEqual(tf.boolean_mask(tokens, ~mask),
-                            tf.zeros_like(tf.boolean_mask(tokens, ~mask)))
+        self.assertAllEqual(
+            tf.boolean_mask(tokens, ~mask), tf.zeros_like(tf.boolean_mask(tokens, ~mask))
+        )
         # Step t of agent a is token a * 11 + t: moving agent 1 at step 3 changes that token only.
         layer = AgentStepEncoder(hidden=16, mlp_width=8)
         base, _ = layer(scene)
@@ -50,12 +51,14 @@ class WayformerEncoderTest(TestCase):
 
     def test_traffic_light_history_tokens(self):
         scene = _scene()
-        tokens, mask = self.run_layer_test(TrafficLightHistoryEncoder,
-                                           dict(hidden=16, mlp_width=8), (scene,))
+        tokens, mask = self.run_layer_test(
+            TrafficLightHistoryEncoder, dict(hidden=16, mlp_width=8), (scene,)
+        )
         num_lights = scene["tl_valid"].shape[-1]
         self.assertEqual(tokens.shape, (1, 11 * num_lights, 16))
-        np.testing.assert_array_equal(mask.numpy(), scene["tl_valid"].numpy()[:, :11].reshape(
-            1, -1))
+        np.testing.assert_array_equal(
+            mask.numpy(), scene["tl_valid"].numpy()[:, :11].reshape(1, -1)
+        )
         layer = TrafficLightHistoryEncoder(hidden=16, mlp_width=8)
         base, _ = layer(scene)
         self.assertNotAllClose(base, layer(_with_past_light_change(scene))[0])
@@ -63,9 +66,11 @@ class WayformerEncoderTest(TestCase):
     def test_latent_query_block_ignores_padded_tokens(self):
         tokens = tf.random.stateless_normal([2, 7, 16], [1, 2])
         mask = tf.constant([[True] * 7, [True] * 4 + [False] * 3])
-        out = self.run_layer_test(LatentQueryBlock, dict(num_latents=5, num_heads=2, key_dim=8,
-                                                         ffn_dim=32),
-                                  (tokens, key_padding_bias(mask)))
+        out = self.run_layer_test(
+            LatentQueryBlock,
+            dict(num_latents=5, num_heads=2, key_dim=8, ffn_dim=32),
+            (tokens, key_padding_bias(mask)),
+        )
         self.assertEqual(out.shape, (2, 5, 16))
         block = LatentQueryBlock(num_latents=5, num_heads=2, key_dim=8, ffn_dim=32)
         base = block(tokens, key_padding_bias(mask))
@@ -74,15 +79,18 @@ class WayformerEncoderTest(TestCase):
 
     def test_encoder_reads_history_only_and_past_lights(self):
         scene = _scene()
-        emb, mask = self.run_layer_test(WayformerSceneEncoder, dict(_ENC, num_latents=8),
-                                        (scene,))
+        emb, mask = self.run_layer_test(WayformerSceneEncoder, dict(_ENC, num_latents=8), (scene,))
         self.assertEqual(emb.shape, (1, 8, 16))
         self.assertTrue(bool(tf.reduce_all(mask)))
         tf.keras.utils.set_random_seed(0)
         encoder = WayformerSceneEncoder(**_ENC, num_latents=8)
         base, _ = encoder(scene)
-        future = dict(scene, agent_xy=tf.concat(
-            [scene["agent_xy"][:, :, :11], scene["agent_xy"][:, :, 11:] + 50.0], axis=2))
+        future = dict(
+            scene,
+            agent_xy=tf.concat(
+                [scene["agent_xy"][:, :, :11], scene["agent_xy"][:, :, 11:] + 50.0], axis=2
+            ),
+        )
         self.assertAllClose(base, encoder(future)[0])  # no future leak
         self.assertNotAllClose(base, encoder(_with_past_light_change(scene))[0])
         # The default encoder reads the current light state only: blind to the same change.

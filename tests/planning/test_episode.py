@@ -1,4 +1,5 @@
 """Closed-loop episodes on the bundled real scenes: more candidates do not hurt under the log."""
+
 import numpy as np
 import pytest
 
@@ -13,8 +14,9 @@ def test_more_candidates_are_not_worse_under_log_playback():
     planners = candidates.planner_set(num_candidates=(9, 81))
     planner = RandomShootingPlanner()
     returns = []
-    for raw, source, reason in policy_eval.read_scenarios(
-            ",".join(SCENARIO_FILES + (GPUDRIVE_FILE,))):
+    for raw, source, _reason in policy_eval.read_scenarios(
+        ",".join(SCENARIO_FILES + (GPUDRIVE_FILE,))
+    ):
         assert raw is not None, source
         ctx = policy_eval.scene_context(raw)
         res = episode.run_episode(ctx, worlds.LogWorld(), planner, planners, 1, None)
@@ -22,6 +24,8 @@ def test_more_candidates_are_not_worse_under_log_playback():
         returns.append(res.returns[:, 0].reshape(2, 4))  # [J, D]
     returns = np.array(returns)  # [scenes, J, D]
     small, large = returns[:, 0].mean(), returns[:, 1].mean()
-    print(f"mean log-playback return: J=9 {small:.3f}, J=81 {large:.3f} "
-          f"(per scene {returns.mean(-1).round(3).tolist()})")
+    print(
+        f"mean log-playback return: J=9 {small:.3f}, J=81 {large:.3f} "
+        f"(per scene {returns.mean(-1).round(3).tolist()})"
+    )
     assert large >= small

@@ -1,4 +1,5 @@
 """Candidate library, bicycle and the random-shooting planner on constructed scenes."""
+
 import numpy as np
 
 from motion_sim.planning import candidates
@@ -9,12 +10,12 @@ from tests.fixtures.testcase import TestCase
 
 
 def _straight_path():
-    return LoggedPath.from_log(np.stack([np.linspace(-10, 80, 91), np.zeros(91)], -1),
-                               np.ones(91, bool))
+    return LoggedPath.from_log(
+        np.stack([np.linspace(-10, 80, 91), np.zeros(91)], -1), np.ones(91, bool)
+    )
 
 
 class CandidatesTest(TestCase):
-
     def test_library_order_and_planners(self):
         lib = candidates.library()
         self.assertLen(lib.curvature, 81)
@@ -46,7 +47,6 @@ class CandidatesTest(TestCase):
 
 
 class PlannerTest(TestCase):
-
     def test_avoids_a_forecast_collision_and_ties_go_first(self):
         planner = RandomShootingPlanner()
         path = _straight_path()
@@ -62,14 +62,24 @@ class PlannerTest(TestCase):
         o_heading = np.zeros((2, 1), np.float32)
         o_valid = np.array([[False], [True]])
         lib = candidates.library()
-        executed, choice = planner.plan(av, size, o_xy, o_vel, o_heading,
-                                        np.array([[4.0, 2.0]], np.float32), o_valid,
-                                        [9, 9], [6, 6], path)
+        executed, choice = planner.plan(
+            av,
+            size,
+            o_xy,
+            o_vel,
+            o_heading,
+            np.array([[4.0, 2.0]], np.float32),
+            o_valid,
+            [9, 9],
+            [6, 6],
+            path,
+        )
         self.assertEqual((lib.curvature[choice[0]], lib.accel[choice[0]]), (0.0, 1.0))
         self.assertEqual((lib.curvature[choice[1]], lib.accel[choice[1]]), (0.0, -1.0))
         self.assertEqual(executed.shape, (2, 5, 4))
-        near = planner.nearest_objects(av, o_xy, o_vel, o_heading,
-                                       np.array([[4.0, 2.0]], np.float32), o_valid)
+        near = planner.nearest_objects(
+            av, o_xy, o_vel, o_heading, np.array([[4.0, 2.0]], np.float32), o_valid
+        )
         self.assertAllEqual(near[-1][:, 0], [False, True])
         self.assertAllEqual(near[-1][:, 1:], np.zeros((2, 31), bool))  # padding
         scores = planner.scores(av, size, *near, np.array([81, 9]), np.array([6, 6]), path)

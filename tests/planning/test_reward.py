@@ -1,4 +1,5 @@
 """Planner reward terms C, O, R, P against values worked out by hand on constructed scenes."""
+
 import numpy as np
 from waymo_open_dataset.protos import scenario_pb2
 
@@ -13,13 +14,20 @@ SIZE = np.array([4.0, 2.0, 1.5], np.float32)  # AV length, width, height
 
 def _straight_edge_tables():
     """Road edge from (-50, 0) to (50, 0): the road is on its left (y > 0)."""
-    scenario = scenario_pb2.Scenario(scenario_id="edge", current_time_index=10,
-                                     sdc_track_index=0)
+    scenario = scenario_pb2.Scenario(scenario_id="edge", current_time_index=10, sdc_track_index=0)
     scenario.timestamps_seconds.extend([0.1 * i for i in range(91)])
     track = scenario.tracks.add(id=1, object_type=1)
-    for i in range(91):
-        track.states.add(center_x=0.0, center_y=5.0, center_z=0.0, length=4.0, width=2.0,
-                         height=1.5, heading=0.0, valid=True)
+    for _i in range(91):
+        track.states.add(
+            center_x=0.0,
+            center_y=5.0,
+            center_z=0.0,
+            length=4.0,
+            width=2.0,
+            height=1.5,
+            heading=0.0,
+            valid=True,
+        )
     edge = scenario.map_features.add(id=7).road_edge
     for x in np.linspace(-50.0, 50.0, 11):
         edge.polyline.add(x=float(x), y=0.0, z=0.0)
@@ -28,12 +36,13 @@ def _straight_edge_tables():
 
 
 def _still(xy, heading=0.0, steps=T + 1):
-    return (np.tile(np.asarray(xy, np.float32), (1, steps, 1)),
-            np.full((1, steps), heading, np.float32))
+    return (
+        np.tile(np.asarray(xy, np.float32), (1, steps, 1)),
+        np.full((1, steps), heading, np.float32),
+    )
 
 
 class PlannerRewardTest(TestCase):
-
     def test_offroad_is_the_worst_corner_past_the_edge(self):
         edges = _straight_edge_tables()
         # Centre 5 m inside the road: every corner is 4-6 m on the road side.
@@ -45,15 +54,34 @@ class PlannerRewardTest(TestCase):
         dist = reward_lib.road_edge_distance(xy, heading, np.zeros(T + 1), SIZE, edges)
         self.assertAllClose(dist, np.full((1, T), 0.5), atol=1e-4)
         reward = reward_lib.PlannerReward()
-        path = LoggedPath.from_log(np.stack([np.linspace(0, 1, 91), np.full(91, 0.5)], -1),
-                                   np.ones(91, bool))
+        path = LoggedPath.from_log(
+            np.stack([np.linspace(0, 1, 91), np.full(91, 0.5)], -1), np.ones(91, bool)
+        )
         others = np.zeros((1, 1, T + 1, 2), np.float32)
-        terms = reward(xy, heading, SIZE[:2], others, others[..., 0], np.ones((1, 2)),
-                       np.zeros((1, 1, T + 1), bool), path, dist)
+        terms = reward(
+            xy,
+            heading,
+            SIZE[:2],
+            others,
+            others[..., 0],
+            np.ones((1, 2)),
+            np.zeros((1, 1, T + 1), bool),
+            path,
+            dist,
+        )
         self.assertAllEqual(terms.offroad, np.ones((1, T)))
         margin = reward_lib.PlannerReward(offroad_margin=0.6)
-        terms = margin(xy, heading, SIZE[:2], others, others[..., 0], np.ones((1, 2)),
-                       np.zeros((1, 1, T + 1), bool), path, dist)
+        terms = margin(
+            xy,
+            heading,
+            SIZE[:2],
+            others,
+            others[..., 0],
+            np.ones((1, 2)),
+            np.zeros((1, 1, T + 1), bool),
+            path,
+            dist,
+        )
         self.assertAllEqual(terms.offroad, np.zeros((1, T)))
 
     def test_collision_route_progress_and_total(self):
@@ -77,11 +105,13 @@ class PlannerRewardTest(TestCase):
         o_heading[0, 2] = np.pi / 2
         o_valid = np.ones((1, 3, T + 1), bool)
         o_size = np.array([[4.0, 2.0], [4.0, 2.0], [4.0, 2.0]], np.float32)
-        path = LoggedPath.from_log(np.stack([np.linspace(0, 90, 91), np.zeros(91)], -1),
-                                   np.ones(91, bool))
+        path = LoggedPath.from_log(
+            np.stack([np.linspace(0, 90, 91), np.zeros(91)], -1), np.ones(91, bool)
+        )
         edge = np.full((1, T), -3.0, np.float32)
-        terms = reward_lib.PlannerReward()(av_xy, av_heading, SIZE[:2], o_xy, o_heading, o_size,
-                                           o_valid, path, edge)
+        terms = reward_lib.PlannerReward()(
+            av_xy, av_heading, SIZE[:2], o_xy, o_heading, o_size, o_valid, path, edge
+        )
         # By hand, steps 1..10 (AV centre x = 1..10):
         # object 0: |dx| = 7.5 - x <= 4 and same y -> x >= 3.5 while y = 0: steps 4, 5.
         # object 2: AV front x + 2 >= 9.9 - 1 -> x >= 6.9: steps 7..10; y-extents overlap.
@@ -95,8 +125,9 @@ class PlannerRewardTest(TestCase):
         self.assertAllClose(terms.reward[0], -10 * want_c - want_r + 1e-4 * want_p)
         # Without the current-step exclusion object 1 would collide at every step.
         o_valid[0, 1, 0] = False  # not there now: counted from step 1 on
-        terms = reward_lib.PlannerReward()(av_xy, av_heading, SIZE[:2], o_xy, o_heading, o_size,
-                                           o_valid, path, edge)
+        terms = reward_lib.PlannerReward()(
+            av_xy, av_heading, SIZE[:2], o_xy, o_heading, o_size, o_valid, path, edge
+        )
         self.assertAllEqual(terms.collision[0], np.ones(T))
 
     def test_progress_is_projected_on_the_path_direction(self):

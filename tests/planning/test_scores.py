@@ -1,4 +1,5 @@
 """Benchmark statistics: a world compared with itself, and values by hand."""
+
 import numpy as np
 
 from motion_sim.planning import scores
@@ -6,7 +7,6 @@ from tests.fixtures.testcase import TestCase
 
 
 class ScoresTest(TestCase):
-
     def test_world_against_itself_is_perfect(self):
         rng = np.random.default_rng(0)
         returns = rng.normal(size=(12, 64))  # 12 scenes x 64 planners

@@ -1,4 +1,5 @@
 """Worlds on a real scene: log playback, constant velocity, a model world's AV tokens."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -31,7 +32,6 @@ class _RecordingStepper:
 
 
 class WorldsTest(TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -39,8 +39,7 @@ class WorldsTest(TestCase):
         scene, _ = build_scene(raw)
         arrays = scenario_arrays.scenario_arrays(to_scenario_proto(raw))
         cls.raw = raw
-        cls.ctx = build_context(raw, scene, {k: getattr(arrays, k)
-                                             for k in reward_lib.EDGE_FIELDS})
+        cls.ctx = build_context(raw, scene, {k: getattr(arrays, k) for k in reward_lib.EDGE_FIELDS})
 
     def test_context(self):
         ctx, raw = self.ctx, self.raw
@@ -50,8 +49,9 @@ class WorldsTest(TestCase):
         self.assertGreater(held.sum(), 0)
         # Held objects' log equals the scene's own rows.
         rows = ctx.held_rows[held]
-        self.assertAllClose(ctx.others_xy[held][:, 10], ctx.scene["agent_xy"][0, rows, 10],
-                            atol=1e-3)
+        self.assertAllClose(
+            ctx.others_xy[held][:, 10], ctx.scene["agent_xy"][0, rows, 10], atol=1e-3
+        )
         self.assertNotIn(ctx.av_row, rows)
         real = int(np.sum([raw.valid[i, 10:].any() for i in range(len(raw.track_id))])) - 1
         self.assertEqual(int(ctx.others_valid[:, 10:].any(axis=1).sum()), real)
@@ -79,7 +79,7 @@ class WorldsTest(TestCase):
         accel = np.array([[1.3, 0.0], [0.0, -0.4]], np.float32)
         for t in range(tok.num_tokens):
             pos, vel = world.pos[:, av].copy(), world.vel[:, av].copy()
-            target = pos + vel * tok.dt + accel * tok.dt ** 2
+            target = pos + vel * tok.dt + accel * tok.dt**2
             world.advance(t, target)
             forced, mask = stepper.forced[-1]
             self.assertAllEqual(mask[0, :, av], [True, True])
@@ -87,8 +87,9 @@ class WorldsTest(TestCase):
             want = tok.target_token(tf.constant(pos), tf.constant(vel), tf.constant(target))
             self.assertAllEqual(forced[0, :, av], want)
             # The AV's token state follows its executed motion within half a grid bin.
-            self.assertLessEqual(np.abs(world.pos[:, av] - target).max(),
-                                 0.5 * tok.bin_size * tok.dt ** 2 + 1e-5)
+            self.assertLessEqual(
+                np.abs(world.pos[:, av] - target).max(), 0.5 * tok.bin_size * tok.dt**2 + 1e-5
+            )
         obs = world.observe(3)  # any knot
         self.assertEqual(obs.xy.shape[0], 2)
         traj = world.trajectories()

@@ -1,4 +1,5 @@
 """Oriented-box overlap: hand-worked cases (incl. rotated boxes) and a cross-check with waymo."""
+
 import math
 
 import numpy as np
@@ -12,12 +13,12 @@ def _overlap(xy, heading, length, width, valid=None):
     xy = tf.constant(xy, tf.float32)
     heading = tf.constant(heading, tf.float32)
     valid = tf.ones(heading.shape, tf.bool) if valid is None else tf.constant(valid)
-    return collision.pairwise_overlap(xy, heading, tf.constant(length, tf.float32),
-                                      tf.constant(width, tf.float32), valid).numpy()
+    return collision.pairwise_overlap(
+        xy, heading, tf.constant(length, tf.float32), tf.constant(width, tf.float32), valid
+    ).numpy()
 
 
 class CollisionTest(tf.test.TestCase):
-
     def test_axis_aligned_touching_and_apart(self):
         # Two 4 x 2 boxes along x: centres 3.9 m apart overlap, 4.1 m apart do not.
         near = _overlap([[0, 0], [3.9, 0]], [0, 0], [4, 4], [2, 2])
@@ -42,13 +43,19 @@ class CollisionTest(tf.test.TestCase):
         self.assertFalse(_overlap([[0, 0], [0, 6.5]], [0, math.pi / 2], [4, 10], [2, 2])[0, 1])
 
     def test_self_pairs_and_padding_excluded(self):
-        out = _overlap([[0, 0], [0.5, 0], [0.2, 0]], [0, 0, 0], [4, 4, 4], [2, 2, 2],
-                       valid=[True, True, False])
+        out = _overlap(
+            [[0, 0], [0.5, 0], [0.2, 0]], [0, 0, 0], [4, 4, 4], [2, 2, 2], valid=[True, True, False]
+        )
         self.assertFalse(np.diag(out).any())
         self.assertTrue(out[0, 1])
-        self.assertFalse(out[2].any() or out[:, 2].any())   # padded agent on top of both
-        hit = collision.any_collision(tf.constant([[0.0, 0], [0.5, 0], [0.2, 0]]), tf.zeros([3]),
-                                      4.0, 2.0, tf.constant([True, False, True])).numpy()
+        self.assertFalse(out[2].any() or out[:, 2].any())  # padded agent on top of both
+        hit = collision.any_collision(
+            tf.constant([[0.0, 0], [0.5, 0], [0.2, 0]]),
+            tf.zeros([3]),
+            4.0,
+            2.0,
+            tf.constant([True, False, True]),
+        ).numpy()
         self.assertAllEqual(hit, [True, False, True])
 
     def test_matches_waymo_distance_on_random_boxes(self):
@@ -57,16 +64,33 @@ class CollisionTest(tf.test.TestCase):
         xy = rng.uniform(-8, 8, size=(n, steps, 2)).astype(np.float32)
         heading = rng.uniform(-np.pi, np.pi, size=(n, steps)).astype(np.float32)
         length = rng.uniform(1, 6, size=(n, 1)).astype(np.float32) * np.ones((1, steps), np.float32)
-        width = rng.uniform(0.5, 2.5, size=(n, 1)).astype(np.float32) * np.ones((1, steps), np.float32)
+        width = rng.uniform(0.5, 2.5, size=(n, 1)).astype(np.float32) * np.ones(
+            (1, steps), np.float32
+        )
         dist = interaction_features.compute_distance_to_nearest_object(
-            center_x=tf.constant(xy[..., 0]), center_y=tf.constant(xy[..., 1]),
-            center_z=tf.zeros([n, steps]), length=tf.constant(length), width=tf.constant(width),
-            height=tf.ones([n, steps]), heading=tf.constant(heading), valid=tf.ones([n, steps], tf.bool),
-            evaluated_object_mask=tf.ones([n], tf.bool), corner_rounding_factor=0.0).numpy()
-        ours = collision.any_collision(
-            tf.constant(np.transpose(xy, [1, 0, 2])), tf.constant(heading.T), tf.constant(length.T),
-            tf.constant(width.T), tf.ones([steps, n], tf.bool)).numpy().T        # [n, steps]
-        clear = np.abs(dist) > 1e-3          # skip numerically touching pairs
-        self.assertGreater((ours & clear).sum(), 20)        # the case mix has real collisions
+            center_x=tf.constant(xy[..., 0]),
+            center_y=tf.constant(xy[..., 1]),
+            center_z=tf.zeros([n, steps]),
+            length=tf.constant(length),
+            width=tf.constant(width),
+            height=tf.ones([n, steps]),
+            heading=tf.constant(heading),
+            valid=tf.ones([n, steps], tf.bool),
+            evaluated_object_mask=tf.ones([n], tf.bool),
+            corner_rounding_factor=0.0,
+        ).numpy()
+        ours = (
+            collision.any_collision(
+                tf.constant(np.transpose(xy, [1, 0, 2])),
+                tf.constant(heading.T),
+                tf.constant(length.T),
+                tf.constant(width.T),
+                tf.ones([steps, n], tf.bool),
+            )
+            .numpy()
+            .T
+        )  # [n, steps]
+        clear = np.abs(dist) > 1e-3  # skip numerically touching pairs
+        self.assertGreater((ours & clear).sum(), 20)  # the case mix has real collisions
         self.assertGreater((~ours & clear).sum(), 20)
         np.testing.assert_array_equal(ours[clear], (dist < 0)[clear])

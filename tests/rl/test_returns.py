@@ -1,4 +1,5 @@
 """Reward-to-go and normalisation against hand-worked values."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -6,7 +7,6 @@ from motion_sim.rl import returns
 
 
 class ReturnsTest(tf.test.TestCase):
-
     def test_reward_to_go_hand_worked(self):
         # gamma 0.5: G2 = 3, G1 = 2 + 0.5*3 = 3.5, G0 = 1 + 0.5*3.5 = 2.75
         r = tf.constant([[1.0, 2.0, 3.0], [0.0, 0.0, -4.0]])
@@ -31,12 +31,10 @@ class ReturnsTest(tf.test.TestCase):
 
     def test_group_normalisation_per_scenario_agent_step(self):
         # [B=2, R=2, A=1, T=2]; scenario 0 rollouts 1 and 3 at step 0 -> -1, +1.
-        g = tf.constant([[[[1.0, 5.0]], [[3.0, 5.0]]],
-                         [[[10.0, 0.0]], [[20.0, 7.0]]]])
-        valid = tf.constant([[[[True, True]], [[True, True]]],
-                             [[[True, True]], [[True, False]]]])
+        g = tf.constant([[[[1.0, 5.0]], [[3.0, 5.0]]], [[[10.0, 0.0]], [[20.0, 7.0]]]])
+        valid = tf.constant([[[[True, True]], [[True, True]]], [[[True, True]], [[True, False]]]])
         out = returns.normalize_group(g, valid)
         self.assertAllClose(out[0, :, 0, 0], [-1.0, 1.0], atol=1e-5)
-        self.assertAllClose(out[0, :, 0, 1], [0.0, 0.0])        # identical returns: no signal
+        self.assertAllClose(out[0, :, 0, 1], [0.0, 0.0])  # identical returns: no signal
         self.assertAllClose(out[1, :, 0, 0], [-1.0, 1.0], atol=1e-5)
-        self.assertAllClose(out[1, :, 0, 1], [0.0, 0.0])        # one valid rollout: no baseline
+        self.assertAllClose(out[1, :, 0, 1], [0.0, 0.0])  # one valid rollout: no baseline

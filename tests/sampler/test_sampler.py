@@ -1,4 +1,5 @@
 """Sampler: compiled rollouts on the real WOMD scene with the tiny model, and a fake model."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -14,6 +15,7 @@ A = 6
 
 class _HugeLogitModel:
     """Fake policy whose step t puts a huge logit on token (7 * t + agent) % 169."""
+
     vocab_size, max_steps = 169, 80
 
     def encode(self, scene):
@@ -30,7 +32,6 @@ class _HugeLogitModel:
 
 
 class SamplerTest(TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -48,26 +49,32 @@ class SamplerTest(TestCase):
         # log_probs are the policy's own log-probabilities of the sampled tokens.
         for b in range(2):
             for r in range(3):
-                sub = {k: v[b:b + 1] for k, v in self.scene.items()}
+                sub = {k: v[b : b + 1] for k, v in self.scene.items()}
                 want = self.model.log_probs(sub, out.tokens[b, r][None])[0]
                 mask = self.scene["agent_mask"][b]
-                self.assertAllClose(tf.boolean_mask(out.log_probs[b, r], mask),
-                                    tf.boolean_mask(want, mask), atol=1e-4)
+                self.assertAllClose(
+                    tf.boolean_mask(out.log_probs[b, r], mask),
+                    tf.boolean_mask(want, mask),
+                    atol=1e-4,
+                )
         # Padded agents: zero-acceleration token, no probability, no motion.
         self.assertAllEqual(out.tokens[1, :, 4:], tf.fill([3, 2, 16], self.tokenizer.zero_token))
         self.assertAllEqual(out.log_probs[1, :, 4:], tf.zeros([3, 2, 16]))
         self.assertAllEqual(out.xy[1, :, 4:], tf.zeros([3, 2, 80, 2]))
         # Trajectories are the tokenizer's decoding of the tokens from the logged state.
-        pos, vel = self.tokenizer.initial_state(self.scene["agent_xy"][0],
-                                                self.scene["agent_valid"][0])
-        xy, heading = self.tokenizer.decode(out.tokens[0, 2], pos, vel,
-                                            self.scene["agent_heading"][0, :, 10])
+        pos, vel = self.tokenizer.initial_state(
+            self.scene["agent_xy"][0], self.scene["agent_valid"][0]
+        )
+        xy, heading = self.tokenizer.decode(
+            out.tokens[0, 2], pos, vel, self.scene["agent_heading"][0, :, 10]
+        )
         self.assertAllClose(out.xy[0, 2], xy, atol=1e-4)
         self.assertAllClose(out.heading[0, 2], heading, atol=1e-4)
         # World frame agrees with the scene builder's float64 inverse.
         sub = {k: v[0] for k, v in self.scene.items()}
-        wxy, wh = frames.to_world(out.xy[0].numpy().astype(np.float64),
-                                         out.heading[0].numpy().astype(np.float64), sub)
+        wxy, wh = frames.to_world(
+            out.xy[0].numpy().astype(np.float64), out.heading[0].numpy().astype(np.float64), sub
+        )
         self.assertAllClose(out.world_xy[0], wxy, atol=1e-3)
         dh = np.angle(np.exp(1j * (out.world_heading[0].numpy() - wh)))
         self.assertLess(np.abs(dh).max(), 1e-4)
@@ -86,8 +93,12 @@ class SamplerTest(TestCase):
         sampler = Sampler(self.model, self.tokenizer, num_rollouts=2)
         sampler(self.scene, seed=1)
         forced = tf.zeros([2, A, 16], tf.int32)
-        sampler(self.scene, seed=tf.constant([3, 4]), forced_tokens=forced,
-                forced_mask=tf.zeros([2, A, 16], tf.bool))
+        sampler(
+            self.scene,
+            seed=tf.constant([3, 4]),
+            forced_tokens=forced,
+            forced_mask=tf.zeros([2, A, 16], tf.bool),
+        )
         sampler(self.scene, seed=9)
         self.assertEqual(sampler.trace_count, 1)
 
@@ -100,9 +111,12 @@ class SamplerTest(TestCase):
         for r in range(3):
             self.assertAllEqual(out.tokens[0, r, 0], logged[0, 0])
             self.assertAllEqual(out.tokens[0, r, 2, :5], logged[0, 2, :5])
-        everything = self.sampler(self.scene, 12, forced_tokens=logged,
-                                  forced_mask=np.broadcast_to(
-                                      self.scene["agent_mask"][:, :, None], [2, A, 16]))
+        everything = self.sampler(
+            self.scene,
+            12,
+            forced_tokens=logged,
+            forced_mask=np.broadcast_to(self.scene["agent_mask"][:, :, None], [2, A, 16]),
+        )
         self.assertAllEqual(everything.tokens[0, 1], logged[0])
         want = self.model.log_probs({k: v[:1] for k, v in self.scene.items()}, logged[:1])
         self.assertAllClose(everything.log_probs[0, 0], want[0], atol=1e-4)
@@ -113,12 +127,14 @@ class SamplerTest(TestCase):
         b = greedy(self.scene, 2)
         self.assertAllEqual(a.tokens, b.tokens)
         logits = self.model.teacher_forced_logits(
-            {k: v[:1] for k, v in self.scene.items()}, a.tokens[0, 0][None])
+            {k: v[:1] for k, v in self.scene.items()}, a.tokens[0, 0][None]
+        )
         self.assertAllEqual(a.tokens[0, 0], tf.argmax(logits[0], axis=-1, output_type=tf.int32))
 
     def test_fake_model_tokens_land_at_their_step(self):
-        sampler = Sampler(_HugeLogitModel(), self.tokenizer, num_rollouts=2, temperature=0.7,
-                          top_p=0.9)
+        sampler = Sampler(
+            _HugeLogitModel(), self.tokenizer, num_rollouts=2, temperature=0.7, top_p=0.9
+        )
         out = sampler(self.scene, 3)
         t = np.arange(16)[None, :]
         a = np.arange(A)[:, None]

@@ -1,4 +1,5 @@
 """The sampler on a history-only (test-split) scene: it needs only steps 0..10."""
+
 import os
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_rollouts_of_a_test_split_scene():
         if name.startswith("agent_") or name == "tracks_to_predict":
             value = value[:A]
         batch[name] = value[None]
-    assert not batch["agent_valid"][..., CURRENT_INDEX + 1:].any()
+    assert not batch["agent_valid"][..., CURRENT_INDEX + 1 :].any()
     out = Sampler(tiny_model(), ActionTokenizer(2), num_rollouts=2)(batch, seed=3)
     xy = out.xy.numpy()
     assert xy.shape == (1, 2, A, 80, 2) and np.isfinite(xy).all()

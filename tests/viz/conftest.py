@@ -1,4 +1,5 @@
 """Fixtures of the picture tests: the shared WOMD scene sampled by a small demo policy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ def demo_view() -> rollout_view.RolloutView:
     sampler = Sampler(model, ActionTokenizer(), num_rollouts=NUM_ROLLOUTS)
     sampler(scene, tf.constant([0, 0], tf.int32))  # builds the weights
     rng = np.random.default_rng(1)
-    model.set_weights([w + rng.normal(0, 0.2, w.shape).astype(w.dtype)
-                       for w in model.get_weights()])
+    model.set_weights(
+        [w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in model.get_weights()]
+    )
     out = sampler(scene, tf.constant([0, 1], tf.int32))
     unbatched = {k: v[0] for k, v in scene.items()}
     return rollout_view.make_view(unbatched, out.xy.numpy()[0], out.heading.numpy()[0])

@@ -1,4 +1,5 @@
 """Animation of one joint rollout of the demo policy: frames, GIF and MP4."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """The Fig.-5-style figure of the demo policy's rollouts on the shared WOMD scene."""
+
 from __future__ import annotations
 
 import io
@@ -11,8 +12,12 @@ from motion_sim.viz import figure
 
 
 def _gids(fig, prefix):
-    return {a.get_gid(): a for ax in fig.axes for a in ax.get_children()
-            if isinstance(a.get_gid(), str) and a.get_gid().startswith(prefix)}
+    return {
+        a.get_gid(): a
+        for ax in fig.axes
+        for a in ax.get_children()
+        if isinstance(a.get_gid(), str) and a.get_gid().startswith(prefix)
+    }
 
 
 def test_figure_has_one_rollout_trace_per_agent_and_the_log(demo_view, demo_events):
@@ -24,7 +29,7 @@ def test_figure_has_one_rollout_trace_per_agent_and_the_log(demo_view, demo_even
     # Each trace holds that agent's sampled points of all R rollouts, at the plotted stride.
     a = agents[3]
     points = traces[f"rollout:{demo_view.agent_id[a]}"].get_offsets()
-    want = demo_view.rollout_xy[:, a, figure.POINT_STRIDE - 1::figure.POINT_STRIDE].reshape(-1, 2)
+    want = demo_view.rollout_xy[:, a, figure.POINT_STRIDE - 1 :: figure.POINT_STRIDE].reshape(-1, 2)
     np.testing.assert_allclose(points, want, rtol=0, atol=1e-4)
     logged = [a for a in agents if demo_view.agent_valid[a, CURRENT_INDEX:].sum() >= 2]
     assert len(_gids(fig, "log:")) == len(logged) > 40

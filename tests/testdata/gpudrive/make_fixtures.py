@@ -9,6 +9,7 @@ and the points at its x/y extremes -- so the bounding box of the road points (th
 reader's SDC rule uses) is the original's exactly. Written gzip-compressed (the reader reads
 `.json.gz`); `fixtures.json` records each fixture's source size and sha1.
 """
+
 import argparse
 import glob
 import gzip
@@ -32,8 +33,9 @@ def _thin(points: list) -> list:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--source", default=os.path.join(HERE, "..", "..", "..", "..", "shared",
-                                                         "gpudrive"))
+    parser.add_argument(
+        "--source", default=os.path.join(HERE, "..", "..", "..", "..", "shared", "gpudrive")
+    )
     args = parser.parse_args()
     index = {}
     for path in sorted(glob.glob(os.path.join(args.source, "*.json"))):
@@ -47,13 +49,19 @@ def main():
         payload = json.dumps(scenario, separators=(",", ":")).encode()
         with open(out, "wb") as f:  # mtime=0: the same input gives the same bytes
             f.write(gzip.compress(payload, compresslevel=9, mtime=0))
-        index[name] = {"source_bytes": len(data), "source_sha1": hashlib.sha1(data).hexdigest(),
-                       "fixture_bytes": os.path.getsize(out)}
+        index[name] = {
+            "source_bytes": len(data),
+            "source_sha1": hashlib.sha1(data).hexdigest(),
+            "fixture_bytes": os.path.getsize(out),
+        }
     with open(os.path.join(HERE, "fixtures.json"), "w") as f:
         json.dump(index, f, indent=1, sort_keys=True)
         f.write("\n")
-    print(json.dumps({"files": len(index),
-                      "fixture_bytes": sum(v["fixture_bytes"] for v in index.values())}))
+    print(
+        json.dumps(
+            {"files": len(index), "fixture_bytes": sum(v["fixture_bytes"] for v in index.values())}
+        )
+    )
 
 
 if __name__ == "__main__":
