@@ -72,5 +72,8 @@ def test_distinct_scene_shapes_compile_at_most_once_per_bucket():
     assert len(shapes) >= 10
     assert buckets <= set(scenario_arrays.BUCKETS)
     # One trace (= one XLA compilation) per bucket used, never per scene.
-    assert fast.num_traces() - traces == len(buckets) <= len(scenario_arrays.BUCKETS)
-    assert fast.compilations == len(buckets) and fast.fallbacks == 0
+    # The compiled feature function is process-wide: buckets an earlier test compiled are reused
+    # here, so this run adds at most one compilation per bucket it touched (fewer under pytest).
+    new_traces = fast.num_traces() - traces
+    assert new_traces <= len(buckets) <= len(scenario_arrays.BUCKETS)
+    assert fast.compilations == new_traces and fast.fallbacks == 0
