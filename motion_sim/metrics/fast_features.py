@@ -53,6 +53,20 @@ STEP_GROUPS = 24
 # Objects per (evaluated agent, step) whose exact box distance is computed (the rest are
 # bounded by their circumradii; see `distance_to_nearest_object`).
 NEAREST_OBJECTS = 6
+# The road-edge tables `distance_to_road_edge` reads (ScenarioArrays fields of the same names).
+EDGE_FIELDS = (
+    "edge_start",
+    "edge_end",
+    "edge_valid",
+    "edge_prior",
+    "edge_next",
+    "edge_prior_valid",
+    "edge_next_valid",
+    "edge_convex_before",
+    "edge_convex_after",
+    "edge_groups",
+    "edge_group_box",
+)
 FALLBACK_SLAB = 32
 # Red-light crossings searched at once against every lane segment.
 LANE_SLAB = 16

@@ -21,18 +21,7 @@ from motion_sim.metrics import fast_features, fast_likelihoods
 from motion_sim.metrics import scenario_arrays as arrays_lib
 
 _CURRENT = fast_features.CURRENT
-_TABLE_KEYS = (
-    "edge_start",
-    "edge_end",
-    "edge_valid",
-    "edge_prior",
-    "edge_next",
-    "edge_prior_valid",
-    "edge_next_valid",
-    "edge_convex_before",
-    "edge_convex_after",
-    "edge_groups",
-    "edge_group_box",
+_TABLE_KEYS = fast_features.EDGE_FIELDS + (
     "lane_start",
     "lane_end",
     "lane_valid",

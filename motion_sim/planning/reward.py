@@ -22,19 +22,7 @@ from motion_sim.metrics import fast_features
 from motion_sim.planning import route
 from motion_sim.rl import collision
 
-EDGE_FIELDS = (
-    "edge_start",
-    "edge_end",
-    "edge_valid",
-    "edge_prior",
-    "edge_next",
-    "edge_prior_valid",
-    "edge_next_valid",
-    "edge_convex_before",
-    "edge_convex_after",
-    "edge_groups",
-    "edge_group_box",
-)
+EDGE_FIELDS = fast_features.EDGE_FIELDS
 
 
 class RewardTerms(NamedTuple):
