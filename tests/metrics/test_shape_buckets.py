@@ -73,7 +73,10 @@ def test_distinct_scene_shapes_compile_at_most_once_per_bucket():
     assert buckets <= set(scenario_arrays.BUCKETS)
     # One trace (= one XLA compilation) per bucket used, never per scene.
     # The compiled feature function is process-wide: buckets an earlier test compiled are reused
-    # here, so this run adds at most one compilation per bucket it touched (fewer under pytest).
+    # here, so this run adds at most one feature compilation per bucket it touched (fewer under
+    # pytest). The score function belongs to this `FastMetrics`, so it compiles here at least once;
+    # `compilations` counts calls that compiled either, so it too is at most one per bucket.
     new_traces = fast.num_traces() - traces
     assert new_traces <= len(buckets) <= len(scenario_arrays.BUCKETS)
-    assert fast.compilations == new_traces and fast.fallbacks == 0
+    assert 1 <= fast.compilations <= len(buckets)
+    assert fast.fallbacks == 0
