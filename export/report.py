@@ -9,8 +9,8 @@ Every method is a sim-agent SavedModel -- the baselines are exported first
 (`export.export_baseline.make_baseline`, into OUTPUT/baselines/<kind>) -- and every one goes
 through the submission path (`saved_model_rollouts.rollouts_from_runner`: scene inputs ->
 model -> WOSAC rollouts with the constant-velocity fallback), the metrics engineer's checks
-(`rollout_checks.validate_rollouts`) and scoring (`FastMetrics` or the official code), and the
-official aggregation (`results.summarize`). Writes atomically:
+(`rollout_checks.validate_rollouts`), scoring (`metrics.backend.make_backend`: the backends of
+`motion_sim.evaluate`) and the official aggregation (`results.summarize`). Writes atomically:
 
   OUTPUT/report.json  {"config", "backend", "seed", "scenarios", "num_scenarios", "order",
                        "methods": {name: results dict (as `motion_sim.evaluate` writes) +
@@ -18,7 +18,7 @@ official aggregation (`results.summarize`). Writes atomically:
   OUTPUT/table1.md    one row per method, in the order given (baselines first).
 
 Scenarios are read once and scored scenario by scenario for all methods, so the fast backend
-builds each scenario's map tables once. A scenario that cannot be simulated or scored stops
+(in one process) builds each scenario's map tables once. A scenario that cannot be simulated or scored stops
 the run with an error naming it (a table over a silently smaller set would mislead).
 """
 
@@ -29,7 +29,6 @@ import json
 import os
 import sys
 import time
-from typing import Iterator
 
 import tqdm
 from absl import app, flags, logging
@@ -37,11 +36,10 @@ from absl import app, flags, logging
 from export import loader, saved_model_rollouts, signature
 from export.export_baseline import BASELINES, make_baseline
 from motion_sim.data.datatypes import ScenarioError
+from motion_sim.metrics import backend as backend_lib
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import results as results_lib
 from motion_sim.metrics import rollout_checks, rollouts_io
-
-BACKENDS = ("fast", "official")
 
 
 def parse_named_models(values: list[str]) -> dict[str, str]:
@@ -75,47 +73,6 @@ def export_baselines(kinds: list[str], output_dir: str, num_rollouts: int = 32) 
         )
         for kind in kinds
     }
-
-
-class _Scorer:
-    """Scores one (scenario, rollouts) pair; the fast backend keeps the last scenario's tables."""
-
-    def __init__(self, config, backend: str, num_workers: int):
-        self.backend = backend
-        # Backends are imported on use (as motion_sim.evaluate does): each pulls in a lot.
-        # pylint: disable=import-outside-toplevel
-        if backend == "fast":
-            from motion_sim.metrics import fast_metrics, scenario_arrays
-
-            self._fast = fast_metrics.FastMetrics(config)
-            self._arrays_lib = scenario_arrays
-            self._arrays = None
-        elif backend == "official":
-            from motion_sim.metrics import official_backend
-
-            self._official = official_backend.OfficialBackend(config, num_workers)
-        else:
-            raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
-
-    def map(self, items: Iterator[tuple[str, str, object, object]]):
-        """(method, source, Scenario, ScenarioRollouts) -> yields (method, SimAgentMetrics)."""
-        if self.backend == "official":
-            methods = collections.deque()
-
-            def pairs():
-                for method, _, scenario, rollouts in items:
-                    methods.append(method)
-                    yield scenario, rollouts
-
-            # OfficialBackend.map yields in input order (possibly from worker processes).
-            for metrics in self._official.map(pairs()):
-                yield methods.popleft(), metrics
-            return
-        for method, source, scenario, rollouts in items:
-            if self._arrays is None or self._arrays.scenario_id != scenario.scenario_id:
-                self._arrays = self._arrays_lib.scenario_arrays(scenario, source)
-            sim = self._arrays_lib.rollout_arrays(self._arrays, rollouts, source)
-            yield method, self._fast.scenario_metrics(self._arrays, sim)
 
 
 def score_saved_models(
@@ -159,11 +116,15 @@ def score_saved_models(
                 yield name, source, scenario, rollouts
 
     per_method = {name: [] for name in models}
-    scorer = _Scorer(config, backend, num_workers)
+    scorer = backend_lib.make_backend(backend, config, num_workers)
     start = time.time()
     total = len(scenarios) * len(models)
     for name, metrics in tqdm.tqdm(
-        scorer.map(items()), total=total, unit="rollout set", desc=f"WOSAC {backend}", disable=None
+        backend_lib.map_tagged(scorer, items()),
+        total=total,
+        unit="rollout set",
+        desc=f"WOSAC {backend}",
+        disable=None,
     ):
         per_method[name].append(metrics)
     seconds = time.time() - start
@@ -237,9 +198,11 @@ def define_flags() -> None:
         "saved_model", [], "NAME=DIR of a sim-agent SavedModel to score (repeatable)."
     )
     flags.DEFINE_enum("config", "2025", list(config_lib.CONFIG_YEARS), "Metric config year.")
-    flags.DEFINE_enum("backend", "fast", list(BACKENDS), "Metric implementation.")
+    flags.DEFINE_enum(
+        "backend", "fast", [k.value for k in backend_lib.BackendKind], "Metric implementation."
+    )
     flags.DEFINE_integer("seed", 0, "Rollout seed (per-scenario seeds derive from it).")
-    flags.DEFINE_integer("num_workers", 1, "Worker processes (official backend).")
+    flags.DEFINE_integer("num_workers", 1, "Worker processes scoring rollout sets.")
     flags.mark_flags_as_required(["scenarios", "output"])
 
 

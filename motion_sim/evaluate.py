@@ -41,6 +41,7 @@ from typing import Iterator
 import tqdm
 from absl import app, flags, logging
 
+from motion_sim.metrics import backend as backend_lib
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import history_only, rollout_checks, rollouts_io
 from motion_sim.metrics import results as results_lib
@@ -68,7 +69,9 @@ def define_flags() -> None:
         "rollouts to this binproto (the only output for history-only scenes).",
     )
     flags.DEFINE_enum("config", "2025", list(config_lib.CONFIG_YEARS), "Metric config year.")
-    flags.DEFINE_enum("backend", "fast", ["official", "fast"], "Metric implementation.")
+    flags.DEFINE_enum(
+        "backend", "fast", [k.value for k in backend_lib.BackendKind], "Metric implementation."
+    )
     flags.DEFINE_string("output", None, "Output JSON path (FILE.md is written beside it).")
     flags.DEFINE_integer(
         "num_workers",
@@ -280,6 +283,7 @@ def evaluate(
     if (rollout_pattern is None) == (saved_model is None):
         raise ValueError("give exactly one of rollouts / saved_model")
     config = config_lib.load_config(year)
+    runner = backend_lib.make_backend(backend, config, num_workers)  # a bad name fails first
     start = time.time()
     scenarios = {}
     for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
@@ -311,18 +315,7 @@ def evaluate(
 
     pairs = keep(pairs) if rollouts_output else pairs
     start = time.time()
-    if backend == "official":
-        from motion_sim.metrics import official_backend  # pylint: disable=import-outside-toplevel
-
-        runner = official_backend.OfficialBackend(config, num_workers)
-        scored = runner.map((s, r) for _, s, r in pairs)
-    elif backend == "fast":
-        from motion_sim.metrics import fast_backend  # pylint: disable=import-outside-toplevel
-
-        runner = fast_backend.FastBackend(config, num_workers)
-        scored = runner.map(pairs)
-    else:
-        raise ValueError(f"unknown backend {backend!r}")
+    scored = runner.map(pairs)
     # Streams: one scenario at a time (a bounded window with workers), ETA from tqdm.
     per_scenario = list(
         tqdm.tqdm(
@@ -343,8 +336,7 @@ def evaluate(
     nothing_scored = unscored and not per_scenario
     results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
     results.update(unscored=unscored, rollouts_output=rollouts_output)
-    if backend == "fast":
-        timing.update(runner.stats)
+    timing.update(runner.stats)  # the fast backend's parts (the official one has none)
     results.update(
         config=year,
         backend=backend,

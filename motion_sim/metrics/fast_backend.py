@@ -1,15 +1,12 @@
 """The `fast` backend over many scenarios: `FastMetrics` in this process or in workers.
 
-Workers are *spawned* processes (TF is not fork-safe) that each keep one `FastMetrics`, so each
-compiles a `ShapeBucket` at most once; scenarios stream through a bounded window of pending
-jobs (memory stays flat over a 44k-scenario validation set) and come back in input order.
+Workers (`worker_pool`) each keep one `FastMetrics`, so each compiles a `ShapeBucket` at most
+once; scenarios stream through a bounded window of pending jobs and come back in input order.
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures
-import multiprocessing
 from typing import Iterable, Iterator
 
 from waymo_open_dataset.protos import (
@@ -18,19 +15,14 @@ from waymo_open_dataset.protos import (
     sim_agents_submission_pb2,
 )
 
+from motion_sim.metrics import worker_pool
+
 _WORKER = None
 
 
 def _init_worker(config_bytes: bytes) -> None:
     global _WORKER
-    import os  # pylint: disable=import-outside-toplevel
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    # One op thread per worker: the workers themselves are the parallelism.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    worker_pool.init_tf_worker()
     from motion_sim.metrics import fast_metrics  # pylint: disable=import-outside-toplevel
 
     _WORKER = fast_metrics.FastMetrics(
@@ -47,13 +39,19 @@ def _counters(fast) -> dict:
     )
 
 
+def _score(fast, scenario, rollouts, source: str) -> tuple:
+    """(SimAgentMetrics, the counters this call added) -- the same in this process or a worker."""
+    before = _counters(fast)
+    metrics = fast.metrics_from_protos(scenario, rollouts, source)
+    after = _counters(fast)
+    return metrics, {k: after[k] - before[k] for k in after}
+
+
 def _work(args: tuple[bytes, bytes, str]) -> tuple[bytes, dict]:
     scenario = scenario_pb2.Scenario.FromString(args[0])
     rollouts = sim_agents_submission_pb2.ScenarioRollouts.FromString(args[1])
-    before = _counters(_WORKER)
-    metrics = _WORKER.metrics_from_protos(scenario, rollouts, args[2])
-    after = _counters(_WORKER)
-    return metrics.SerializeToString(), {k: after[k] - before[k] for k in after}
+    metrics, counters = _score(_WORKER, scenario, rollouts, args[2])
+    return metrics.SerializeToString(), counters
 
 
 class FastBackend:
@@ -83,31 +81,16 @@ class FastBackend:
 
             fast = fast_metrics.FastMetrics(self.config)
             for source, scenario, rollouts in triples:
-                before = _counters(fast)
-                metrics = fast.metrics_from_protos(scenario, rollouts, source)
-                self.stats.update({k: v - before[k] for k, v in _counters(fast).items()})
+                metrics, counters = _score(fast, scenario, rollouts, source)
+                self.stats.update(counters)
                 yield metrics
             return
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            self.num_workers,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(self.config.SerializeToString(),),
-        ) as pool:
-            pending = collections.deque()
-            for source, scenario, rollouts in triples:
-                pending.append(
-                    pool.submit(
-                        _work, (scenario.SerializeToString(), rollouts.SerializeToString(), source)
-                    )
-                )
-                if len(pending) >= 2 * self.num_workers:
-                    yield self._collect(pending.popleft())
-            while pending:
-                yield self._collect(pending.popleft())
-
-    def _collect(self, future) -> sim_agents_metrics_pb2.SimAgentMetrics:
-        result, counters = future.result()
-        self.stats.update(counters)
-        return sim_agents_metrics_pb2.SimAgentMetrics.FromString(result)
+        jobs = (
+            (scenario.SerializeToString(), rollouts.SerializeToString(), source)
+            for source, scenario, rollouts in triples
+        )
+        for result, counters in worker_pool.ordered_map(
+            _work, jobs, self.num_workers, _init_worker, (self.config.SerializeToString(),)
+        ):
+            self.stats.update(counters)
+            yield sim_agents_metrics_pb2.SimAgentMetrics.FromString(result)

@@ -1,13 +1,11 @@
 """The `official` backend: waymo-open-dataset's own metric code, parallel over scenarios.
 
-Each worker is a fresh *spawned* process that imports TensorFlow itself (TF is not fork-safe)
-and receives serialized protos, so nothing TF-related crosses the process boundary.
+Workers: `worker_pool` (spawned processes fed serialized protos, results in input order).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
+import collections
 from typing import Iterable, Iterator
 
 from waymo_open_dataset.protos import (
@@ -16,19 +14,14 @@ from waymo_open_dataset.protos import (
     sim_agents_submission_pb2,
 )
 
+from motion_sim.metrics import worker_pool
+
 _WORKER_CONFIG = None
 
 
 def _init_worker(config_bytes: bytes) -> None:
     global _WORKER_CONFIG
-    import os  # pylint: disable=import-outside-toplevel
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    # One op thread per worker: the workers themselves are the parallelism.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    worker_pool.init_tf_worker()
     _WORKER_CONFIG = sim_agents_metrics_pb2.SimAgentMetricsConfig.FromString(config_bytes)
 
 
@@ -78,28 +71,31 @@ def _work(args: tuple[bytes, bytes]) -> bytes:
 
 
 class OfficialBackend:
-    """Scores (scenario, rollouts) pairs with the official code in `num_workers` processes."""
+    """Scores validated (source, scenario, rollouts) triples with the official code in
+    `num_workers` processes.
+
+    Attributes:
+      stats: empty (the official code reports no timing parts); kept so every backend has one.
+    """
 
     def __init__(self, config: sim_agents_metrics_pb2.SimAgentMetricsConfig, num_workers: int = 1):
         self.config = config
         self.num_workers = max(1, int(num_workers))
+        self.stats = collections.Counter()
 
     def map(
         self,
-        pairs: Iterable[tuple[scenario_pb2.Scenario, sim_agents_submission_pb2.ScenarioRollouts]],
+        triples: Iterable[
+            tuple[str, scenario_pb2.Scenario, sim_agents_submission_pb2.ScenarioRollouts]
+        ],
     ) -> Iterator[sim_agents_metrics_pb2.SimAgentMetrics]:
-        """Yields one `SimAgentMetrics` per pair, in input order."""
+        """Yields one `SimAgentMetrics` per triple, in input order."""
         if self.num_workers == 1:
-            for scenario, rollouts in pairs:
+            for _, scenario, rollouts in triples:
                 yield official_scenario_metrics(self.config, scenario, rollouts)
             return
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            self.num_workers,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(self.config.SerializeToString(),),
-        ) as pool:
-            jobs = ((s.SerializeToString(), r.SerializeToString()) for s, r in pairs)
-            for result in pool.map(_work, jobs):
-                yield sim_agents_metrics_pb2.SimAgentMetrics.FromString(result)
+        jobs = ((s.SerializeToString(), r.SerializeToString()) for _, s, r in triples)
+        for result in worker_pool.ordered_map(
+            _work, jobs, self.num_workers, _init_worker, (self.config.SerializeToString(),)
+        ):
+            yield sim_agents_metrics_pb2.SimAgentMetrics.FromString(result)

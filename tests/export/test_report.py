@@ -12,6 +12,7 @@ import pytest
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 
 from export import export_model, report
+from motion_sim.metrics import backend as backend_lib
 from tests.fixtures import METRICS_TESTDATA, SCENARIO_FILES
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -82,17 +83,17 @@ def test_official_backend_report(cv_saved_model, tmp_path):
     assert os.path.exists(tmp_path / "baselines" / "constant_velocity" / "saved_model.pb")
 
 
-class _DisplacementScorer:
+class _DisplacementBackend:
     """Stand-in for the WOSAC backends (minutes of XLA compile or eager TF per scenario here):
     the real mean / min-over-rollouts displacement from the log, in `SimAgentMetrics` form, so
     the report's plumbing (every method on every scenario, same path, order, aggregation,
     files) is tested in the default suite; the slow tests run the real backends."""
 
-    def __init__(self, config, backend, num_workers):
-        del config, backend, num_workers
+    def __init__(self, kind, config, num_workers):
+        del kind, config, num_workers
 
-    def map(self, items):
-        for method, _, scenario, rollouts in items:
+    def map(self, triples):
+        for _, scenario, rollouts in triples:
             tracks = {t.id: t for t in scenario.tracks}
             errors = []  # [agents][R] mean displacement over valid logged steps
             for traj_index in range(len(rollouts.joint_scenes[0].simulated_trajectories)):
@@ -108,21 +109,18 @@ class _DisplacementScorer:
                 errors.append(per_rollout)
             errors = np.array(errors)
             ade = float(errors.mean())
-            yield (
-                method,
-                sim_agents_metrics_pb2.SimAgentMetrics(
-                    scenario_id=scenario.scenario_id,
-                    metametric=1.0 / (1.0 + ade),
-                    average_displacement_error=ade,
-                    min_average_displacement_error=float(errors.mean(axis=0).min()),
-                ),
+            yield sim_agents_metrics_pb2.SimAgentMetrics(
+                scenario_id=scenario.scenario_id,
+                metametric=1.0 / (1.0 + ade),
+                average_displacement_error=ade,
+                min_average_displacement_error=float(errors.mean(axis=0).min()),
             )
 
 
 def test_report_scores_every_method_through_the_saved_model_path(
     cv_saved_model, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(report, "_Scorer", _DisplacementScorer)
+    monkeypatch.setattr(backend_lib, "make_backend", _DisplacementBackend)
     scenarios = ",".join(SCENARIO_FILES)
     results = report.run_report(
         scenarios,
