@@ -44,20 +44,25 @@ from motion_sim.metrics import (
 )
 from motion_sim.metrics import results as results_lib
 
-_WOMD = flags.DEFINE_string("womd", "", "Glob of WOMD Scenario TFRecords (91-step scenes).")
-_GPUDRIVE = flags.DEFINE_string("gpudrive", "", "Glob of GPUDrive JSON scenes.")
-_NUM_SYNTHETIC = flags.DEFINE_integer("num_synthetic", 48, "Synthetic scenes of varied size.")
-_KINDS = flags.DEFINE_list("kinds", ["near_log", "noisy_cv", "random"], "Rollout kinds.")
-_OFFICIAL_PER_KIND = flags.DEFINE_integer(
-    "official_per_kind", 4, "Scenes per kind also scored by the official code."
-)
-_OFFICIAL_MAX_AGENTS = flags.DEFINE_integer(
-    "official_max_agents",
-    0,
-    "Only scenes with at most this many sim agents go to the official "
-    "subset (0: any). The official code takes minutes per large scene on a loaded box.",
-)
-_CONFIG = flags.DEFINE_string("config", "2025", "Metric config year.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_string("womd", "", "Glob of WOMD Scenario TFRecords (91-step scenes).")
+    flags.DEFINE_string("gpudrive", "", "Glob of GPUDrive JSON scenes.")
+    flags.DEFINE_integer("num_synthetic", 48, "Synthetic scenes of varied size.")
+    flags.DEFINE_list("kinds", ["near_log", "noisy_cv", "random"], "Rollout kinds.")
+    flags.DEFINE_integer(
+        "official_per_kind", 4, "Scenes per kind also scored by the official code."
+    )
+    flags.DEFINE_integer(
+        "official_max_agents",
+        0,
+        "Only scenes with at most this many sim agents go to the official "
+        "subset (0: any). The official code takes minutes per large scene on a loaded box.",
+    )
+    flags.DEFINE_string("config", "2025", "Metric config year.")
 
 
 def _synthetic(count: int) -> list:
@@ -80,7 +85,7 @@ def _synthetic(count: int) -> list:
 def _scenes() -> tuple[list, list, dict]:
     """(real scenes, synthetic scenes, skipped reason -> count)."""
     real, skipped = [], {}
-    for path in rollouts_io.expand(_WOMD.value) if _WOMD.value else []:
+    for path in rollouts_io.expand(FLAGS.womd) if FLAGS.womd else []:
         try:
             for _, scenario in rollouts_io.read_scenarios(path):
                 if len(scenario.timestamps_seconds) != scenario_arrays.NUM_STEPS:
@@ -89,7 +94,7 @@ def _scenes() -> tuple[list, list, dict]:
                 real.append(scenario)
         except rollout_checks.RolloutError as e:  # e.g. a tf.Example file matched by the glob
             skipped[f"womd_{e.reason}"] = skipped.get(f"womd_{e.reason}", 0) + 1
-    for path in sorted(glob.glob(_GPUDRIVE.value)) if _GPUDRIVE.value else []:
+    for path in sorted(glob.glob(FLAGS.gpudrive)) if FLAGS.gpudrive else []:
         try:
             scenario = scenario_writer.to_scenario_proto(gpudrive_reader.read_gpudrive_file(path))
             scenario_arrays.scenario_arrays(scenario, path)
@@ -98,7 +103,7 @@ def _scenes() -> tuple[list, list, dict]:
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
         real.append(scenario)
-    return real, _synthetic(_NUM_SYNTHETIC.value), skipped
+    return real, _synthetic(FLAGS.num_synthetic), skipped
 
 
 def _num_agents(scenario) -> int:
@@ -109,7 +114,7 @@ def _official_subset(real: list, synth: list, count: int, kind_index: int) -> li
     """Indices (into real + synth) of count // 2 real scenes (different ones per kind), then
     synthetic ones evenly spaced by agent count; only scenes within --official_max_agents (the
     official code takes minutes per large scene on a loaded box)."""
-    limit = _OFFICIAL_MAX_AGENTS.value or 10**9
+    limit = FLAGS.official_max_agents or 10**9
     small_real = [i for i, s in enumerate(real) if _num_agents(s) <= limit]
     num_real = min(count // 2, len(small_real))
     picked = [small_real[(kind_index * num_real + k) % len(small_real)] for k in range(num_real)]
@@ -131,15 +136,15 @@ def _max_diff(a, b) -> float:
 def main(argv):
     del argv
     load_start = os.getloadavg()
-    config = config_lib.load_config(_CONFIG.value)
+    config = config_lib.load_config(FLAGS.config)
     real, synth, skipped = _scenes()
     scenes = real + synth
     fast = fast_metrics.FastMetrics(config)
     buckets = {scenario_arrays.scenario_arrays(s).bucket for s in scenes}
     kinds, fast_total, official_total_est, max_diff = {}, 0.0, 0.0, 0.0
     subsets = {}
-    for kind_index, kind in enumerate(_KINDS.value):
-        subset = subsets[kind] = _official_subset(real, synth, _OFFICIAL_PER_KIND.value, kind_index)
+    for kind_index, kind in enumerate(FLAGS.kinds):
+        subset = subsets[kind] = _official_subset(real, synth, FLAGS.official_per_kind, kind_index)
         rollouts = [rollout_kinds.make_rollouts(s, kind, seed=i) for i, s in enumerate(scenes)]
         compilations, fallbacks = fast.compilations, fast.fallback_steps
         warm, compile_s, results = [], 0.0, []
@@ -184,7 +189,7 @@ def main(argv):
         print(f"# {kind}: {json.dumps(kind_line)}", file=sys.stderr, flush=True)
     line = {
         "benchmark": "wosac_metrics_many_scenes",
-        "config": _CONFIG.value,
+        "config": FLAGS.config,
         "num_scenes": len(scenes),
         "num_real": len(real),
         "num_synthetic": len(synth),
@@ -215,4 +220,5 @@ def main(argv):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    define_flags()
     app.run(main)

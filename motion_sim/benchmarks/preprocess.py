@@ -37,12 +37,19 @@ from motion_sim.data.shard_writer import _TokenErrorMeter
 from motion_sim.data.synthetic import SyntheticScenarioGenerator
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("source", "sample", ["sample", "synthetic"], "Scenario protos to convert.")
-flags.DEFINE_integer("num_protos", 40, "Protos converted in the timed loop.")
-flags.DEFINE_integer("synthetic_agents", 160, "Tracks per synthetic scenario.")
-flags.DEFINE_integer("pipeline_scenes", 1024, "Distinct scenes in the pipeline benchmark's shards.")
-flags.DEFINE_integer("pipeline_shards", 16, "Shard files the pipeline scenes are written to.")
-flags.DEFINE_integer("batch_size", 32, "Pipeline batch size.")
+
+
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_enum("source", "sample", ["sample", "synthetic"], "Scenario protos to convert.")
+    flags.DEFINE_integer("num_protos", 40, "Protos converted in the timed loop.")
+    flags.DEFINE_integer("synthetic_agents", 160, "Tracks per synthetic scenario.")
+    flags.DEFINE_integer(
+        "pipeline_scenes", 1024, "Distinct scenes in the pipeline benchmark's shards."
+    )
+    flags.DEFINE_integer("pipeline_shards", 16, "Shard files the pipeline scenes are written to.")
+    flags.DEFINE_integer("batch_size", 32, "Pipeline batch size.")
+
 
 _SAMPLES = [
     os.path.join(os.path.dirname(__file__), "..", "data", "sample", name)
@@ -152,4 +159,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

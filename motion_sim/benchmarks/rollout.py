@@ -61,21 +61,25 @@ from motion_sim.tokenizer import ActionTokenizer
 
 _SAMPLE = "motion_sim/data/sample/motion_data_one_scenario.tfrecord"
 
-flags.DEFINE_multi_string("gin_file", ["gin/model_10m.gin"], "Model gin files.")
-flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
-flags.DEFINE_integer("agents", 128, "Valid agents in the scene.")
-flags.DEFINE_integer("rollouts", 32, "Rollouts per scene.")
-flags.DEFINE_integer("token_hz", 2, "Token rate (2 Hz = 16 steps).")
-flags.DEFINE_integer("repeats", 3, "Timed calls (best is reported).")
-flags.DEFINE_bool("uncached", True, "Also time the uncached baseline.")
-flags.DEFINE_string("scenario", _SAMPLE, "Scenario proto TFRecord for the scene.")
-flags.DEFINE_integer(
-    "intra_op_threads",
-    0,
-    "Threads of TF's intra-op pool, which XLA CPU's matmuls run on (0: TF's "
-    "default, one per core). 1 measures how each path scales with cores.",
-)
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_multi_string("gin_file", ["gin/model_10m.gin"], "Model gin files.")
+    flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
+    flags.DEFINE_integer("agents", 128, "Valid agents in the scene.")
+    flags.DEFINE_integer("rollouts", 32, "Rollouts per scene.")
+    flags.DEFINE_integer("token_hz", 2, "Token rate (2 Hz = 16 steps).")
+    flags.DEFINE_integer("repeats", 3, "Timed calls (best is reported).")
+    flags.DEFINE_bool("uncached", True, "Also time the uncached baseline.")
+    flags.DEFINE_string("scenario", _SAMPLE, "Scenario proto TFRecord for the scene.")
+    flags.DEFINE_integer(
+        "intra_op_threads",
+        0,
+        "Threads of TF's intra-op pool, which XLA CPU's matmuls run on (0: TF's "
+        "default, one per core). 1 measures how each path scales with cores.",
+    )
 
 
 def _peak_rss_gb() -> float:
@@ -281,4 +285,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -56,16 +56,20 @@ _SAMPLE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample"
 )
 
-flags.DEFINE_multi_string("gin_file", ["gin/model_1m.gin"], "Model gin files.")
-flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
-flags.DEFINE_integer("batch", 4, "Scenes per step.")
-flags.DEFINE_integer("rollouts", 2, "RL rollouts per scene.")
-flags.DEFINE_integer("steps", 3, "Steps per timed loop.")
-flags.DEFINE_integer("repeats", 2, "Timed loops (best is reported).")
-flags.DEFINE_integer("roofline_dim", 2048, "Size of the roofline matmul.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the loss + gradient (Learner option).")
-flags.DEFINE_enum("which", "both", ["bc", "rl", "both"], "Which step(s) to time.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_multi_string("gin_file", ["gin/model_1m.gin"], "Model gin files.")
+    flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
+    flags.DEFINE_integer("batch", 4, "Scenes per step.")
+    flags.DEFINE_integer("rollouts", 2, "RL rollouts per scene.")
+    flags.DEFINE_integer("steps", 3, "Steps per timed loop.")
+    flags.DEFINE_integer("repeats", 2, "Timed loops (best is reported).")
+    flags.DEFINE_integer("roofline_dim", 2048, "Size of the roofline matmul.")
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the loss + gradient (Learner option).")
+    flags.DEFINE_enum("which", "both", ["bc", "rl", "both"], "Which step(s) to time.")
 
 
 def matmul_roofline(dim: int, repeats: int = 5) -> float:
@@ -188,4 +192,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -41,24 +41,29 @@ from motion_sim.data.datatypes import ScenarioError
 from motion_sim.data.tfrecord_io import expand_pattern
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input", None, "Glob(s) of input files, comma-separated; local or gs://.")
-flags.DEFINE_string("output_dir", None, "Directory for scene shards and stats.json.")
-flags.DEFINE_enum(
-    "format",
-    "scenario",
-    list(shard_writer.FORMATS),
-    "scenario: Scenario protos; example: WOMD motion tf.Examples; "
-    "gpudrive: GPUDrive/Nocturne JSON files.",
-)
-flags.DEFINE_integer("num_workers", 1, "Worker processes (spawned); 1 runs in-process.")
-flags.DEFINE_integer("shard_size", 256, "Scenes per output shard.")
-flags.DEFINE_enum(
-    "compression",
-    "GZIP",
-    ["GZIP", "NONE"],
-    "Output compression; padding makes scenes compress ~5x.",
-)
-flags.mark_flags_as_required(["input", "output_dir"])
+
+
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no global flags."""
+    flags.DEFINE_string("input", None, "Glob(s) of input files, comma-separated; local or gs://.")
+    flags.DEFINE_string("output_dir", None, "Directory for scene shards and stats.json.")
+    flags.DEFINE_enum(
+        "format",
+        "scenario",
+        list(shard_writer.FORMATS),
+        "scenario: Scenario protos; example: WOMD motion tf.Examples; "
+        "gpudrive: GPUDrive/Nocturne JSON files.",
+    )
+    flags.DEFINE_integer("num_workers", 1, "Worker processes (spawned); 1 runs in-process.")
+    flags.DEFINE_integer("shard_size", 256, "Scenes per output shard.")
+    flags.DEFINE_enum(
+        "compression",
+        "GZIP",
+        ["GZIP", "NONE"],
+        "Output compression; padding makes scenes compress ~5x.",
+    )
+    flags.mark_flags_as_required(["input", "output_dir"])
+
 
 PLAN_NAME = "plan.json"
 
@@ -352,4 +357,5 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -9,11 +9,10 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl.testing import flagsaver
 
 import gin
 from motion_sim.benchmarks import rollout
-from tests.fixtures import GIN_DIR, REPO
+from tests.fixtures import GIN_DIR, REPO, cli
 from tests.fixtures.testcase import TestCase
 
 
@@ -29,11 +28,13 @@ class RolloutBenchmarkTest(TestCase):
 
     @pytest.mark.slow
     def test_end_to_end_tiny(self):
-        if not rollout.FLAGS.is_parsed():
-            rollout.FLAGS.mark_as_parsed()  # pytest does not run absl's flag parsing
         self.addCleanup(gin.clear_config)  # the benchmark binds gin globally
-        with flagsaver.flagsaver(
-            gin_file=[f"{GIN_DIR}/model_tiny.gin"], agents=4, rollouts=2, repeats=1
+        with cli.program_flags(
+            rollout.define_flags,
+            gin_file=[f"{GIN_DIR}/model_tiny.gin"],
+            agents=4,
+            rollouts=2,
+            repeats=1,
         ):
             with _Capture() as out:
                 rollout.main([])

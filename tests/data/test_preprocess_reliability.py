@@ -12,14 +12,12 @@ import sys
 
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 
 from motion_sim.data import preprocess, run_lock, shard_writer
 from motion_sim.data.scenario_writer import to_scenario_proto
 from motion_sim.data.scene_codec import decode_scene
 from motion_sim.data.synthetic import SyntheticScenarioGenerator
-from tests.fixtures import GPUDRIVE_FILE
+from tests.fixtures import GPUDRIVE_FILE, cli
 from tests.fixtures import SCENARIO_FILE as LIGHTS_FILE  # scenario 637f20cafde22ff8
 from tests.fixtures import WOMD_SCENARIO_FILE as WOMD_FILE  # scenario ee519cf571686d19
 
@@ -35,9 +33,7 @@ def _scene_ids(output_dir):
 
 def _main(capsys, **flag_values):
     """preprocess.main with these flags; returns (exit status, stderr)."""
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(**flag_values):
+    with cli.program_flags(preprocess.define_flags, **flag_values):
         status = preprocess.main([])
     return status, capsys.readouterr().err
 
