@@ -25,13 +25,14 @@ simulated no agent at all (its score would be the fallback's, not the model's).
 At scale, --saved_model runs --batch_size scenes per model call on every local accelerator
 (export/batched_rollouts.py, the strategy factory's strategy), and --images_dir=DIR draws the
 first --num_images scored scenes (PNG + TensorBoard image summaries:
-`tensorboard --logdir DIR`). To spread the rollouts over hosts, generate them with the split
-submission job (`export.wosac_submission --task_index/--num_tasks`, then `merge`) and score its
-tarball with --rollouts and --num_workers.
+`tensorboard --logdir DIR`). Over hosts, `--task_index=t --num_tasks=N` (or TF_CONFIG) scores
+task t's share of the scenes into FILE.parts/ and `python -m motion_sim.evaluate merge
+--output=FILE.json` writes FILE.json from the parts (motion_sim/evaluate_split.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import sys
@@ -41,6 +42,9 @@ from typing import Iterator
 import tqdm
 from absl import app, flags, logging
 
+from export import task_split
+from motion_sim import evaluate_split
+from motion_sim.data import run_lock
 from motion_sim.metrics import backend as backend_lib
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import history_only, rollout_checks, rollouts_io
@@ -95,45 +99,19 @@ def define_flags() -> None:
         "(motion_sim.viz figure: log | rollouts): PNGs + TensorBoard images here.",
     )
     flags.DEFINE_integer("num_images", 4, "Scenes drawn with --images_dir.")
+    flags.DEFINE_integer("task_index", None, "This task of a split run (with --num_tasks).")
+    flags.DEFINE_integer(
+        "num_tasks",
+        None,
+        "Tasks of a split run (default: TF_CONFIG's, else 1): each writes FILE.parts/, then "
+        "`python -m motion_sim.evaluate merge --output=FILE`.",
+    )
     flags.DEFINE_float(
         "max_fallback_fraction",
         0.01,
         "With --saved_model: warn when more than "
         "this fraction of sim agents get the constant-velocity fallback.",
     )
-
-
-def _fallback_summary(counts: list) -> dict:
-    """Totals of the per-scenario `RolloutStats` of a --saved_model run."""
-    sim = sum(c.num_sim_agents for c in counts)
-    fallback = sum(c.num_fallback_agents for c in counts)
-    return {
-        "sim_agents": sim,
-        "fallback_agents": fallback,
-        "fallback_agent_fraction": fallback / sim if sim else 0.0,
-        "scenarios_with_fallback": sum(c.num_fallback_agents > 0 for c in counts),
-        "num_scenarios": len(counts),
-    }
-
-
-def report_fallback(fallback: dict, saved_model: str, max_fraction: float) -> None:
-    """Prints the fallback counts to stderr; above `max_fraction` of the sim agents, a loud
-    warning (also logged)."""
-    fraction = fallback["fallback_agent_fraction"]
-    print(
-        f"evaluate: constant-velocity fallback drove {fallback['fallback_agents']} of "
-        f"{fallback['sim_agents']} sim agents ({fraction:.2%}) in "
-        f"{fallback['scenarios_with_fallback']} of {fallback['num_scenarios']} scenarios",
-        file=sys.stderr,
-    )
-    if fraction > max_fraction:
-        message = (
-            f"WARNING: {fraction:.2%} of sim agents were driven by the constant-velocity "
-            f"fallback, not by {saved_model} (above --max_fallback_fraction={max_fraction}): "
-            "these scores are partly the fallback's"
-        )
-        logging.warning(message)
-        print("\n" + "!" * 78 + f"\n{message}\n" + "!" * 78, file=sys.stderr)
 
 
 def _model_rollouts(saved_model: str, scenario, seed: int, source: str, fallback_counts: list):
@@ -163,10 +141,16 @@ def _checked(saved_model: str, scenario, source: str, rollouts, stats, fallback_
 
 
 def _batched_model_pairs(
-    scenarios: dict, saved_model: str, seed: int, batch_size: int, fallback_counts: list
+    scenarios: dict,
+    saved_model: str,
+    seed: int,
+    batch_size: int,
+    fallback_counts: list,
+    unit_keys: dict,
 ) -> Iterator[tuple[str, object, object]]:
     """(source, Scenario, validated ScenarioRollouts) by the SavedModel, `batch_size` scenes
-    per call on every replica of the strategy factory's strategy (export/batched_rollouts.py)."""
+    per call on every replica of the strategy factory's strategy (export/batched_rollouts.py);
+    a call never mixes `unit_keys` (so a split run batches as one process does)."""
     # Imported here: the export stack (model code) is only needed with --saved_model.
     from export import batched_rollouts, scene_input  # pylint: disable=import-outside-toplevel
 
@@ -175,7 +159,10 @@ def _batched_model_pairs(
     def items():
         for source, scenario in scenarios.values():
             yield batched_rollouts.SceneItem(
-                source, scenario, scene_input.scene_from_scenario(scenario, source)
+                source,
+                scenario,
+                scene_input.scene_from_scenario(scenario, source),
+                unit_keys.get(scenario.scenario_id, 0),
             )
 
     for item, result in runner.rollouts(items(), seed):
@@ -197,11 +184,16 @@ def _pairs(
     seed: int,
     fallback_counts: list,
     batch_size: int = 1,
+    share: evaluate_split.Share | None = None,
 ) -> Iterator[tuple[str, object, object]]:
     """Yields (source, Scenario, ScenarioRollouts), all validated (--saved_model: each
-    scenario's fallback counts appended to `fallback_counts`)."""
+    scenario's fallback counts appended to `fallback_counts`). With a `share` of a split run,
+    `scenarios` are this task's and other tasks' rollouts are passed over."""
     if saved_model and batch_size > 1:
-        yield from _batched_model_pairs(scenarios, saved_model, seed, batch_size, fallback_counts)
+        keys = share.unit_keys if share else {}
+        yield from _batched_model_pairs(
+            scenarios, saved_model, seed, batch_size, fallback_counts, keys
+        )
         return
     if saved_model:  # one scene per call: the per-scenario path of the submission's batch 1
         for _, (source, scenario) in scenarios.items():
@@ -214,6 +206,8 @@ def _pairs(
     seen = {}
     for source, rollouts in rollouts_io.read_rollouts(rollout_pattern):
         scenario_id = rollouts.scenario_id
+        if share and scenario_id in share.position and scenario_id not in scenarios:
+            continue  # another task's scene
         if scenario_id not in scenarios:
             raise rollout_checks.RolloutError(
                 source,
@@ -268,6 +262,8 @@ def evaluate(
     batch_size: int = 1,
     images_dir: str | None = None,
     num_images: int = 4,
+    task: task_split.TaskSpec | None = None,
+    split_output: str | None = None,
 ) -> dict:
     """Scores every scenario; returns the results dict (see `results.summarize`; history-only
     scenes: see the module doc -- if none is left to score, only `unscored` and
@@ -279,6 +275,9 @@ def evaluate(
 
     `fallback` in the result (--saved_model): constant-velocity fallback counts, see the module
     doc; also printed, with a warning above `max_fallback_fraction` of the sim agents.
+
+    A split `task` scores only its share (motion_sim/evaluate_split.py) and returns its part
+    (no aggregate), or `{"part_done": path}` when the part of `split_output` is already there.
     """
     if (rollout_pattern is None) == (saved_model is None):
         raise ValueError("give exactly one of rollouts / saved_model")
@@ -288,12 +287,23 @@ def evaluate(
     scenarios = {}
     for source, scenario in rollouts_io.read_scenarios(scenario_pattern):
         scenarios.setdefault(scenario.scenario_id, (source, scenario))
+    share = plan = None
+    if task and task.is_split:
+        if not split_output:
+            raise ValueError("a split task needs split_output (the final --output)")
+        share = evaluate_split.share_of(scenarios, task, batch_size if saved_model else 1)
+        plan = evaluate_split.make_plan(
+            list(scenarios), task, year, backend, saved_model, rollout_pattern, seed, batch_size
+        )
+        if evaluate_split.part_done(split_output, task, plan):
+            return {"part_done": str(evaluate_split.part_path(split_output, task))}
+        scenarios = {k: v for k, v in scenarios.items() if k in share.owned}
     fallback_counts = []
     generated, unscored = _history_only_rollouts(scenarios, saved_model, seed, fallback_counts)
     timing = {"read_scenarios": time.time() - start, "decode": 0.0}
     logging.info("%d scenarios from %s", len(scenarios), scenario_pattern)
     pairs = _timed(
-        _pairs(scenarios, rollout_pattern, saved_model, seed, fallback_counts, batch_size),
+        _pairs(scenarios, rollout_pattern, saved_model, seed, fallback_counts, batch_size, share),
         timing,
         "decode",
     )
@@ -321,7 +331,7 @@ def evaluate(
         tqdm.tqdm(
             scored,
             total=len(scenarios),
-            desc=f"WOSAC {backend}",
+            desc=f"WOSAC {backend}{f' {task.name()}' if share else ''}",
             unit="scenario",
             disable=None,
             dynamic_ncols=True,
@@ -333,8 +343,10 @@ def evaluate(
         from motion_sim.viz import image_files  # pylint: disable=import-outside-toplevel
 
         results_images = image_files.write_rollout_images(drawn, images_dir)
-    nothing_scored = unscored and not per_scenario
-    results = {} if nothing_scored else results_lib.summarize(config, per_scenario)
+    no_aggregate = (unscored and not per_scenario) or share is not None
+    results = {} if no_aggregate else results_lib.summarize(config, per_scenario)
+    if share:  # a part: the merge aggregates every task's scenes at once
+        results.update(evaluate_split.part_fields(share, per_scenario, plan, task))
     results.update(unscored=unscored, rollouts_output=rollouts_output)
     timing.update(runner.stats)  # the fast backend's parts (the official one has none)
     results.update(
@@ -348,8 +360,8 @@ def evaluate(
     if images_dir:
         results["images"] = results_images
     if saved_model:
-        results["fallback"] = _fallback_summary(fallback_counts)
-        report_fallback(results["fallback"], saved_model, max_fallback_fraction)
+        results["fallback"] = results_lib.fallback_summary(fallback_counts)
+        results_lib.report_fallback(results["fallback"], saved_model, max_fallback_fraction)
     return results
 
 
@@ -379,27 +391,6 @@ def _history_only_rollouts(
     return generated, unscored
 
 
-def time_split(results: dict) -> str:
-    """One line: where the time of an `evaluate` run went."""
-    t = results["timing"]
-    parts = [
-        f"{results['num_scenarios']} scenarios in {results['seconds']:.1f} s",
-        f"{results['num_workers']} worker(s)",
-        f"read scenarios {t['read_scenarios']:.1f} s",
-        f"decode + validate rollouts {t['decode']:.1f} s",
-    ]
-    if results["backend"] == "fast":
-        parts += [
-            f"protos -> arrays {t['arrays']:.1f} s",
-            f"compile {t['compile']:.1f} s",
-            f"{t['compilations']} compilation(s)",
-            f"features {t['features']:.1f} s",
-            f"exact-fallback steps {t['fallback_steps']} in {t['fallbacks']} scenario(s)",
-            "(fast parts summed over workers)",
-        ]
-    return "time split: " + ", ".join(parts)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
@@ -407,47 +398,87 @@ def main(argv):
         raise app.UsageError("--scenarios and --output are required")
     if (FLAGS.rollouts is None) == (FLAGS.saved_model is None):
         raise app.UsageError("give exactly one of --rollouts / --saved_model")
+    try:
+        task = task_split.task_from_flags_or_cluster(FLAGS.task_index, FLAGS.num_tasks)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     output = pathlib.Path(FLAGS.output)
+    written = evaluate_split.part_path(output, task) if task.is_split else output
     try:  # before scoring: an unwritable output must not lose the scores at the very end
-        results_lib.check_writable(output)
+        results_lib.check_writable(written)
         results_lib.check_writable(output.with_suffix(".md"))
     except OSError as e:
         print(f"evaluate: error: --output {e}", file=sys.stderr)
         return 2
+    # One writer per task of a split run (the tasks share FILE.parts/).
+    lock = run_lock.RunLock(str(written.parent), "evaluate", f".motion_sim.{task.name()}.lock")
     try:
-        results = evaluate(
-            FLAGS.scenarios,
-            FLAGS.rollouts,
-            FLAGS.saved_model,
-            FLAGS.config,
-            FLAGS.backend,
-            FLAGS.num_workers,
-            FLAGS.seed,
-            FLAGS.rollouts_output,
-            FLAGS.max_fallback_fraction,
-            FLAGS.batch_size,
-            FLAGS.images_dir,
-            FLAGS.num_images,
-        )
+        with lock if task.is_split else contextlib.nullcontext():
+            results = evaluate(
+                FLAGS.scenarios,
+                FLAGS.rollouts,
+                FLAGS.saved_model,
+                FLAGS.config,
+                FLAGS.backend,
+                FLAGS.num_workers,
+                FLAGS.seed,
+                evaluate_split.rollouts_shard(FLAGS.rollouts_output, task) or FLAGS.rollouts_output,
+                FLAGS.max_fallback_fraction,
+                FLAGS.batch_size,
+                FLAGS.images_dir,
+                FLAGS.num_images,
+                task,
+                str(output),
+            )
+            if task.is_split and "part_done" not in results:
+                evaluate_split.write_part(output, results)
     except rollout_checks.RolloutError as e:
         print(f"evaluate: bad input: {e}", file=sys.stderr)
         return 2
+    except (evaluate_split.PartError, run_lock.RunLockError) as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return 2
+    if task.is_split:
+        done = "was already done" if "part_done" in results else "done"
+        print(
+            f"evaluate: {task.name()} {done} ({written}); once every task is, run "
+            f"`python -m motion_sim.evaluate merge --output={output}`"
+        )
+        return 0
+    return _write_outputs(results, output, FLAGS.method_name)
+
+
+def define_merge_flags() -> None:
+    """The flags of `evaluate merge` (instead of `define_flags`)."""
+    flags.DEFINE_string("output", None, "The split run's --output (its parts: FILE.parts/).")
+    flags.DEFINE_string("method_name", None, "Row name in FILE.md (default: the file stem).")
+    flags.DEFINE_float("max_fallback_fraction", 0.01, "Warn above this fallback fraction.")
+    flags.mark_flag_as_required("output")
+
+
+def merge_main(argv):
+    """`python -m motion_sim.evaluate merge --output=FILE.json`: FILE.json from FILE.parts/."""
+    if len(argv) > 2:
+        raise app.UsageError(f"unexpected arguments {argv[2:]}")
+    output = pathlib.Path(FLAGS.output)
+    try:
+        results = evaluate_split.merge(output)
+    except evaluate_split.PartError as e:
+        print(f"evaluate merge: error: {e}", file=sys.stderr)
+        return 2
+    if "fallback" in results:
+        results_lib.report_fallback(results["fallback"], "the model", FLAGS.max_fallback_fraction)
+    return _write_outputs(results, output, FLAGS.method_name)
+
+
+def _write_outputs(results: dict, output: pathlib.Path, method_name: str | None) -> int:
+    """FILE.json + FILE.md of a whole run (one process, or merged); exit status."""
     if results["unscored"] and not results["num_scenarios"]:  # every scene was history-only
         return _report_unscored(results)
     results_lib.write_json(output, results)
-    method = FLAGS.method_name or output.stem
-    results_lib.write_table1({method: results}, output.with_suffix(".md"))
-    buckets = results["buckets"]
-    logging.info(
-        "%d scenarios: realism %.4f kinematic %.4f interactive %.4f map %.4f minADE %.3f",
-        results["num_scenarios"],
-        buckets["realism_meta_metric"],
-        buckets["kinematic_metrics"],
-        buckets["interactive_metrics"],
-        buckets["map_based_metrics"],
-        buckets["min_ade"],
-    )
-    print(time_split(results))
+    results_lib.write_table1({method_name or output.stem: results}, output.with_suffix(".md"))
+    logging.info("%d scenarios: %s", results["num_scenarios"], results["buckets"])
+    print(results_lib.time_split(results))
     print(f"wrote {output} and {output.with_suffix('.md')}")
     return 0
 
@@ -472,5 +503,9 @@ def _report_unscored(results: dict) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    define_flags()
-    app.run(main)
+    if len(sys.argv) > 1 and sys.argv[1] == "merge":
+        define_merge_flags()
+        app.run(merge_main)
+    else:
+        define_flags()
+        app.run(main)

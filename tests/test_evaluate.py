@@ -89,7 +89,7 @@ def test_missing_scenario_and_results_layout(good_rollouts, tmp_path):
     timing = results["timing"]
     assert timing["compilations"] <= 1 and timing["fallback_steps"] == 0
     assert timing["features"] + timing["compile"] > 0 and timing["arrays"] > 0
-    line = evaluate.time_split(results)
+    line = results_lib.time_split(results)
     assert "decode + validate rollouts" in line and "compile" in line and "features" in line
     out = tmp_path / "res.json"
     results_lib.write_json(out, results)
@@ -291,11 +291,11 @@ def test_fallback_warning_only_above_threshold(capsys):
         "scenarios_with_fallback": 2,
         "num_scenarios": 3,
     }
-    evaluate.report_fallback(fallback, "m", max_fraction=0.1)
+    results_lib.report_fallback(fallback, "m", max_fraction=0.1)
     err = capsys.readouterr().err
     assert "drove 5 of 100 sim agents (5.00%) in 2 of 3 scenarios" in err
     assert "WARNING" not in err
-    evaluate.report_fallback(fallback, "m", max_fraction=0.01)
+    results_lib.report_fallback(fallback, "m", max_fraction=0.01)
     assert "WARNING: 5.00% of sim agents were driven by the constant-velocity fallback" in (
         capsys.readouterr().err
     )

@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "motion_sim.train",
             "motion_sim.evaluate",
+            "motion_sim.evaluate_split",
             "motion_sim.closed_loop_eval",
             "motion_sim.visualize",
             "motion_sim.policy_eval",

@@ -1,4 +1,5 @@
-"""Aggregation and reporting of WOSAC results: JSON (atomic) and the paper's Table 1 layout.
+"""Aggregation and reporting of WOSAC results: JSON (atomic), the paper's Table 1 layout and
+the lines `evaluate` prints (time split, constant-velocity fallback counts).
 
 JSON layout: {"config": year, "backend": name, "aggregate": {SimAgentMetrics fields},
 "buckets": {SimAgentsBucketedMetrics fields}, "scenarios": {scenario_id: {fields}}} -- field
@@ -11,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 import tempfile
 
+from absl import logging
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics as official_metrics
 
@@ -126,3 +129,57 @@ def table1_markdown(results: dict[str, dict]) -> str:
 def write_table1(results: dict[str, dict], path) -> None:
     """Writes `table1_markdown(results)` to `path` atomically."""
     write_text_atomic(path, table1_markdown(results))
+
+
+def fallback_summary(counts: list) -> dict:
+    """Totals of the per-scenario `RolloutStats` of a --saved_model run."""
+    sim = sum(c.num_sim_agents for c in counts)
+    fallback = sum(c.num_fallback_agents for c in counts)
+    return {
+        "sim_agents": sim,
+        "fallback_agents": fallback,
+        "fallback_agent_fraction": fallback / sim if sim else 0.0,
+        "scenarios_with_fallback": sum(c.num_fallback_agents > 0 for c in counts),
+        "num_scenarios": len(counts),
+    }
+
+
+def report_fallback(fallback: dict, saved_model: str, max_fraction: float) -> None:
+    """Prints the fallback counts to stderr; above `max_fraction` of the sim agents, a loud
+    warning (also logged)."""
+    fraction = fallback["fallback_agent_fraction"]
+    print(
+        f"evaluate: constant-velocity fallback drove {fallback['fallback_agents']} of "
+        f"{fallback['sim_agents']} sim agents ({fraction:.2%}) in "
+        f"{fallback['scenarios_with_fallback']} of {fallback['num_scenarios']} scenarios",
+        file=sys.stderr,
+    )
+    if fraction > max_fraction:
+        message = (
+            f"WARNING: {fraction:.2%} of sim agents were driven by the constant-velocity "
+            f"fallback, not by {saved_model} (above --max_fallback_fraction={max_fraction}): "
+            "these scores are partly the fallback's"
+        )
+        logging.warning(message)
+        print("\n" + "!" * 78 + f"\n{message}\n" + "!" * 78, file=sys.stderr)
+
+
+def time_split(results: dict) -> str:
+    """One line: where the time of an `evaluate` run went."""
+    t = results["timing"]
+    parts = [
+        f"{results['num_scenarios']} scenarios in {results['seconds']:.1f} s",
+        f"{results['num_workers']} worker(s)",
+        f"read scenarios {t['read_scenarios']:.1f} s",
+        f"decode + validate rollouts {t['decode']:.1f} s",
+    ]
+    if results["backend"] == "fast":
+        parts += [
+            f"protos -> arrays {t['arrays']:.1f} s",
+            f"compile {t['compile']:.1f} s",
+            f"{t['compilations']} compilation(s)",
+            f"features {t['features']:.1f} s",
+            f"exact-fallback steps {t['fallback_steps']} in {t['fallbacks']} scenario(s)",
+            "(fast parts summed over workers)",
+        ]
+    return "time split: " + ", ".join(parts)
