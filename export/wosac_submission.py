@@ -38,37 +38,29 @@ the ETA.
 
 from __future__ import annotations
 
-import collections
-import glob
 import json
 import os
 import sys
 import time
 
-import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
-from export import batched_rollouts, loader, scene_input, submission_shards, task_split
+from export import (
+    batched_rollouts,
+    loader,
+    scene_input,
+    submission_merge,
+    submission_shards,
+    task_split,
+)
+from export.submission_merge import finalize, merge  # public here: the CLI's two steps
+from export.submission_metadata import define_metadata_flags, submission_metadata
 from motion_sim.data import run_lock, scenario_reader
 from motion_sim.data.datatypes import MAX_AGENTS, NUM_HISTORY_STEPS, ScenarioError
 
-_REQUIRED = (
-    "saved_model",
-    "scenarios",
-    "output_dir",
-    "account_name",
-    "method_name",
-    "authors",
-    "affiliation",
-    "description",
-    "method_link",
-    "uses_lidar_data",
-    "uses_camera_data",
-    "uses_public_model_pretraining",
-    "acknowledge_complies_with_closed_loop_requirement",
-)
+_REQUIRED = ("saved_model", "scenarios", "output_dir")
 
 
 def define_flags() -> None:
@@ -97,76 +89,8 @@ def define_flags() -> None:
         None,
         "Tasks of a split job: task t writes shards k with k % num_tasks == t; then run `merge`.",
     )
-    # Submission metadata: the fields of SimAgentsChallengeSubmission the challenge requires.
-    flags.DEFINE_string("account_name", None, "Waymo Open Dataset account e-mail.")
-    flags.DEFINE_string("method_name", None, "Unique method name on the leaderboard.")
-    flags.DEFINE_list("authors", None, "Comma-separated author names.")
-    flags.DEFINE_string("affiliation", None, "Authors' affiliation.")
-    flags.DEFINE_string("description", None, "Short method description.")
-    flags.DEFINE_string("method_link", None, "Paper or code link.")
-    flags.DEFINE_string(
-        "num_model_parameters",
-        None,
-        "Model size as shown on the leaderboard, e.g. 1.2M (default: the "
-        "count export.export_model recorded in the SavedModel's sim_agent.json).",
-    )
-    flags.DEFINE_bool("uses_lidar_data", None, "Whether the method uses lidar.")
-    flags.DEFINE_bool("uses_camera_data", None, "Whether the method uses cameras.")
-    flags.DEFINE_bool(
-        "uses_public_model_pretraining", None, "Whether public pretrained models were used."
-    )
-    flags.DEFINE_list("public_model_names", [], "Names of the public pretrained models, if used.")
-    flags.DEFINE_bool(
-        "acknowledge_complies_with_closed_loop_requirement",
-        None,
-        "Must be true: the rollouts were produced closed-loop (the challenge's rule).",
-    )
+    define_metadata_flags()
     flags.mark_flags_as_required(_REQUIRED)
-
-
-def submission_metadata(values: dict) -> dict:
-    """`SimAgentsChallengeSubmission` metadata from flag values, checked against the rules.
-
-    Args:
-      values: flag name -> value (the flags defined in `define_flags`).
-
-    Raises:
-      app.UsageError: a required field is empty or a rule is broken.
-    """
-    if not values["acknowledge_complies_with_closed_loop_requirement"]:
-        raise app.UsageError(
-            "--acknowledge_complies_with_closed_loop_requirement must be true: "
-            "WOSAC only accepts closed-loop simulations"
-        )
-    if values["uses_public_model_pretraining"] and not values["public_model_names"]:
-        raise app.UsageError("--uses_public_model_pretraining=true needs --public_model_names")
-    for name in (
-        "account_name",
-        "method_name",
-        "affiliation",
-        "description",
-        "method_link",
-        "num_model_parameters",
-    ):
-        if not str(values[name]).strip():
-            raise app.UsageError(f"--{name} must not be empty")
-    authors = [a.strip() for a in values["authors"] if a.strip()]
-    if not authors:
-        raise app.UsageError("--authors must name at least one author")
-    return {
-        "account_name": values["account_name"],
-        "unique_method_name": values["method_name"],
-        "authors": authors,
-        "affiliation": values["affiliation"],
-        "description": values["description"],
-        "method_link": values["method_link"],
-        "num_model_parameters": values["num_model_parameters"],
-        "uses_lidar_data": bool(values["uses_lidar_data"]),
-        "uses_camera_data": bool(values["uses_camera_data"]),
-        "uses_public_model_pretraining": bool(values["uses_public_model_pretraining"]),
-        "public_model_names": list(values["public_model_names"]),
-        "acknowledge_complies_with_closed_loop_requirement": True,
-    }
 
 
 def _empty_shard_stats() -> dict:
@@ -244,7 +168,7 @@ class _ShardCollector:
         submission_shards.write_atomic(shard_path, submission.SerializeToString())
         # Checked and compressed here, by the task that wrote it (tasks run in parallel; the
         # merge only copies): its tarball fragment exists only once the check passed.
-        _check_shard(self.output_dir, self.plan, k)
+        submission_merge.check_shard(self.output_dir, self.plan, k)
         submission_shards.write_fragment(self.output_dir, self.plan.shard_name(k))
         self.written.append(k)
 
@@ -392,7 +316,7 @@ def _write_submission(
         runner.calls,
     )
     if task.is_split:
-        totals = _aggregate(output_dir, plan, owned)
+        totals = submission_merge.aggregate(output_dir, plan, owned)
         totals.update(
             seconds=round(elapsed, 1),
             resumed=resumed,
@@ -415,149 +339,6 @@ def _write_submission(
     )
     submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
     return totals
-
-
-def finalize(output_dir: str, plan: submission_shards.ShardPlan, max_skipped: int) -> dict:
-    """Checks that every shard of the plan is there and checked, packs ONE tarball.
-
-    A shard counts as checked when its tarball fragment exists (written right after
-    `_check_shard` passed); a shard without one (an interrupted task) is checked now. Across
-    shards no scenario may appear twice (ids from the shards' stats).
-
-    Raises:
-      ValueError: a shard is missing or fails a check (named).
-      RuntimeError: more than `max_skipped` scenarios were skipped (no tarball is written).
-    """
-    missing = [
-        plan.shard_name(k)
-        for k in range(plan.num_shards)
-        if not os.path.exists(os.path.join(output_dir, plan.shard_name(k)))
-    ]
-    if missing:
-        raise ValueError(
-            f"{output_dir}: {len(missing)} of {plan.num_shards} shards are not "
-            f"written yet ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-            "): run the missing tasks (or rerun them) first"
-        )
-    seen: dict[str, str] = {}
-    for k in range(plan.num_shards):
-        name = plan.shard_name(k)
-        fragment = os.path.join(output_dir, submission_shards.fragment_name(name))
-        ids = None if os.path.exists(fragment) else _check_shard(output_dir, plan, k)
-        if ids is None:
-            with open(os.path.join(output_dir, name) + ".stats.json") as f:
-                ids = json.load(f).get("scenario_ids")
-        if ids is None:  # stats of an older run: read the ids from the shard itself
-            ids = _check_shard(output_dir, plan, k)
-        for scenario_id in ids:
-            if scenario_id in seen:
-                raise ValueError(
-                    f"{os.path.join(output_dir, name)}: scenario {scenario_id} "
-                    f"is also in {seen[scenario_id]}"
-                )
-            seen[scenario_id] = name
-    totals = _aggregate(output_dir, plan, range(plan.num_shards))
-    if totals["scenarios_skipped"] > max_skipped:
-        submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
-        sources = ", ".join(s["source"] for s in totals["skipped"][:10])
-        raise RuntimeError(
-            f"{totals['scenarios_skipped']} scenarios skipped (> --max_skipped={max_skipped}): "
-            f"{sources}; no tarball written (see {output_dir}/stats.json). Fix the inputs and "
-            "delete the affected shards to redo them."
-        )
-    totals["tarball"] = submission_shards.write_tarball(
-        output_dir, [plan.shard_name(k) for k in range(plan.num_shards)]
-    )
-    return totals
-
-
-def _check_shard(output_dir: str, plan: submission_shards.ShardPlan, k: int) -> list[str]:
-    """Checks shard k (parses; scenario count = its stats; the plan's method; 32 joint rollouts
-    of one object set; 80 finite steps of x, y, z, heading); returns its scenario ids.
-
-    Raises:
-      ValueError: naming the shard (and scenario, rollout, object) and what is wrong.
-    """
-    name = plan.shard_name(k)
-    path = os.path.join(output_dir, name)
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        shard = sim_agents_submission_pb2.SimAgentsChallengeSubmission.FromString(data)
-    except Exception as e:  # protobuf raises DecodeError (and friends) here
-        raise ValueError(f"{path}: not a SimAgentsChallengeSubmission ({e})") from e
-    with open(path + ".stats.json") as f:
-        stats = json.load(f)
-    if len(shard.scenario_rollouts) != stats["scenarios_written"]:
-        raise ValueError(
-            f"{path}: holds {len(shard.scenario_rollouts)} scenarios, its stats "
-            f"say {stats['scenarios_written']}"
-        )
-    metadata = plan.settings.get("metadata", {})
-    if shard.unique_method_name != metadata.get("unique_method_name", shard.unique_method_name):
-        raise ValueError(
-            f"{path}: method {shard.unique_method_name!r} is not the plan's "
-            f"{metadata.get('unique_method_name')!r}"
-        )
-    ids = []
-    for rollouts in shard.scenario_rollouts:
-        where = f"{path}: scenario {rollouts.scenario_id}"
-        ids.append(rollouts.scenario_id)
-        if len(rollouts.joint_scenes) != 32:
-            raise ValueError(
-                f"{where}: {len(rollouts.joint_scenes)} joint rollouts, WOSAC needs 32"
-            )
-        first = None
-        for r, joint in enumerate(rollouts.joint_scenes):
-            these = [t.object_id for t in joint.simulated_trajectories]
-            if first is None:
-                first = these
-            elif these != first:
-                raise ValueError(f"{where}: rollout {r} simulates other objects than rollout 0")
-            for t in joint.simulated_trajectories:
-                values = (t.center_x, t.center_y, t.center_z, t.heading)
-                if (
-                    any(len(v) != 80 for v in values)
-                    or not np.isfinite(np.concatenate([np.asarray(v) for v in values])).all()
-                ):
-                    raise ValueError(
-                        f"{where}: rollout {r}, object {t.object_id}: needs 80 "
-                        "finite steps of x, y, z, heading"
-                    )
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: a scenario appears twice in the shard")
-    return ids
-
-
-def merge(output_dir: str, max_skipped: int = 0) -> dict:
-    """The final step of a split job: checks every task's shards, packs ONE tarball."""
-    path = os.path.join(output_dir, submission_shards.PLAN_NAME)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{output_dir}: no {submission_shards.PLAN_NAME} (run the "
-            "submission tasks into this directory first)"
-        )
-    with open(path) as f:
-        plan = submission_shards.ShardPlan.from_json(json.load(f))
-    totals = finalize(output_dir, plan, max_skipped)
-    tasks = sorted(glob.glob(os.path.join(output_dir, "stats.task_*.json")))
-    totals.update(tasks=[os.path.basename(t)[len("stats.") : -len(".json")] for t in tasks])
-    submission_shards.write_json_atomic(os.path.join(output_dir, "stats.json"), totals)
-    return totals
-
-
-def _aggregate(output_dir: str, plan: submission_shards.ShardPlan, shards) -> dict:
-    totals = collections.Counter()
-    skipped = []
-    for k in shards:
-        with open(os.path.join(output_dir, plan.shard_name(k)) + ".stats.json") as f:
-            shard = json.load(f)
-        skipped.extend(shard.pop("skipped"))
-        shard.pop("scenario_ids", None)
-        totals.update(shard)
-    out = dict(totals)
-    out.update(num_scenarios=plan.num_scenarios, num_shards=plan.num_shards, skipped=skipped)
-    return out
 
 
 def main(argv) -> None:

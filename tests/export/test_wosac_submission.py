@@ -11,7 +11,6 @@ import tarfile
 
 import pytest
 import tensorflow as tf
-from absl import app
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 from waymo_open_dataset.utils.sim_agents import submission_specs
 
@@ -225,33 +224,6 @@ def test_cli_reports_unreadable_model_and_bad_file(tmp_path, cv_saved_model):
     )
     assert result.returncode == 1
     assert f"error: {bad}:0" in result.stderr
-
-
-def test_metadata_rules():
-    values = {
-        "account_name": "a@b.c",
-        "method_name": "m",
-        "authors": ["A", " "],
-        "affiliation": "x",
-        "description": "d",
-        "method_link": "l",
-        "num_model_parameters": "1M",
-        "uses_lidar_data": False,
-        "uses_camera_data": False,
-        "uses_public_model_pretraining": False,
-        "public_model_names": [],
-        "acknowledge_complies_with_closed_loop_requirement": True,
-    }
-    metadata = wosac_submission.submission_metadata(values)
-    assert metadata["authors"] == ["A"] and metadata["unique_method_name"] == "m"
-    # Every key is a real field of the proto in this wheel version.
-    sim_agents_submission_pb2.SimAgentsChallengeSubmission(**metadata)
-    with pytest.raises(app.UsageError, match="public_model_names"):
-        wosac_submission.submission_metadata(dict(values, uses_public_model_pretraining=True))
-    with pytest.raises(app.UsageError, match="--description must not be empty"):
-        wosac_submission.submission_metadata(dict(values, description="  "))
-    with pytest.raises(app.UsageError, match="at least one author"):
-        wosac_submission.submission_metadata(dict(values, authors=[""]))
 
 
 def test_failing_model_stops_the_run_naming_the_scenario(tmp_path):
