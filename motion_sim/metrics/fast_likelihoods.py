@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 
-from motion_sim.metrics import fast_features
+from motion_sim.metrics import fast_interaction, fast_map_features
 
 TIME_SERIES_FEATURES = (
     "linear_speed",
@@ -145,13 +145,13 @@ def scenario_scores(log, sim, log_valid, is_vehicle, eval_mask, estimators: dict
 
     indications = dict(
         collision_indication=(
-            log["distance_to_nearest_object"] < fast_features.COLLISION_THRESHOLD,
-            sim["distance_to_nearest_object"] < fast_features.COLLISION_THRESHOLD,
+            log["distance_to_nearest_object"] < fast_interaction.COLLISION_THRESHOLD,
+            sim["distance_to_nearest_object"] < fast_interaction.COLLISION_THRESHOLD,
             log_valid,
         ),
         offroad_indication=(
-            log["distance_to_road_edge"] > fast_features.OFFROAD_THRESHOLD,
-            sim["distance_to_road_edge"] > fast_features.OFFROAD_THRESHOLD,
+            log["distance_to_road_edge"] > fast_map_features.OFFROAD_THRESHOLD,
+            sim["distance_to_road_edge"] > fast_map_features.OFFROAD_THRESHOLD,
             log_valid,
         ),
         traffic_light_violation=(

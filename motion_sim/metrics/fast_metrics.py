@@ -17,11 +17,11 @@ from absl import logging
 from waymo_open_dataset.protos import sim_agents_metrics_pb2, sim_agents_submission_pb2
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics as official_metrics
 
-from motion_sim.metrics import fast_features, fast_likelihoods
+from motion_sim.metrics import fast_features, fast_likelihoods, fast_map_features
 from motion_sim.metrics import scenario_arrays as arrays_lib
 
 _CURRENT = fast_features.CURRENT
-_TABLE_KEYS = fast_features.EDGE_FIELDS + (
+_TABLE_KEYS = fast_map_features.EDGE_FIELDS + (
     "lane_start",
     "lane_end",
     "lane_valid",

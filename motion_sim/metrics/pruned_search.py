@@ -14,6 +14,12 @@ from __future__ import annotations
 import tensorflow as tf
 
 STEPS_PER_CHUNK = 10  # steps of one agent (and sample) searched together at the chunk levels
+BIG = 1e10  # the official EXTREMELY_LARGE_DISTANCE: the score of what cannot match
+# Exactness is checked on every call (the best score found must beat the bound of every other
+# candidate); a miss is scored against every segment / object instead, in slabs of
+# FALLBACK_SLAB queries inside the same compiled call (no retry, no new shape).
+FALLBACK_SLAB = 32
+PRUNE_MARGIN = 1e-3  # metres of slack for float32 rounding in the search bounds
 _FAR = 1e10  # masks what a selection pass already took
 
 

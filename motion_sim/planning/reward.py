@@ -5,7 +5,7 @@ C  the AV box overlaps the box of a valid other object (separating-axis test,
    (log artefacts, e.g. a box that clips the SDC's parking neighbour) never count.
 O  a corner of the AV box is off the road: its signed distance to the nearest road edge
    (positive = off the road; the road lies on an edge's left) exceeds `offroad_margin` --
-   `metrics.fast_features.distance_to_road_edge`, the metrics' own road-edge code.
+   `metrics.fast_map_features.distance_to_road_edge`, the metrics' own road-edge code.
 R  the AV centre is farther than `route_threshold` from its logged path.
 P  the step's displacement projected onto the logged path's direction (metres of progress).
 """
@@ -18,11 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 import gin
-from motion_sim.metrics import fast_features
+from motion_sim.metrics import fast_map_features
 from motion_sim.planning import route
 from motion_sim.rl import collision
 
-EDGE_FIELDS = fast_features.EDGE_FIELDS
+EDGE_FIELDS = fast_map_features.EDGE_FIELDS
 
 
 class RewardTerms(NamedTuple):
@@ -81,7 +81,7 @@ def av_collision(
 
 @tf.function(jit_compile=True)
 def _edge_distance(xyzh, valid, size, edges):
-    return fast_features.distance_to_road_edge(xyzh, valid, size, xyzh.shape[0], edges)[0]
+    return fast_map_features.distance_to_road_edge(xyzh, valid, size, xyzh.shape[0], edges)[0]
 
 
 def road_edge_distance(xy, heading, z, size, edges: dict) -> np.ndarray:
@@ -91,7 +91,7 @@ def road_edge_distance(xy, heading, z, size, edges: dict) -> np.ndarray:
       xy: [W, 1 + T, 2] float64/32 WORLD-frame centres, current step first (T multiple of 10);
       heading: [W, 1 + T] world yaw; z: [1 + T] logged height; size: [3] length, width, height;
       edges: the `ScenarioArrays` edge_* tables of the scene (`EDGE_FIELDS`).
-    The metrics' own exact pruned search (`fast_features.distance_to_road_edge`).
+    The metrics' own exact pruned search (`fast_map_features.distance_to_road_edge`).
     """
     w, steps = np.shape(heading)
     xyzh = np.concatenate(

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from motion_sim.metrics import config as config_lib
-from motion_sim.metrics import fast_features, fast_metrics, scenario_arrays
+from motion_sim.metrics import fast_interaction, fast_map_features, fast_metrics, scenario_arrays
 from motion_sim.metrics import results as results_lib
 from tests.fixtures import rollouts as rollout_fixtures
 
@@ -79,8 +79,9 @@ def test_red_light_case_violates_and_scores_differently():
 def test_search_budget_misses_fall_back_exactly_without_recompiling(monkeypatch):
     # Budgets far below the defaults: many steps miss, the in-call fallbacks (own-step group
     # search, then every segment / object) must give the official numbers in one compiled call.
-    for name, value in dict(EDGE_GROUPS=(4, 2, 1), STEP_GROUPS=1, NEAREST_OBJECTS=1).items():
-        monkeypatch.setattr(fast_features, name, value)
+    monkeypatch.setattr(fast_map_features, "EDGE_GROUPS", (4, 2, 1))
+    monkeypatch.setattr(fast_map_features, "STEP_GROUPS", 1)
+    monkeypatch.setattr(fast_interaction, "NEAREST_OBJECTS", 1)
     compiled = tf.function(fast_metrics._features, jit_compile=True)  # pylint: disable=protected-access
     monkeypatch.setattr(fast_metrics, "_compiled_features", compiled)
     case = f"{rollout_fixtures.RED_LIGHT_SCENARIO}/red_light"
