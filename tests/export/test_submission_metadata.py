@@ -5,25 +5,15 @@ from absl import app
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
 from export import submission_metadata
+from tests.export.test_wosac_submission import METADATA
 
 
 def test_metadata_rules():
-    values = {
-        "account_name": "a@b.c",
-        "method_name": "m",
-        "authors": ["A", " "],
-        "affiliation": "x",
-        "description": "d",
-        "method_link": "l",
-        "num_model_parameters": "1M",
-        "uses_lidar_data": False,
-        "uses_camera_data": False,
-        "uses_public_model_pretraining": False,
-        "public_model_names": [],
-        "acknowledge_complies_with_closed_loop_requirement": True,
-    }
+    # The flag values behind the submission tests' METADATA, plus a blank author to drop.
+    values = {k: v for k, v in METADATA.items() if k != "unique_method_name"}
+    values.update(method_name=METADATA["unique_method_name"], authors=["Ada", " ", "Grace"])
     metadata = submission_metadata.submission_metadata(values)
-    assert metadata["authors"] == ["A"] and metadata["unique_method_name"] == "m"
+    assert metadata == METADATA
     # Every key is a real field of the proto in this wheel version.
     sim_agents_submission_pb2.SimAgentsChallengeSubmission(**metadata)
     with pytest.raises(app.UsageError, match="public_model_names"):
