@@ -79,7 +79,8 @@ class FastBackend:
         if self.num_workers == 1:
             from motion_sim.metrics import fast_metrics  # pylint: disable=import-outside-toplevel
 
-            fast = fast_metrics.FastMetrics(self.config)
+            # In one process a report's methods come scene by scene: build each scene's arrays once.
+            fast = fast_metrics.FastMetrics(self.config, reuse_scene_arrays=True)
             for source, scenario, rollouts in triples:
                 metrics, counters = _score(fast, scenario, rollouts, source)
                 self.stats.update(counters)

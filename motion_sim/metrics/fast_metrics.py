@@ -113,8 +113,18 @@ class FastMetrics:
       compilations: calls that traced a new shape.
     """
 
-    def __init__(self, config: sim_agents_metrics_pb2.SimAgentMetricsConfig):
+    def __init__(
+        self,
+        config: sim_agents_metrics_pb2.SimAgentMetricsConfig,
+        reuse_scene_arrays: bool = False,
+    ):
+        """`reuse_scene_arrays`: `metrics_from_protos` keeps the last scene's arrays for the next
+        call on the same `Scenario` object (a report scores several methods' rollouts of one
+        scene in a row, and the map tables are the costly part). Off by default: a caller that
+        times repeated calls on one scene (benchmarks/metrics.py) must pay the conversion each
+        time."""
         self.config = config
+        self._reuse_scene_arrays = reuse_scene_arrays
         names = fast_likelihoods.TIME_SERIES_FEATURES + fast_likelihoods.BOOLEAN_FEATURES
         self._estimators = {n: fast_likelihoods.estimator_of(getattr(config, n), n) for n in names}
         self._compiled_scores = tf.function(self._scores, jit_compile=True)
@@ -122,9 +132,7 @@ class FastMetrics:
         self.fallback_steps = 0
         self.compilations = 0
         self.seconds = {"arrays": 0.0, "compile": 0.0, "features": 0.0}
-        # (Scenario, its ScenarioArrays) of the last call: a report scores several methods'
-        # rollouts of one scene in a row, and the map tables are the costly part of the arrays.
-        self._last_arrays = (None, None)
+        self._last_arrays = (None, None)  # (Scenario, its ScenarioArrays) of the last call
 
     @staticmethod
     def num_traces() -> int:
@@ -214,9 +222,9 @@ class FastMetrics:
     ) -> sim_agents_metrics_pb2.SimAgentMetrics:
         """Metrics of validated protos; the conversion to arrays counts as `seconds['arrays']`.
 
-        The scene's arrays are reused when the same `scenario` object comes again in a row."""
+        With `reuse_scene_arrays`, the same `scenario` object twice in a row reuses its arrays."""
         start = time.perf_counter()
-        if self._last_arrays[0] is not scenario:
+        if not self._reuse_scene_arrays or self._last_arrays[0] is not scenario:
             self._last_arrays = (scenario, arrays_lib.scenario_arrays(scenario, source))
         arrays = self._last_arrays[1]
         rollout_array = arrays_lib.rollout_arrays(arrays, rollouts, source)
