@@ -54,7 +54,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_synthetic", 48, "Synthetic scenes of varied size.")
     flags.DEFINE_list("kinds", ["near_log", "noisy_cv", "random"], "Rollout kinds.")
     flags.DEFINE_integer(
-        "official_per_kind", 4, "Scenes per kind also scored by the official code."
+        "official_per_kind",
+        4,
+        "Scenes per kind also scored by the official code (>= 1: the ratio needs them).",
+        lower_bound=1,
     )
     flags.DEFINE_integer(
         "official_max_agents",
