@@ -9,10 +9,11 @@ are skipped and counted. For every rollout kind (`rollout_kinds`) every scene is
 one `FastMetrics` from the protos (array conversion included), in order, so compilations happen
 where a run meets a new shape bucket: `fast_total_s` is that whole pass, compilation included.
 A call that compiled is timed again warm; the difference is its `compile_s`, and `fast_s_per_scene`
-is the mean warm time. The official code scores `--official_per_kind` of the same scenes per
-kind (half real scenes, different ones per kind, half synthetic ones evenly spaced by agent
-count; --official_max_agents bounds their size), and `ratio` compares both on exactly those
-scenes. `ratio_whole_set_with_compile` = official seconds estimated for the whole
+is the mean warm time. The official code scores `--official_per_kind` of the same scenes
+(`_official_subset`: evenly spaced quantiles of the sim-agent count over the whole set, one
+subset for every kind; --official_max_agents bounds their size), and `ratio` compares the mean
+times of both on exactly those scenes; `per_scene` lists each subset scene's agents, fast and
+official seconds and ratio, since the ratio grows with the scene. `ratio_whole_set_with_compile` = official seconds estimated for the whole
 set (each kind's subset mean x its scene count) / the whole fast pass.
 """
 
@@ -113,22 +114,16 @@ def _num_agents(scenario) -> int:
     return int(scenario_arrays.scenario_arrays(scenario).agent_mask.sum())
 
 
-def _official_subset(real: list, synth: list, count: int, kind_index: int) -> list[int]:
-    """Indices (into real + synth) of count // 2 real scenes (different ones per kind), then
-    synthetic ones evenly spaced by agent count; only scenes within --official_max_agents (the
-    official code takes minutes per large scene on a loaded box)."""
+def _official_subset(scenes: list, count: int) -> list[int]:
+    """Indices of `count` scenes at evenly spaced quantiles of the sim-agent count over the whole
+    set (real and synthetic alike), the same for every rollout kind, so the subset stands for the
+    set and the kinds' ratios compare like with like. --official_max_agents drops larger scenes
+    first (the official code takes minutes per large scene on a loaded box)."""
     limit = FLAGS.official_max_agents or 10**9
-    small_real = [i for i, s in enumerate(real) if _num_agents(s) <= limit]
-    num_real = min(count // 2, len(small_real))
-    picked = [small_real[(kind_index * num_real + k) % len(small_real)] for k in range(num_real)]
-    by_size = sorted(
-        (i for i in range(len(synth)) if _num_agents(synth[i]) <= limit),
-        key=lambda i: len(synth[i].tracks),
-    )
-    rest = min(count - len(picked), len(by_size))
-    for k in range(rest):
-        picked.append(len(real) + by_size[int(k * len(by_size) / rest)])
-    return list(dict.fromkeys(picked))
+    sizes = [_num_agents(s) for s in scenes]
+    by_size = sorted((i for i in range(len(scenes)) if sizes[i] <= limit), key=lambda i: sizes[i])
+    count = min(count, len(by_size))
+    return [by_size[int((k + 0.5) * len(by_size) / count)] for k in range(count)]
 
 
 def _max_diff(a, b) -> float:
@@ -146,8 +141,8 @@ def main(argv):
     buckets = {scenario_arrays.scenario_arrays(s).bucket for s in scenes}
     kinds, fast_total, official_total_est, max_diff = {}, 0.0, 0.0, 0.0
     subsets = {}
-    for kind_index, kind in enumerate(FLAGS.kinds):
-        subset = subsets[kind] = _official_subset(real, synth, FLAGS.official_per_kind, kind_index)
+    for kind in FLAGS.kinds:
+        subset = subsets[kind] = _official_subset(scenes, FLAGS.official_per_kind)
         rollouts = [rollout_kinds.make_rollouts(s, kind, seed=i) for i, s in enumerate(scenes)]
         compilations, fallbacks = fast.compilations, fast.fallback_steps
         warm, compile_s, results = [], 0.0, []
@@ -188,6 +183,16 @@ def main(argv):
             "fast_total_s": kind_total,
             "mean_metametric": float(np.mean([r.metametric for r in results])),
             "official_agents": [_num_agents(scenes[i]) for i in subset],
+            "per_scene": [
+                {
+                    "scenario_id": scenes[i].scenario_id,
+                    "agents": _num_agents(scenes[i]),
+                    "fast_s": round(warm[i], 4),
+                    "official_s": round(official, 2),
+                    "ratio": round(official / warm[i], 1),
+                }
+                for i, official in zip(subset, official_s)
+            ],
         }
         print(f"# {kind}: {json.dumps(kind_line)}", file=sys.stderr, flush=True)
     line = {
