@@ -74,8 +74,12 @@ class PolicyScorer:
             )
             rollout_checks.validate_rollouts(rollouts, scenario, f"{name} on {source}")
             sim = self._arrays_lib.rollout_arrays(arrays, rollouts, source)
-            for year in self.years:
-                per_year[year].append(self._metrics[year].scenario_metrics(arrays, sim))
+            # Features once, likelihoods per config year.
+            first, *rest = (self._metrics[y] for y in self.years)
+            for year, metrics in zip(
+                self.years, first.scenario_metrics_by_config(arrays, sim, tuple(rest))
+            ):
+                per_year[year].append(metrics)
         out = {y: results_lib.summarize(self._configs[y], per_year[y]) for y in self.years}
         out["seconds"] = round(time.time() - start, 2)
         out["num_model_parameters"] = loader.read_sim_agent_info(saved_model).get(

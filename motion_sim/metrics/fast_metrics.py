@@ -147,11 +147,11 @@ class FastMetrics:
             log, sim, log_valid, is_vehicle, eval_mask, self._estimators
         )
 
-    def _run(self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray):
+    def _features_of(self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray):
+        """(features, ADE, fallback steps) of one scene: config independent."""
         tables = {k: tf.constant(getattr(arrays, k)) for k in _TABLE_KEYS}
         log_xyzh = np.concatenate([arrays.xyz, arrays.heading[..., None]], axis=-1)
-        slots = arrays.bucket.eval_slots
-        feats, ade, fallbacks = _compiled_features(
+        return _compiled_features(
             tf.constant(log_xyzh),
             tf.constant(arrays.valid),
             tf.constant(rollouts),
@@ -161,8 +161,12 @@ class FastMetrics:
             tf.constant(fast_features.STEP_SECONDS, tf.float32),
             tf.constant(fast_features.STEP_SECONDS**2, tf.float32),
             tf.constant(arrays.num_eval, tf.int32),
-            slots,
+            arrays.bucket.eval_slots,
         )
+
+    def _values_of(self, arrays: arrays_lib.ScenarioArrays, feats, ade) -> dict:
+        """This config's likelihoods and summary values of features from `_features_of`."""
+        slots = arrays.bucket.eval_slots
         scores = self._compiled_scores(
             feats,
             ade,
@@ -170,7 +174,40 @@ class FastMetrics:
             tf.constant(arrays.is_vehicle[:slots]),
             tf.constant(np.arange(slots) < arrays.num_eval),
         )
-        return {k: float(v) for k, v in scores.items()}, int(fallbacks)
+        return {k: float(v) for k, v in scores.items()}
+
+    def _run(self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray):
+        feats, ade, fallbacks = self._features_of(arrays, rollouts)
+        return self._values_of(arrays, feats, ade), int(fallbacks)
+
+    def _proto(self, arrays: arrays_lib.ScenarioArrays, values: dict):
+        likelihoods = sim_agents_metrics_pb2.SimAgentMetrics(
+            **{k: v for k, v in values.items() if k.endswith("_likelihood")}
+        )
+        return sim_agents_metrics_pb2.SimAgentMetrics(
+            scenario_id=arrays.scenario_id,
+            metametric=official_metrics._compute_metametric(self.config, likelihoods),  # pylint: disable=protected-access
+            **values,
+        )
+
+    def _traces(self) -> int:
+        return self.num_traces() + self._compiled_scores.experimental_get_tracing_count()
+
+    def _account(self, arrays: arrays_lib.ScenarioArrays, traces: int, seconds: float, fallbacks):
+        """Adds one call to `compilations` / `seconds` / `fallbacks`."""
+        if self._traces() > traces:
+            self.compilations += 1
+            self.seconds["compile"] += seconds
+        else:
+            self.seconds["features"] += seconds
+        if fallbacks:
+            self.fallbacks += 1
+            self.fallback_steps += fallbacks
+            logging.info(
+                "scenario %s: %d search steps settled by the exact fallback",
+                arrays.scenario_id,
+                fallbacks,
+            )
 
     def scenario_metrics(
         self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray
@@ -184,6 +221,19 @@ class FastMetrics:
         Returns:
           A `SimAgentMetrics` proto, meta-metric combined by the official helper.
         """
+        return self.scenario_metrics_by_config(arrays, rollouts, ())[0]
+
+    def scenario_metrics_by_config(
+        self, arrays: arrays_lib.ScenarioArrays, rollouts: np.ndarray, others: tuple = ()
+    ) -> list:
+        """Metrics of one scenario under this config and each `FastMetrics` of `others`.
+
+        The features (nearly all of the work) are computed once: they do not depend on the
+        config; only the likelihoods and the meta-metric are per config.
+
+        Returns:
+          [this config's `SimAgentMetrics`] + one per `others`, in order.
+        """
         if arrays.bucket not in arrays_lib.BUCKETS:
             logging.warning(
                 "scenario %s is larger than every shape bucket: padded to %s (one more "
@@ -191,31 +241,19 @@ class FastMetrics:
                 arrays.scenario_id,
                 arrays.bucket,
             )
-        traces = self.num_traces() + self._compiled_scores.experimental_get_tracing_count()
+        traces = self._traces()
         start = time.perf_counter()
-        values, fallbacks = self._run(arrays, rollouts)
-        seconds = time.perf_counter() - start
-        if self.num_traces() + self._compiled_scores.experimental_get_tracing_count() > traces:
-            self.compilations += 1
-            self.seconds["compile"] += seconds
-        else:
-            self.seconds["features"] += seconds
-        if fallbacks:
-            self.fallbacks += 1
-            self.fallback_steps += fallbacks
-            logging.info(
-                "scenario %s: %d search steps settled by the exact fallback",
-                arrays.scenario_id,
-                fallbacks,
-            )
-        likelihoods = sim_agents_metrics_pb2.SimAgentMetrics(
-            **{k: v for k, v in values.items() if k.endswith("_likelihood")}
-        )
-        return sim_agents_metrics_pb2.SimAgentMetrics(
-            scenario_id=arrays.scenario_id,
-            metametric=official_metrics._compute_metametric(self.config, likelihoods),  # pylint: disable=protected-access
-            **values,
-        )
+        feats, ade, fallbacks = self._features_of(arrays, rollouts)
+        values = self._values_of(arrays, feats, ade)
+        self._account(arrays, traces, time.perf_counter() - start, int(fallbacks))
+        out = [self._proto(arrays, values)]
+        for other in others:
+            traces = other._traces()  # pylint: disable=protected-access
+            start = time.perf_counter()
+            values = other._values_of(arrays, feats, ade)  # pylint: disable=protected-access
+            other._account(arrays, traces, time.perf_counter() - start, 0)  # pylint: disable=protected-access
+            out.append(other._proto(arrays, values))  # pylint: disable=protected-access
+        return out
 
     def metrics_from_protos(
         self, scenario, rollouts: sim_agents_submission_pb2.ScenarioRollouts, source: str = ""
