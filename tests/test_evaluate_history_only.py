@@ -7,8 +7,6 @@ traceback); `--saved_model` still generates and validates the rollouts and, with
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from waymo_open_dataset.protos import scenario_pb2
@@ -17,7 +15,7 @@ from waymo_open_dataset.utils.sim_agents import submission_specs
 from export import signature
 from motion_sim.agents.constant_velocity import ConstantVelocityAgent
 from motion_sim.metrics import rollouts_io
-from tests.fixtures import REPO, SAMPLE_DIR, SCENARIO_FILE
+from tests.fixtures import SAMPLE_DIR, SCENARIO_FILE, cli
 
 TEST_SPLIT = os.path.join(SAMPLE_DIR, "test_split_fcb5b4973f486e78.tfrecord")
 NO_FUTURE = (
@@ -34,16 +32,7 @@ def cv_model(tmp_path_factory):
 
 
 def _evaluate(*args):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", "motion_sim.evaluate", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-        check=False,
-    )
+    return cli.run_module("motion_sim.evaluate", *args)
 
 
 FALLBACK_REPORT = "evaluate: constant-velocity fallback drove "

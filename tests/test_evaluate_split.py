@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-import tensorflow as tf
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 
 from export import signature, task_split
@@ -23,9 +20,9 @@ from motion_sim.agents.random_agent import RandomAgent
 from motion_sim.metrics import config as config_lib
 from motion_sim.metrics import history_only, rollouts_io
 from motion_sim.metrics import results as results_lib
-from tests.fixtures import REPO, SAMPLE_DIR, SCENARIO_FILES
+from tests.fixtures import SAMPLE_DIR, SCENARIO_FILES, cli
 from tests.fixtures import rollouts as rollout_fixtures
-from tests.fixtures.scenarios import read_scenarios
+from tests.fixtures.scenarios import read_scenarios, write_copies
 
 TEST_SPLIT = os.path.join(SAMPLE_DIR, "test_split_fcb5b4973f486e78.tfrecord")
 IDS = ["a", "b", "c", "d", "e"]
@@ -132,16 +129,7 @@ def test_share_keeps_model_batches_whole():
 
 
 def _evaluate(*args):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-m", "motion_sim.evaluate", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-        check=False,
-    )
+    result = cli.run_module("motion_sim.evaluate", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -221,13 +209,7 @@ def test_rollouts_split_in_process_equals_one_process(tmp_path):
 @pytest.fixture(scope="module")
 def four_scenes(tmp_path_factory) -> str:
     """The two bundled scenarios twice each under new ids: 4 scored scenes in one file."""
-    path = str(tmp_path_factory.mktemp("scenes") / "four.tfrecord")
-    with tf.io.TFRecordWriter(path) as writer:
-        for copy in range(2):
-            for _, scenario in read_scenarios():
-                scenario.scenario_id = f"{scenario.scenario_id}_{copy}"
-                writer.write(scenario.SerializeToString())
-    return path
+    return write_copies(str(tmp_path_factory.mktemp("scenes") / "four.tfrecord"), 2)
 
 
 def test_split_batches_sample_as_one_process(four_scenes, tmp_path):

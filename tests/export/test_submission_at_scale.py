@@ -11,25 +11,18 @@ import textwrap
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from waymo_open_dataset.protos import sim_agents_submission_pb2
 
 from export import batched_rollouts, saved_model_rollouts, task_split, wosac_submission
 from tests.export.test_wosac_submission import METADATA, METADATA_FLAGS
 from tests.fixtures import REPO
-from tests.fixtures.scenarios import read_scenarios
+from tests.fixtures.scenarios import read_scenarios, write_copies
 
 
 @pytest.fixture(scope="module")
 def six_scenes(tmp_path_factory) -> str:
     """The two bundled scenarios, three times each under new ids: 6 records in one file."""
-    path = str(tmp_path_factory.mktemp("scenes") / "six.tfrecord")
-    with tf.io.TFRecordWriter(path) as writer:
-        for copy in range(3):
-            for _, scenario in read_scenarios():
-                scenario.scenario_id = f"{scenario.scenario_id}_{copy}"
-                writer.write(scenario.SerializeToString())
-    return path
+    return write_copies(str(tmp_path_factory.mktemp("scenes") / "six.tfrecord"), 3)
 
 
 def _members(tarball: str) -> dict[str, bytes]:
