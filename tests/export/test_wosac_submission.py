@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import tarfile
 
 import pytest
@@ -16,7 +14,7 @@ from waymo_open_dataset.utils.sim_agents import submission_specs
 
 from export import batched_rollouts, loader, wosac_submission
 from motion_sim.data.datatypes import ScenarioError
-from tests.fixtures import SCENARIO_FILES
+from tests.fixtures import SCENARIO_FILES, cli
 from tests.fixtures.scenarios import read_scenarios
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -51,15 +49,7 @@ METADATA = {
 
 
 def _run(module, *args):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-    )
+    return cli.run_module(module, *args, timeout=300)
 
 
 def _shard_names(output_dir):
