@@ -445,7 +445,7 @@ def main(argv):
             f"`python -m motion_sim.evaluate merge --output={output}`"
         )
         return 0
-    return _write_outputs(results, output, FLAGS.method_name)
+    return results_lib.write_run_outputs(results, output, FLAGS.method_name)
 
 
 def define_merge_flags() -> None:
@@ -468,37 +468,7 @@ def merge_main(argv):
         return 2
     if "fallback" in results:
         results_lib.report_fallback(results["fallback"], "the model", FLAGS.max_fallback_fraction)
-    return _write_outputs(results, output, FLAGS.method_name)
-
-
-def _write_outputs(results: dict, output: pathlib.Path, method_name: str | None) -> int:
-    """FILE.json + FILE.md of a whole run (one process, or merged); exit status."""
-    if results["unscored"] and not results["num_scenarios"]:  # every scene was history-only
-        return _report_unscored(results)
-    results_lib.write_json(output, results)
-    results_lib.write_table1({method_name or output.stem: results}, output.with_suffix(".md"))
-    logging.info("%d scenarios: %s", results["num_scenarios"], results["buckets"])
-    print(results_lib.time_split(results))
-    print(f"wrote {output} and {output.with_suffix('.md')}")
-    return 0
-
-
-def _report_unscored(results: dict) -> int:
-    """Exit status and one line when no scene had a logged future to score against."""
-    first = results["unscored"][0]
-    if not results["rollouts_output"]:
-        error = history_only.no_future_error(
-            first["source"],
-            first["scenario_id"],
-            "; its rollouts were generated and validated: pass --rollouts_output=FILE to keep them",
-        )
-        print(f"evaluate: bad input: {error}", file=sys.stderr)
-        return 2
-    print(
-        f"evaluate: wrote the rollouts of {len(results['unscored'])} history-only scenario(s) "
-        f"to {results['rollouts_output']}; none has a logged future to score against"
-    )
-    return 0
+    return results_lib.write_run_outputs(results, output, FLAGS.method_name)
 
 
 if __name__ == "__main__":

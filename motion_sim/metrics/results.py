@@ -19,6 +19,8 @@ from absl import logging
 from waymo_open_dataset.protos import sim_agents_metrics_pb2
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import metrics as official_metrics
 
+from motion_sim.metrics import history_only
+
 METRIC_FIELDS = tuple(
     f.name
     for f in sim_agents_metrics_pb2.SimAgentMetrics.DESCRIPTOR.fields
@@ -183,3 +185,33 @@ def time_split(results: dict) -> str:
             "(fast parts summed over workers)",
         ]
     return "time split: " + ", ".join(parts)
+
+
+def write_run_outputs(results: dict, output: pathlib.Path, method_name: str | None) -> int:
+    """FILE.json + FILE.md of a whole run (one process, or merged); exit status."""
+    if results["unscored"] and not results["num_scenarios"]:  # every scene was history-only
+        return report_unscored(results)
+    write_json(output, results)
+    write_table1({method_name or output.stem: results}, output.with_suffix(".md"))
+    logging.info("%d scenarios: %s", results["num_scenarios"], results["buckets"])
+    print(time_split(results))
+    print(f"wrote {output} and {output.with_suffix('.md')}")
+    return 0
+
+
+def report_unscored(results: dict) -> int:
+    """Exit status and one line when no scene had a logged future to score against."""
+    first = results["unscored"][0]
+    if not results["rollouts_output"]:
+        error = history_only.no_future_error(
+            first["source"],
+            first["scenario_id"],
+            "; its rollouts were generated and validated: pass --rollouts_output=FILE to keep them",
+        )
+        print(f"evaluate: bad input: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"evaluate: wrote the rollouts of {len(results['unscored'])} history-only scenario(s) "
+        f"to {results['rollouts_output']}; none has a logged future to score against"
+    )
+    return 0
