@@ -55,10 +55,10 @@ def kinematics(x, y, z, heading, dt, dt2):
     return speed, accel, dh_step / dt, d2h_step / dt2
 
 
-def _fold_steps(x):
-    """[S, A, T, ...] -> [A, S * T, ...]: samples side by side on the step axis."""
-    x = tf.experimental.numpy.swapaxes(x, 0, 1)
-    return tf.reshape(x, [x.shape[0], -1] + x.shape[3:].as_list())
+def _fold_steps_time_major(x):
+    """[S, A, T, ...] -> [S * T, A, ...]: samples one after the other on the step axis."""
+    x = tf.experimental.numpy.swapaxes(x, 1, 2)
+    return tf.reshape(x, [-1] + x.shape[2:].as_list())
 
 
 def _unfold_steps(x, num_samples):
@@ -93,12 +93,18 @@ def map_and_interaction_features(xyzh, valid, speed, size, num_eval, eval_slots,
     num_samples, _, num_steps, _ = xyzh.shape
     num_future = num_steps - CURRENT - 1
     future, future_valid = xyzh[:, :, CURRENT + 1 :], valid[:, :, CURRENT + 1 :]
-    steps_valid = _fold_steps(future_valid)
-    folded = _fold_steps(future)  # [A, S * T, 4]
-    boxes = object_boxes(folded, steps_valid, size)
+    # Time-major [S * T, A] (sample-major steps) for the per-step searches over all agents.
+    steps_valid = _fold_steps_time_major(future_valid)
+    folded = _fold_steps_time_major(future)  # [S * T, A, 4]
+    heading = folded[..., 3]
+    cos, sin = tf.cos(heading), tf.sin(heading)
+    boxes = object_boxes(folded[..., :2], cos, sin, steps_valid, size)
     frame = ttc_frame(
-        tf.gather(folded, [0, 1, 3], axis=-1),
-        _fold_steps(speed[:, :, CURRENT + 1 :]),
+        folded[..., :2],
+        heading,
+        cos,
+        sin,
+        _fold_steps_time_major(speed[:, :, CURRENT + 1 :]),
         steps_valid,
         size,
     )

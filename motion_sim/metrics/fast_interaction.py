@@ -14,57 +14,117 @@ from waymo_open_dataset.utils import geometry_utils
 from waymo_open_dataset.wdl_limited.sim_agents_metrics import interaction_features as official_ix
 
 from motion_sim.metrics import pruned_search
-from motion_sim.metrics.pruned_search import BIG, FALLBACK_SLAB, PRUNE_MARGIN
+from motion_sim.metrics.pruned_search import BIG, FALLBACK_SLAB, PRUNE_MARGIN, STEPS_PER_CHUNK
 
 COLLISION_THRESHOLD = official_ix.COLLISION_DISTANCE_THRESHOLD
 # Objects per (evaluated agent, step) whose exact box distance is computed (the rest are
 # bounded by their circumradii; see `distance_to_nearest_object`).
 NEAREST_OBJECTS = 6
+# Objects kept per chunk of STEPS_PER_CHUNK steps, among which each step's NEAREST_OBJECTS are
+# chosen.
+NEAREST_CHUNK_OBJECTS = 12
+# Of those, the nearest NEAREST_FIRST (by the bound) are scored on every step, the others only
+# where the first ones do not settle the step.
+NEAREST_FIRST = 2
 
 
-def _bottom_corners_2d(xyzh, length, width):
-    """xy of the 4 bottom corners [A, T, 4, 2] of boxes at xyzh [A, T, 4] with sizes [A].
+def _bottom_corners_2d(xy, cos, sin, length, width):
+    """xy of the 4 bottom corners [..., 4, 2] of boxes at xy [..., 2] with heading cos, sin [...]
+    and sizes length, width [...].
 
     `box_utils.get_upright_3d_box_corners(...)[:, :4, :2]` (same corner order and formula),
     without the 3-D rotation matmul over 8 corners: ~half the nearest-object time otherwise.
     """
-    cos, sin = tf.cos(xyzh[..., 3]), tf.sin(xyzh[..., 3])
-    l2 = (length * 0.5)[:, tf.newaxis, tf.newaxis]
-    w2 = (width * 0.5)[:, tf.newaxis, tf.newaxis]
-    local_x = tf.constant([1.0, -1.0, -1.0, 1.0]) * l2  # [A, 1, 4]
+    l2 = (length * 0.5)[..., tf.newaxis]
+    w2 = (width * 0.5)[..., tf.newaxis]
+    local_x = tf.constant([1.0, -1.0, -1.0, 1.0]) * l2  # [..., 4]
     local_y = tf.constant([1.0, 1.0, -1.0, -1.0]) * w2
     c, s = cos[..., tf.newaxis], sin[..., tf.newaxis]
-    x = (c * local_x - s * local_y) + xyzh[..., 0:1]
-    y = (s * local_x + c * local_y) + xyzh[..., 1:2]
+    x = (c * local_x - s * local_y) + xy[..., 0:1]
+    y = (s * local_x + c * local_y) + xy[..., 1:2]
     return tf.stack([x, y], axis=-1)
 
 
 class ObjectBoxes(NamedTuple):
     """Every agent's footprint on every (folded) step, shared by the evaluated agents' searches.
 
+    Steps also come in chunks of STEPS_PER_CHUNK (C = T / STEPS_PER_CHUNK) summarised for the
+    nearest-object pruning: each agent's mean valid position over the chunk and every step's
+    offset from it, in a frame centred on the scene (small coordinates keep float32 rounding
+    far below PRUNE_MARGIN).
+
     Attributes:
-      corners: [T, A, 4, 2] float32 bottom corners of the boxes shrunk by `shrink`.
       xy: [T, A, 2] float32 centres.
+      cos, sin: [T, A] float32 of the headings.
+      length, width: [A] float32 box sizes shrunk by `shrink` (corners: `corners`).
       reach: [A] float32 circumradius of the shrunk box plus `shrink` (bounds the box distance).
       shrink: [A] float32 corner rounding (official CORNER_ROUNDING_FACTOR).
       valid: [T, A] bool.
+      chunk_mean: [C, A, 2] float32 mean valid position over the chunk (0 if none valid).
+      chunk_offset: [2, C, STEPS_PER_CHUNK, A] float32 x and y of position - chunk_mean (0 when
+        invalid).
+      chunk_valid: [C, A] bool, valid on some step of the chunk.
+      num_valid: [T] int32 valid agents on each step.
     """
 
-    corners: tf.Tensor
     xy: tf.Tensor
+    cos: tf.Tensor
+    sin: tf.Tensor
+    length: tf.Tensor
+    width: tf.Tensor
     reach: tf.Tensor
     shrink: tf.Tensor
     valid: tf.Tensor
+    chunk_mean: tf.Tensor
+    chunk_offset: tf.Tensor
+    chunk_valid: tf.Tensor
+    num_valid: tf.Tensor
 
 
-def object_boxes(xyzh, valid, size) -> ObjectBoxes:
-    """`ObjectBoxes` of xyzh [A, T, 4], valid [A, T], size [A, 3]."""
+def object_boxes(xy, cos, sin, valid, size) -> ObjectBoxes:
+    """`ObjectBoxes` of centres xy [T, A, 2], heading cos, sin [T, A], valid [T, A], size [A, 3]."""
     shrink = tf.minimum(size[:, 0], size[:, 1]) * official_ix.CORNER_ROUNDING_FACTOR / 2.0  # [A]
     length, width = size[:, 0] - 2.0 * shrink, size[:, 1] - 2.0 * shrink
-    corners = tf.transpose(_bottom_corners_2d(xyzh, length, width), [1, 0, 2, 3])
     reach = 0.5 * tf.sqrt(length * length + width * width) + shrink
+    num_steps, num_agents = valid.shape
+    shape = [num_steps // STEPS_PER_CHUNK, STEPS_PER_CHUNK, num_agents]
+    weight = tf.cast(valid, tf.float32)
+    chunk_valid = tf.reshape(valid, shape)
+    count = tf.maximum(tf.reduce_sum(tf.reshape(weight, shape), axis=1), 1.0)  # [C, A]
+    mean, offset = [], []
+    for plane in (xy[..., 0], xy[..., 1]):  # x and y planes [T, A]: contiguous agent axis
+        origin = tf.reduce_sum(plane * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+        local = tf.reshape(tf.where(valid, plane - origin, 0.0), shape)
+        mean.append(tf.reduce_sum(local, axis=1) / count)
+        offset.append(tf.where(chunk_valid, local - mean[-1][:, tf.newaxis], 0.0))
     return ObjectBoxes(
-        corners, tf.transpose(xyzh[..., :2], [1, 0, 2]), reach, shrink, tf.transpose(valid)
+        xy,
+        cos,
+        sin,
+        length,
+        width,
+        reach,
+        shrink,
+        valid,
+        tf.stack(mean, axis=-1),
+        tf.stack(offset, axis=0),
+        tf.reduce_any(chunk_valid, axis=1),
+        tf.reduce_sum(tf.cast(valid, tf.int32), axis=1),
+    )
+
+
+def corners(boxes: ObjectBoxes, agents, steps=None):
+    """Bottom corners [Q, K, 4, 2] of the boxes of agents [Q, K] on steps [Q] (None: all T).
+
+    Computed for the few boxes a search scores, not stored for every agent and step."""
+    pick = (lambda x: x) if steps is None else (lambda x: tf.gather(x, steps))
+    at = lambda x: tf.gather(pick(x), agents, batch_dims=1)  # noqa: E731
+    return _bottom_corners_2d(
+        at(boxes.xy),
+        at(boxes.cos),
+        at(boxes.sin),
+        tf.gather(boxes.length, agents),
+        tf.gather(boxes.width, agents),
     )
 
 
@@ -99,41 +159,97 @@ def distance_to_nearest_object(e, boxes: ObjectBoxes):
     Returns:
       ([T] float32 signed distances (1e10 when nothing valid), [] int32 steps recomputed).
     """
-    num_agents = boxes.valid.shape[1]
-    eval_xy = tf.gather(boxes.xy, e, axis=1)[:, tf.newaxis]  # [T, 1, 2]
-    lower = (
-        tf.norm(boxes.xy - eval_xy, axis=-1) - tf.gather(boxes.reach, e) - boxes.reach[tf.newaxis]
-    )  # [T, A]
+    num_steps, num_agents = boxes.valid.shape
+    chunks, chunk = num_steps // STEPS_PER_CHUNK, STEPS_PER_CHUNK
+    not_self = ~tf.one_hot(e, num_agents, on_value=True, off_value=False)
+    reach = tf.gather(boxes.reach, e) + boxes.reach  # [A]
+    # Objects are first narrowed per chunk of steps: for a step where both are valid, the
+    # centre distance is >= |mean_o - mean_e| - |offset_o(t) - offset_e(t)| (the chunk's largest
+    # such offset difference is small for traffic moving together), so the k-smallest passes
+    # run over chunks, not steps.
+    diff = boxes.chunk_offset - tf.gather(boxes.chunk_offset, e, axis=3)[..., tf.newaxis]
+    spread = tf.sqrt(tf.reduce_max(diff[0] * diff[0] + diff[1] * diff[1], axis=1))  # [C, A]
+    apart = tf.norm(
+        boxes.chunk_mean - tf.gather(boxes.chunk_mean, e, axis=1)[:, tf.newaxis], axis=-1
+    )
+    chunk_ok = boxes.chunk_valid & tf.gather(boxes.chunk_valid, e, axis=1)[:, tf.newaxis] & not_self
+    chunk_lower = tf.where(chunk_ok, apart - spread - reach, BIG)
+    kept, chunk_bound = pruned_search.select_smallest(chunk_lower, NEAREST_CHUNK_OBJECTS)  # [C, k]
+    # Their exact centre-distance bounds on each step of the chunk.
+    kept = tf.reshape(
+        tf.broadcast_to(kept[:, tf.newaxis], [chunks, chunk, kept.shape[-1]]), [num_steps, -1]
+    )  # [T, k]
     pair_ok = (
-        tf.gather(boxes.valid, e, axis=1)[:, tf.newaxis]
-        & boxes.valid
-        & ~tf.one_hot(e, num_agents, on_value=True, off_value=False)[tf.newaxis]
+        tf.gather(boxes.valid, kept, batch_dims=1)
+        & tf.gather(boxes.valid, e, axis=1)[:, tf.newaxis]
+        & tf.not_equal(kept, e)
     )
-    lower = tf.where(pair_ok, lower, BIG)
-    other, next_bound = pruned_search.select_smallest(lower, NEAREST_OBJECTS)  # [T, k]
-    eval_corners = tf.gather(boxes.corners, e, axis=1)  # [T, 4, 2]
+    step_lower = tf.where(
+        pair_ok,
+        tf.norm(
+            tf.gather(boxes.xy, kept, batch_dims=1) - tf.gather(boxes.xy, e, axis=1)[:, tf.newaxis],
+            axis=-1,
+        )
+        - tf.gather(reach, kept),
+        BIG,
+    )
+    local, step_bound = pruned_search.select_smallest(step_lower, NEAREST_OBJECTS)
+    other = tf.gather(kept, local, batch_dims=1)  # [T, NEAREST_OBJECTS]
+    other_lower = tf.gather(step_lower, local, batch_dims=1)
+    next_bound = tf.minimum(tf.repeat(chunk_bound, chunk), step_bound)
+    eval_valid = tf.gather(boxes.valid, e, axis=1)  # [T]
+    # Steps with no valid pair at all (the logged agent or every other one invalid) are settled
+    # at 1e10 whatever the chunk bound says.
+    any_pair = eval_valid & (boxes.num_valid > 1)
+    next_bound = tf.where(any_pair, next_bound, BIG)
+    eval_corners = corners(boxes, tf.fill([num_steps, 1], e))[:, 0]  # [T, 4, 2]
     eval_shrink = tf.gather(boxes.shrink, e)
-    dist = _box_distances(
-        eval_corners,
-        tf.gather(boxes.corners, other, batch_dims=1),
-        eval_shrink,
-        tf.gather(boxes.shrink, other),
-    )
-    best = tf.reduce_min(tf.where(tf.gather(pair_ok, other, batch_dims=1), dist, BIG), axis=-1)
-    miss = ~((next_bound >= BIG) | (next_bound > best + PRUNE_MARGIN))
+
+    def best_of(candidates, steps=None):
+        """Smallest exact distance [Q] to the objects candidates [Q, K] on steps [Q] (all: None)."""
+        pick = (lambda x: x) if steps is None else (lambda x: tf.gather(x, steps))
+        dist = _box_distances(
+            pick(eval_corners),
+            corners(boxes, candidates, steps),
+            eval_shrink,
+            tf.gather(boxes.shrink, candidates),
+        )
+        ok = (
+            tf.gather(pick(boxes.valid), candidates, batch_dims=1)
+            & pick(eval_valid)[:, tf.newaxis]
+            & tf.not_equal(candidates, e)
+        )
+        return tf.reduce_min(tf.where(ok, dist, BIG), axis=-1)
+
+    def settled(bound, best):
+        return (bound >= BIG) | (bound > best + PRUNE_MARGIN)
+
+    # The nearest NEAREST_FIRST candidates first; the rest of the NEAREST_OBJECTS only for steps
+    # where their lower bounds leave the answer open, then every object.
+    first = NEAREST_FIRST
+    best = best_of(other[:, :first])
+    first_bound = tf.minimum(next_bound, tf.reduce_min(other_lower[:, first:], axis=-1))
+    miss = ~settled(first_bound, best)
+
+    def all_candidates(query):
+        best = best_of(tf.gather(other, query), query)
+        return best, settled(tf.gather(next_bound, query), best)
 
     def every_object(steps):
-        all_corners = tf.gather(boxes.corners, steps)  # [slab, A, 4, 2]
+        every = tf.broadcast_to(tf.range(num_agents), [steps.shape[0], num_agents])
+        all_corners = corners(boxes, every, steps)  # [slab, A, 4, 2]
         d = _box_distances(
             tf.gather(eval_corners, steps),
             all_corners,
             eval_shrink,
             tf.broadcast_to(boxes.shrink, all_corners.shape[:2]),
         )
-        best = tf.reduce_min(tf.where(tf.gather(pair_ok, steps), d, BIG), axis=-1)
+        ok = tf.gather(boxes.valid, steps) & tf.gather(eval_valid, steps)[:, tf.newaxis] & not_self
+        best = tf.reduce_min(tf.where(ok, d, BIG), axis=-1)
         return best, tf.ones_like(steps, tf.bool)
 
-    best, _, fallbacks = pruned_search.fill_misses(miss, best, every_object, FALLBACK_SLAB)
+    best, unsettled, _ = pruned_search.fill_misses(miss, best, all_candidates, FALLBACK_SLAB)
+    best, _, fallbacks = pruned_search.fill_misses(unsettled, best, every_object, FALLBACK_SLAB)
     return best, fallbacks
 
 
@@ -154,14 +270,18 @@ class TtcFrame(NamedTuple):
     sizes: tf.Tensor
 
 
-def ttc_frame(xyh, speed, valid, size) -> TtcFrame:
-    """`TtcFrame` of xyh [A, T, 3] (x, y, heading), speed [A, T] (`kinematics` with z = 0, as
-    the official code), valid [A, T], size [A, 3]."""
-    xy = tf.transpose(xyh[..., :2], [1, 0, 2])
-    yaw = tf.transpose(xyh[..., 2])[..., tf.newaxis]
+def ttc_frame(xy, yaw, cos, sin, speed, valid, size) -> TtcFrame:
+    """`TtcFrame` of xy [T, A, 2], heading yaw, cos, sin [T, A], speed [T, A] (`kinematics` with
+    z = 0, as the official code), valid [T, A], size [A, 3]."""
     sizes = tf.broadcast_to(size[tf.newaxis, :, :2], [xy.shape[0], size.shape[0], 2])
     return TtcFrame(
-        xy, yaw, tf.cos(yaw), tf.sin(yaw), tf.transpose(speed), tf.transpose(valid), sizes
+        xy,
+        yaw[..., tf.newaxis],
+        cos[..., tf.newaxis],
+        sin[..., tf.newaxis],
+        speed,
+        valid,
+        sizes,
     )
 
 
@@ -207,9 +327,18 @@ def time_to_collision(e, frame: TtcFrame):
     )
     mask = valid[:, tf.newaxis] & following
     masked = long_dist + (1.0 - tf.cast(mask, tf.float32)) * BIG
-    ahead = tf.argmin(masked, axis=-1)
-    dist_ahead = tf.gather(masked, ahead, batch_dims=2)
-    speed_ahead = tf.gather(speed, ahead, batch_dims=1)
+    # The official argmin, as two plain reductions (XLA's CPU argmin is a slow two-operand
+    # reduction): the minimum, then the first index holding it.
+    dist_ahead = tf.reduce_min(masked, axis=-1)
+    ahead = tf.reduce_min(
+        tf.where(
+            tf.equal(masked, dist_ahead[..., tf.newaxis]),
+            tf.range(masked.shape[-1]),
+            masked.shape[-1],
+        ),
+        axis=-1,
+    )
+    speed_ahead = tf.gather(speed, tf.minimum(ahead, masked.shape[-1] - 1), batch_dims=1)
     rel_speed = ego_speed - speed_ahead
     ttc = tf.where(
         rel_speed > 0.0,

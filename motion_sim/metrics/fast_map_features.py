@@ -22,6 +22,9 @@ OFFROAD_THRESHOLD = map_metric_features.OFFROAD_DISTANCE_THRESHOLD
 # Segment groups (`scenario_arrays.GROUP_SIZE` segments each) scored per query step
 # (`pruned_search`), (per chunk, per step). Per-step need on the shared scenarios: <= 9.
 EDGE_GROUPS = (64, 32, 12)
+# Of a step's EDGE_GROUPS[2] groups, the nearest EDGE_FIRST_GROUPS are scored first; the step is
+# scored against all of them only where that cannot settle it.
+EDGE_FIRST_GROUPS = 4
 # Road-edge steps the chunk levels leave unsettled are searched on their own over all groups,
 # STEP_SLAB at a time (before the brute-force fallback).
 STEP_SLAB = 64
@@ -110,7 +113,7 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, num_samples=1):
     corners = _park_invalid(corners, valid[:num_eval])
     valid = valid[:, 1:]
     start, end, seg_ok = edges["edge_start"], edges["edge_end"], edges["edge_valid"]
-    groups, next_bound = pruned_search.nearest_groups(
+    groups, next_bound, _ = pruned_search.nearest_groups(
         corners, edges["edge_group_box"], EDGE_GROUPS, num_samples
     )
     member = edges["edge_groups"]
@@ -145,11 +148,28 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, num_samples=1):
 
     num_queries = num_eval * num_steps
     flat_corners = tf.reshape(corners, [num_queries, 4, 3])
-    seg, best = nearest(flat_corners, tf.reshape(tf.gather(member, groups), [num_queries, -1]))
-    # Every segment outside the searched groups scores >= its 2-D distance >= the bound. Steps
-    # where that does not settle it (e.g. mid-intersection, many edges about as far) are searched
-    # again among all the level-1 groups of their chunk, packed into EDGE_RETRY_STEPS slots.
-    miss = ~(tf.reshape(next_bound, [-1]) > tf.reduce_max(best, axis=-1) + PRUNE_MARGIN)
+    groups = tf.reshape(groups, [num_queries, -1])
+    next_bound = tf.reshape(next_bound, [-1])
+    first = EDGE_FIRST_GROUPS
+    seg, best = nearest(
+        flat_corners, tf.reshape(tf.gather(member, groups[:, :first]), [num_queries, -1])
+    )
+    # Every segment outside the scored groups scores >= its 2-D distance >= the bound. Most steps
+    # settle on their nearest few groups; the others are scored against all the groups the
+    # levels kept, then (e.g. mid-intersection, many edges about as far, or a chunk whose
+    # samples drift apart) get a group search of their own, STEP_SLAB steps at a time.
+    # The kept groups not scored are bounded per corner (tighter than the step's circle).
+    rest = tf.gather(edges["edge_group_box"], groups[:, first:])[:, tf.newaxis]  # [Q, 1, k, 4]
+    rest_lower = pruned_search.box_distance_batched(flat_corners[..., :2], rest)  # [Q, 4, k]
+    first_bound = tf.minimum(next_bound[:, tf.newaxis], tf.reduce_min(rest_lower, axis=-1))
+    miss = tf.reduce_any(~(first_bound > best + PRUNE_MARGIN), axis=-1)
+
+    def kept_groups(query):
+        seg2, best2 = nearest(
+            tf.gather(flat_corners, query),
+            tf.reshape(tf.gather(member, tf.gather(groups, query)), [query.shape[0], -1]),
+        )
+        return seg2, tf.gather(next_bound, query) > tf.reduce_max(best2, axis=-1) + PRUNE_MARGIN
 
     def own_groups(query):
         # Steps the chunk levels cannot settle (their chunk spans far: samples that drift apart
@@ -171,7 +191,8 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, num_samples=1):
             tf.ones_like(query, tf.bool),
         )
 
-    seg, unsettled, _ = pruned_search.fill_misses(miss, seg, own_groups, STEP_SLAB)
+    seg, unsettled, _ = pruned_search.fill_misses(miss, seg, kept_groups, STEP_SLAB)
+    seg, unsettled, _ = pruned_search.fill_misses(unsettled, seg, own_groups, STEP_SLAB)
     seg, _, fallbacks = pruned_search.fill_misses(unsettled, seg, every_edge, FALLBACK_SLAB)
     seg = tf.reshape(seg, [num_eval, num_steps, 4])
     _, d2, rel_t, n = _edge_scores(corners, tf.gather(start, seg), tf.gather(end, seg))

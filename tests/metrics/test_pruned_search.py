@@ -59,3 +59,29 @@ def test_group_bound_is_below_every_left_out_group():
         np.testing.assert_allclose(sorted(d[q, list(kept)]), np.sort(d[q])[:5], rtol=1e-5)
         left_out = [g for g in range(len(boxes)) if g not in kept]
         assert bound.numpy()[q] <= d[q, left_out].min() + 1e-4
+
+
+def test_select_smallest_orders_negative_values_and_bounds_the_rest_exactly():
+    # Keys are the floats' order-preserving bits: negative values must sort below positive ones,
+    # and the returned bound is the exact minimum of what was left out (not a rounded key).
+    rng = np.random.default_rng(1)
+    lower = rng.normal(0, 50, size=(64, 300)).astype(np.float32)
+    lower[:, 7] = -1e10
+    lower[:, 9] = 1e10
+    picked, rest = pruned_search.select_smallest(tf.constant(lower), 6)
+    picked = picked.numpy()
+    for q in range(len(lower)):
+        assert picked[q, 0] == 7
+        left_out = np.delete(lower[q], picked[q])
+        assert rest.numpy()[q] == left_out.min()
+        # Keys drop ceil(log2(300)) = 9 low bits: a relative 2^-14 of reordering at most.
+        assert lower[q, picked[q]].max() <= left_out.min() + abs(left_out.min()) * 2**-14
+
+
+def test_running_count_equals_cumsum():
+    rng = np.random.default_rng(2)
+    for num in (1, 63, 64, 65, 2640):
+        flags = rng.uniform(size=num) < 0.3
+        np.testing.assert_array_equal(
+            pruned_search._running_count(tf.constant(flags)).numpy(), np.cumsum(flags)
+        )
