@@ -21,6 +21,7 @@ BIG = 1e10  # the official EXTREMELY_LARGE_DISTANCE: the score of what cannot ma
 FALLBACK_SLAB = 32
 PRUNE_MARGIN = 1e-3  # metres of slack for float32 rounding in the search bounds
 _FAR = 1e10  # masks what a selection pass already took
+UNROLL = 32  # select_smallest unrolls up to this many passes, loops beyond
 
 
 def chunk_bounds(points):
@@ -56,13 +57,31 @@ def select_smallest(lower, k):
         tf.bitwise.bitwise_and(ordered, tf.constant(-(1 << bits))), tf.range(num)
     )
     taken = tf.constant(tf.int32.max)
-    picked = []
-    for _ in range(min(k, num)):
-        best = tf.reduce_min(key, axis=-1, keepdims=True)
-        picked.append(tf.bitwise.bitwise_and(best[..., 0], tf.constant((1 << bits) - 1)))
-        key = tf.where(tf.equal(key, best), taken, key)
+    k = min(k, num)
+    if k <= UNROLL:
+        picked = []
+        for _ in range(k):
+            best = tf.reduce_min(key, axis=-1, keepdims=True)
+            picked.append(tf.bitwise.bitwise_and(best[..., 0], tf.constant((1 << bits) - 1)))
+            key = tf.where(tf.equal(key, best), taken, key)
+        picked = tf.stack(picked, axis=-1)
+    else:
+        # A loop, not k unrolled passes: the same work, a much smaller program to compile.
+        column = tf.range(k)
+
+        def body(i, key, picked):
+            best = tf.reduce_min(key, axis=-1, keepdims=True)
+            index = tf.bitwise.bitwise_and(best, tf.constant((1 << bits) - 1))
+            picked = tf.where(tf.equal(column, i), index, picked)
+            return i + 1, tf.where(tf.equal(key, best), taken, key), picked
+
+        _, key, picked = tf.while_loop(
+            lambda i, *_: i < k,
+            body,
+            (tf.constant(0), key, tf.zeros(lower.shape[:-1].as_list() + [k], tf.int32)),
+        )
     rest = tf.reduce_min(tf.where(tf.equal(key, taken), _FAR, lower), axis=-1)
-    return tf.stack(picked, axis=-1), rest
+    return picked, rest
 
 
 def box_distance_batched(centre, boxes):
