@@ -92,10 +92,11 @@ def decode_scenario_arrays(serialized: bytes) -> dict:
     return tf.nest.map_structure(lambda t: t.numpy(), _decode_scenario(tf.constant(serialized)))
 
 
-def polylines_by_feature(arrays: dict) -> dict:
-    """{feature row: [P, 3] points} over every polyline/polygon kind in `arrays`."""
+def polylines_by_feature(arrays: dict, kinds=tuple(MAP_KINDS)) -> dict:
+    """{feature row: [P, 3] points} over the polyline/polygon kinds `kinds` (default: every
+    MAP_KINDS key) in `arrays`; each kind's rows in feature order."""
     out = {}
-    for kind in MAP_KINDS:
+    for kind in kinds:
         rows, points, counts = arrays[kind]
         for row, pts in zip(rows, np.split(points, np.cumsum(counts)[:-1])):
             out[int(row)] = pts

@@ -113,12 +113,19 @@ def object_boxes(xy, cos, sin, valid, size) -> ObjectBoxes:
     )
 
 
+def _on_steps(x, steps):
+    """x [T, ...] on steps [Q] (None: all T)."""
+    return x if steps is None else tf.gather(x, steps)
+
+
 def corners(boxes: ObjectBoxes, agents, steps=None):
     """Bottom corners [Q, K, 4, 2] of the boxes of agents [Q, K] on steps [Q] (None: all T).
 
     Computed for the few boxes a search scores, not stored for every agent and step."""
-    pick = (lambda x: x) if steps is None else (lambda x: tf.gather(x, steps))
-    at = lambda x: tf.gather(pick(x), agents, batch_dims=1)  # noqa: E731
+
+    def at(x):
+        return tf.gather(_on_steps(x, steps), agents, batch_dims=1)
+
     return _bottom_corners_2d(
         at(boxes.xy),
         at(boxes.cos),
@@ -207,16 +214,15 @@ def distance_to_nearest_object(e, boxes: ObjectBoxes):
 
     def best_of(candidates, steps=None):
         """Smallest exact distance [Q] to the objects candidates [Q, K] on steps [Q] (all: None)."""
-        pick = (lambda x: x) if steps is None else (lambda x: tf.gather(x, steps))
         dist = _box_distances(
-            pick(eval_corners),
+            _on_steps(eval_corners, steps),
             corners(boxes, candidates, steps),
             eval_shrink,
             tf.gather(boxes.shrink, candidates),
         )
         ok = (
-            tf.gather(pick(boxes.valid), candidates, batch_dims=1)
-            & pick(eval_valid)[:, tf.newaxis]
+            tf.gather(_on_steps(boxes.valid, steps), candidates, batch_dims=1)
+            & _on_steps(eval_valid, steps)[:, tf.newaxis]
             & tf.not_equal(candidates, e)
         )
         return tf.reduce_min(tf.where(ok, dist, BIG), axis=-1)

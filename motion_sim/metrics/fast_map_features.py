@@ -113,7 +113,7 @@ def distance_to_road_edge(xyzh, valid, size, num_eval, edges, num_samples=1):
     corners = _park_invalid(corners, valid[:num_eval])
     valid = valid[:, 1:]
     start, end, seg_ok = edges["edge_start"], edges["edge_end"], edges["edge_valid"]
-    groups, next_bound, _ = pruned_search.nearest_groups(
+    groups, next_bound = pruned_search.nearest_groups(
         corners, edges["edge_group_box"], EDGE_GROUPS, num_samples
     )
     member = edges["edge_groups"]

@@ -108,9 +108,7 @@ def nearest_groups(points, group_box, budget, num_samples=1):
       num_samples: S.
 
     Returns:
-      ([N, T, k2] group indices, [N, T] lower bound on any score outside them, [N, T, k2] the
-      step-level lower bound of each returned group, so a caller can score the nearest few
-      first and bound the rest).
+      ([N, T, k2] group indices, [N, T] lower bound on any score outside them).
     """
     n, t, p = points.shape[:3]
     e, c = n // num_samples, t // STEPS_PER_CHUNK
@@ -134,13 +132,8 @@ def nearest_groups(points, group_box, budget, num_samples=1):
     groups = tf.gather(
         tf.broadcast_to(groups1[:, :, :, tf.newaxis], lower.shape), local, batch_dims=4
     )
-    group_lower = tf.gather(lower, local, batch_dims=4)
     bound = tf.minimum(tf.minimum(bound0[tf.newaxis], bound1)[..., tf.newaxis], bound2)
-    return (
-        tf.reshape(groups, [n, t, -1]),
-        tf.reshape(bound, [n, t]),
-        tf.reshape(group_lower, [n, t, -1]),
-    )
+    return tf.reshape(groups, [n, t, -1]), tf.reshape(bound, [n, t])
 
 
 def first_argmin(score, index):

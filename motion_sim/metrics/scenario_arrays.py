@@ -166,12 +166,6 @@ def _padded_polylines(polylines: list) -> tuple[np.ndarray, list[int]]:
     return out, kept
 
 
-def _map_points(decoded: dict, kind: str) -> dict:
-    """{map feature row: [P, 3] float64 points} of one `scenario_decoder.MAP_KINDS` kind."""
-    rows, points, counts = decoded[kind]
-    return dict(zip(rows.tolist(), np.split(points, np.cumsum(counts)[:-1])))
-
-
 def _groups(
     members: np.ndarray, xy_points: list, invalid_index: int, num_groups: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +208,7 @@ def _road_edge_tables(decoded: dict, source: str) -> dict:
     """Unpadded road-edge segment tables (`_pad_edges` pads them to a bucket) of a
     `scenario_decoder.decode_scenario_arrays` result."""
     # Feature order (rows ascending), as the official code reads the map.
-    polylines = list(_map_points(decoded, "road_edge").values())
+    polylines = list(scenario_decoder.polylines_by_feature(decoded, ["road_edge"]).values())
     pts, kept = _padded_polylines(polylines)
     if not kept:
         raise rollout_checks.RolloutError(
@@ -274,7 +268,7 @@ def _pad_edges(edges: dict, size: int) -> dict:
 
 def _lane_and_light_tables(scenario: scenario_pb2.Scenario, decoded: dict) -> dict:
     """Unpadded lane segment and signal tables (`_pad_lanes_and_lights` pads them)."""
-    points = _map_points(decoded, "lane")
+    points = scenario_decoder.polylines_by_feature(decoded, ["lane"])
     lanes, ids = [], []
     for row, f in enumerate(scenario.map_features):
         if row in points and f.lane.type == _SURFACE_STREET:
